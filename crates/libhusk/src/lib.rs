@@ -1,0 +1,21 @@
+//! husk's runtime library: everything between an OCI bundle and a running container.
+//!
+//! One module per kernel concern; the CLI crate only parses arguments and calls `container`.
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod config;
+pub mod console;
+pub mod container;
+pub mod error;
+pub mod features;
+pub mod hooks;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod spec_template;
+pub mod state;
+pub mod sync;
+pub mod syscalls;
+
+pub use error::{Error, Result};

@@ -1,0 +1,97 @@
+//! Raw system calls that neither rustix nor libc wrap. Each `unsafe` block is as small as the call.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use rustix::io::Errno;
+
+fn check(ret: libc::c_long) -> Result<libc::c_long, Errno> {
+    if ret < 0 {
+        Err(Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL)))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// What clone3 returned in the calling process.
+pub enum Forked {
+    Parent { pid: i32, pidfd: OwnedFd },
+    Child,
+}
+
+/// `clone3` without a new stack: fork semantics, plus namespace flags, a pidfd for the parent
+/// (so later waits and signals cannot hit a recycled pid) and, on cgroup v2, `CLONE_INTO_CGROUP`
+/// so the child is born in its cgroup.
+///
+/// The caller must be single-threaded: the child then starts as a complete copy of a process
+/// whose locks no other thread can hold, so it may allocate and run ordinary Rust code.
+pub fn clone3(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, Errno> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args: libc::clone_args = unsafe_zeroed_clone_args();
+    args.flags = ns_flags | libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut pidfd as *mut libc::c_int as u64;
+    args.exit_signal = libc::SIGCHLD as u64;
+    if let Some(fd) = cgroup {
+        args.flags |= libc::CLONE_INTO_CGROUP as u64;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: clone3 with stack = 0 behaves like fork; args outlives the call and `pidfd` is a
+    // valid out-pointer. The single-threaded precondition is the caller's (documented above).
+    let ret = check(unsafe {
+        libc::syscall(libc::SYS_clone3, &mut args as *mut libc::clone_args, std::mem::size_of::<libc::clone_args>())
+    })?;
+    if ret == 0 {
+        return Ok(Forked::Child);
+    }
+    // SAFETY: the kernel just gave us this pidfd and nothing else owns it.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok(Forked::Parent { pid: ret as i32, pidfd })
+}
+
+fn unsafe_zeroed_clone_args() -> libc::clone_args {
+    // SAFETY: clone_args is a plain C struct of integers for which all-zero is the documented
+    // "no option" value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// `mount_setattr(2)` on a mount fd (or a path relative to it).
+pub fn mount_setattr(dirfd: BorrowedFd<'_>, path: &std::ffi::CStr, flags: u32, set: u64, clear: u64, propagation: u64) -> Result<(), Errno> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation, userns_fd: 0 };
+    // SAFETY: the pointers are valid for the duration of the call and the size matches the
+    // struct (MOUNT_ATTR_SIZE_VER0).
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd.as_raw_fd(),
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(|_| ())
+}
+
+/// Mark every fd in `first..=last` close-on-exec, so only what we keep survives `execve`.
+pub fn cloexec_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags; it closes nothing.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, libc::CLOSE_RANGE_CLOEXEC) }).map(|_| ())
+}
+
+/// Close every fd in `first..=last`.
+pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: the caller owns no Rust objects over these fds any more (documented at call sites).
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(|_| ())
+}
+
+/// `sethostname`/`setdomainname` without going through a libc wrapper that may not exist.
+pub fn set_domainname(name: &[u8]) -> Result<(), Errno> {
+    // SAFETY: pointer and length describe a live slice.
+    check(unsafe { libc::setdomainname(name.as_ptr() as *const libc::c_char, name.len()) } as libc::c_long).map(|_| ())
+}
