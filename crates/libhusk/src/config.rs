@@ -38,7 +38,10 @@ pub fn parse_spec(data: &[u8]) -> Result<Spec> {
     let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || path.is_empty() {
+        if matches!(inner.classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof)
+            || path == "."
+            || path == "?"
+        {
             Error::msg(format!("invalid JSON: {inner}"))
         } else {
             Error::field(path, inner)
