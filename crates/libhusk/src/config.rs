@@ -91,13 +91,19 @@ fn validate(spec: &Spec) -> Result<()> {
     let mut has_user = false;
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         if seen.contains(&ns.typ()) {
-            return Err(Error::field(format!("linux.namespaces[{i}]"), format!("duplicate namespace type {}", ns_name(ns.typ()))));
+            return Err(Error::field(
+                format!("linux.namespaces[{i}]"),
+                format!("duplicate namespace type {}", ns_name(ns.typ())),
+            ));
         }
         seen.push(ns.typ());
         has_user |= ns.typ() == LinuxNamespaceType::User;
         if let Some(p) = ns.path() {
             if !p.is_absolute() {
-                return Err(Error::field(format!("linux.namespaces[{i}].path"), format!("{p:?} is not an absolute path")));
+                return Err(Error::field(
+                    format!("linux.namespaces[{i}].path"),
+                    format!("{p:?} is not an absolute path"),
+                ));
             }
         }
     }
@@ -128,7 +134,8 @@ fn check_rootfs(bundle: &Path, spec: &Spec) -> Result<PathBuf> {
         return Err(Error::field("root.path", "missing"));
     }
     let rootfs = bundle.join(root.path());
-    let meta = std::fs::symlink_metadata(&rootfs).map_err(|e| Error::from(e).context(format!("root.path: {}", rootfs.display())))?;
+    let meta = std::fs::symlink_metadata(&rootfs)
+        .map_err(|e| Error::from(e).context(format!("root.path: {}", rootfs.display())))?;
     if meta.file_type().is_symlink() {
         return Err(Error::field("root.path", format!("{} is a symlink; give the real directory", rootfs.display())));
     }
@@ -176,12 +183,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let bad = cfg_with(r#""process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0},"rlimits":[{"type":"RLIMIT_NOFILE","hard":1,"soft":1},{"type":"RLIMIT_BOGUS","hard":1,"soft":1}]}"#, "");
+        let bad = cfg_with(
+            r#""process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0},"rlimits":[{"type":"RLIMIT_NOFILE","hard":1,"soft":1},{"type":"RLIMIT_BOGUS","hard":1,"soft":1}]}"#,
+            "",
+        );
         let e = parse_spec(bad.as_bytes()).unwrap_err().to_string();
         assert!(e.starts_with("process.rlimits[1].type"), "{e}");
         let e = parse_spec(b"{not json").unwrap_err().to_string();
         assert!(e.starts_with("invalid JSON"), "{e}");
-        let e = parse_spec(cfg(r#","linux":{"namespaces":[{"type":"pid"},{"type":"pid"}]}"#).as_bytes()).unwrap_err().to_string();
+        let e = parse_spec(cfg(r#","linux":{"namespaces":[{"type":"pid"},{"type":"pid"}]}"#).as_bytes())
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "linux.namespaces[1]: duplicate namespace type pid");
     }
 

@@ -54,7 +54,14 @@ fn unsafe_zeroed_clone_args() -> libc::clone_args {
 }
 
 /// `mount_setattr(2)` on a mount fd (or a path relative to it).
-pub fn mount_setattr(dirfd: BorrowedFd<'_>, path: &std::ffi::CStr, flags: u32, set: u64, clear: u64, propagation: u64) -> Result<(), Errno> {
+pub fn mount_setattr(
+    dirfd: BorrowedFd<'_>,
+    path: &std::ffi::CStr,
+    flags: u32,
+    set: u64,
+    clear: u64,
+    propagation: u64,
+) -> Result<(), Errno> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,

@@ -39,7 +39,11 @@ pub struct Placement {
 }
 
 impl Cgroup {
-    pub fn create(_cgroups_path: Option<&std::path::Path>, _id: &str, _resources: Option<&LinuxResources>) -> Result<Cgroup> {
+    pub fn create(
+        _cgroups_path: Option<&std::path::Path>,
+        _id: &str,
+        _resources: Option<&LinuxResources>,
+    ) -> Result<Cgroup> {
         Err(Error::msg("cgroups: not implemented"))
     }
     pub fn v2_dir_fd(&self) -> Result<Option<OwnedFd>> {
