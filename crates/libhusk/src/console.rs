@@ -1,1 +1,86 @@
-//! (in progress)
+//! `process.terminal`: a pty made inside the container, its master sent to the caller's
+//! `--console-socket`, its slave as the process's stdio and `/dev/console`.
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use rustix::pty::{ioctl_tiocgptpeer, openpt, ptsname, unlockpt, OpenptFlags};
+
+use crate::error::{Context, Error, Result};
+
+/// Connect to the caller's console socket (done by husk before clone, in the host's namespaces).
+pub fn connect(path: &Path) -> Result<OwnedFd> {
+    use rustix::net::{connect, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let sock = socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
+        .ctx(|| "console socket")?;
+    let addr = SocketAddrUnix::new(path).ctx(|| format!("--console-socket {}", path.display()))?;
+    connect(&sock, &addr).ctx(|| format!("--console-socket: connect {}", path.display()))?;
+    Ok(sock)
+}
+
+/// Runs in the init after pivot_root, so `/dev/ptmx` is the container's own devpts instance.
+pub fn setup(socket: OwnedFd, size: Option<&oci_spec::runtime::Box>) -> Result<()> {
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).ctx(|| "open /dev/ptmx")?;
+    unlockpt(&master).ctx(|| "unlockpt")?;
+    // The slave comes from the master itself, never by path (CVE-2025-52565).
+    let slave = ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+        .ctx(|| "open pty slave")?;
+    if let Some(b) = size {
+        let ws = rustix::termios::Winsize {
+            ws_row: b.height() as u16,
+            ws_col: b.width() as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&master, ws).ctx(|| "process.consoleSize")?;
+    }
+    bind_dev_console(&slave)?;
+    let name = ptsname(&master, Vec::new()).ctx(|| "ptsname")?;
+    send_fd(&socket, name.as_bytes(), &master).ctx(|| "--console-socket: send pty master")?;
+    drop(master);
+    drop(socket);
+    rustix::process::setsid().ctx(|| "setsid")?;
+    rustix::process::ioctl_tiocsctty(&slave).ctx(|| "set controlling terminal")?;
+    for target in 0..3 {
+        dup_onto(&slave, target)?;
+    }
+    Ok(())
+}
+
+fn bind_dev_console(slave: &OwnedFd) -> Result<()> {
+    let dev = rustix::fs::open("/dev", OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+        .ctx(|| "open /dev")?;
+    match rustix::fs::openat(&dev, "console", OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(0o666)) {
+        Ok(_) => {}
+        Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(Error::from(e).context("create /dev/console")),
+    }
+    let target = rustix::fs::openat(&dev, "console", OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+        .ctx(|| "open /dev/console")?;
+    let tree = open_tree(slave, "", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH)
+        .ctx(|| "clone pty slave mount")?;
+    move_mount(tree.as_fd(), "", target.as_fd(), "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
+        .ctx(|| "bind pty onto /dev/console")
+}
+
+fn send_fd(socket: &OwnedFd, data: &[u8], fd: &OwnedFd) -> Result<()> {
+    let fds = [fd.as_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = SendAncillaryBuffer::new(&mut space);
+    cmsg.push(SendAncillaryMessage::ScmRights(&fds));
+    sendmsg(socket, &[IoSlice::new(data)], &mut cmsg, SendFlags::NOSIGNAL)?;
+    Ok(())
+}
+
+fn dup_onto(fd: &OwnedFd, target: i32) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 onto 0..2 replaces stdio, which this process owns; no Rust object owns them.
+    if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+        return Err(Error::from(std::io::Error::last_os_error()).context(format!("dup pty onto fd {target}")));
+    }
+    Ok(())
+}

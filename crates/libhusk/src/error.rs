@@ -26,6 +26,10 @@ impl Error {
         Error { msg: format!("{what}: {}", errno_text(errno)), errno: Some(errno) }
     }
 
+    pub fn with_errno(self, errno: i32) -> Self {
+        Error { errno: Some(errno), ..self }
+    }
+
     pub fn errno(&self) -> Option<i32> {
         self.errno
     }

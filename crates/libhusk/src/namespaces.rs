@@ -1,1 +1,182 @@
-//! (in progress)
+//! Namespaces: which to create with the one clone3, which to join by path, and the user
+//! namespace's id maps.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+use rustix::fs::{Mode, OFlags};
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+
+use crate::config::ns_name;
+use crate::error::{Context, Error, Result};
+
+/// How the container's namespaces come to be.
+#[derive(Debug, Default)]
+pub struct NsPlan {
+    /// CLONE_NEW* flags passed to clone3 (everything new except time, see `new_time`).
+    pub clone_flags: u64,
+    /// Namespaces to join, user first, with their index in `linux.namespaces` for errors.
+    pub join: Vec<(usize, LinuxNamespaceType, PathBuf)>,
+    /// A new time namespace is made by unshare in the init so its offsets can be written before
+    /// any process lives in it; the kernel moves the init into it at execve.
+    pub new_time: bool,
+    pub new_user: bool,
+    pub new_pid: bool,
+    pub new_net: bool,
+    pub new_mount: bool,
+    pub new_cgroup: bool,
+}
+
+fn flag(t: LinuxNamespaceType) -> u64 {
+    (match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }) as u64
+}
+
+impl NsPlan {
+    pub fn from_config(linux: Option<&Linux>) -> Result<NsPlan> {
+        let mut plan = NsPlan::default();
+        let Some(namespaces) = linux.and_then(|l| l.namespaces().as_ref()) else {
+            return Err(Error::field("linux.namespaces", "missing: husk needs at least a mount namespace"));
+        };
+        for (i, ns) in namespaces.iter().enumerate() {
+            let t = ns.typ();
+            match ns.path() {
+                Some(p) if !p.as_os_str().is_empty() => plan.join.push((i, t, p.clone())),
+                _ => match t {
+                    LinuxNamespaceType::Time => plan.new_time = true,
+                    _ => plan.clone_flags |= flag(t),
+                },
+            }
+        }
+        // Joining a user namespace first matters: the others are then entered with its privileges.
+        plan.join.sort_by_key(|(_, t, _)| *t != LinuxNamespaceType::User);
+        let new = |t| plan.clone_flags & flag(t) != 0;
+        plan.new_user = new(LinuxNamespaceType::User);
+        plan.new_pid = new(LinuxNamespaceType::Pid);
+        plan.new_net = new(LinuxNamespaceType::Network);
+        plan.new_mount = new(LinuxNamespaceType::Mount);
+        plan.new_cgroup = new(LinuxNamespaceType::Cgroup);
+        let joins = |t| plan.join.iter().any(|(_, jt, _)| *jt == t);
+        if !plan.new_mount && !joins(LinuxNamespaceType::Mount) {
+            return Err(Error::field("linux.namespaces", "a mount namespace is required"));
+        }
+        if joins(LinuxNamespaceType::User) && plan.clone_flags != 0 {
+            // Namespaces made by clone3 would belong to our user namespace, not the joined one.
+            return Err(Error::field(
+                "linux.namespaces",
+                "joining a user namespace by path while creating other namespaces is not supported yet",
+            ));
+        }
+        if plan.new_user && linux.is_some_and(|l| l.uid_mappings().as_ref().is_none_or(|m| m.is_empty())) {
+            return Err(Error::field("linux.uidMappings", "a new user namespace needs uid mappings"));
+        }
+        Ok(plan)
+    }
+
+    pub fn pid_ns_path(&self) -> Option<&(usize, LinuxNamespaceType, PathBuf)> {
+        self.join.iter().find(|(_, t, _)| *t == LinuxNamespaceType::Pid)
+    }
+}
+
+fn link_type(t: LinuxNamespaceType) -> LinkNameSpaceType {
+    match t {
+        LinuxNamespaceType::Mount => LinkNameSpaceType::Mount,
+        LinuxNamespaceType::Cgroup => LinkNameSpaceType::ControlGroup,
+        LinuxNamespaceType::Uts => LinkNameSpaceType::HostNameAndNISDomainName,
+        LinuxNamespaceType::Ipc => LinkNameSpaceType::InterProcessCommunication,
+        LinuxNamespaceType::User => LinkNameSpaceType::User,
+        LinuxNamespaceType::Pid => LinkNameSpaceType::ProcessID,
+        LinuxNamespaceType::Network => LinkNameSpaceType::Network,
+        LinuxNamespaceType::Time => LinkNameSpaceType::Time,
+    }
+}
+
+pub fn open_ns(index: usize, path: &std::path::Path) -> Result<OwnedFd> {
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .ctx(|| format!("linux.namespaces[{index}].path: open {}", path.display()))
+}
+
+/// Enter an existing namespace; setns checks the fd really is a namespace of that type.
+pub fn join(index: usize, t: LinuxNamespaceType, path: &std::path::Path) -> Result<()> {
+    let fd = open_ns(index, path)?;
+    move_into_link_name_space(fd.as_fd(), Some(link_type(t)))
+        .ctx(|| format!("linux.namespaces[{index}]: join {} namespace {}", ns_name(t), path.display()))
+}
+
+/// Make pid namespace `path` the one our next child is born into; returns how to undo it.
+pub fn enter_pid_ns_for_children(index: usize, path: &std::path::Path) -> Result<OwnedFd> {
+    let own = open_ns(index, std::path::Path::new("/proc/self/ns/pid"))?;
+    join(index, LinuxNamespaceType::Pid, path)?;
+    Ok(own)
+}
+
+pub fn restore_pid_ns_for_children(own: OwnedFd) -> Result<()> {
+    move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::ProcessID)).ctx(|| "restore pid namespace")
+}
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect()
+}
+
+/// Write the child's uid and gid maps (as root, directly; rootless multi-range maps go through
+/// newuidmap, which is the user-namespace issue).
+pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<()> {
+    let write = |file: &str, field: &str, maps: &Option<Vec<LinuxIdMapping>>| -> Result<()> {
+        let Some(maps) = maps.as_ref().filter(|m| !m.is_empty()) else { return Ok(()) };
+        std::fs::write(format!("/proc/{pid}/{file}"), map_text(maps)).ctx(|| format!("{field}: write {file}"))
+    };
+    write("uid_map", "linux.uidMappings", linux.uid_mappings())?;
+    write("gid_map", "linux.gidMappings", linux.gid_mappings())
+}
+
+/// Time namespace offsets, written by the init after unshare(CLONE_NEWTIME).
+pub fn write_time_offsets(linux: &Linux) -> Result<()> {
+    let Some(offsets) = linux.time_offsets() else { return Ok(()) };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        let name = match clock.as_str() {
+            "monotonic" | "boottime" => clock.as_str(),
+            other => return Err(Error::field(format!("linux.timeOffsets.{other}"), "unknown clock")),
+        };
+        text.push_str(&format!("{name} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+    }
+    std::fs::write("/proc/self/timens_offsets", text).ctx(|| "linux.timeOffsets: write /proc/self/timens_offsets")
+}
+
+/// A new network namespace has `lo` down; runc and crun bring it up, and so do we.
+pub fn loopback_up() -> Result<()> {
+    let sock = rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::DGRAM, None)
+        .ctx(|| "socket for lo")?;
+    let mut req: libc::ifreq = ifreq_lo();
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write only `req`, which lives across both calls.
+    let ok = unsafe {
+        use std::os::fd::AsRawFd;
+        libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) == 0 && {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) == 0
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::from(std::io::Error::last_os_error()).context("bring up lo"))
+    }
+}
+
+fn ifreq_lo() -> libc::ifreq {
+    // SAFETY: ifreq is a plain C struct/union for which zero bytes are a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    req
+}

@@ -1,1 +1,92 @@
-//! (in progress)
+//! The parent/init handshake during create: a SOCK_SEQPACKET pair, so every message arrives whole
+//! and a dead peer reads as end-of-file instead of a hang.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::net::{socketpair, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Msg {
+    /// parent → init: uid/gid maps are written and the cgroups joined; go on.
+    Go,
+    /// init → parent: namespaces and mounts are ready; run prestart and createRuntime hooks.
+    RunHooks,
+    /// parent → init: the hooks succeeded.
+    HooksDone,
+    /// init → parent: everything is set up; waiting for `start`.
+    Ready,
+    /// Either way: setup failed, with the message to report.
+    Error(String),
+}
+
+const GO: u8 = 1;
+const RUN_HOOKS: u8 = 2;
+const HOOKS_DONE: u8 = 3;
+const READY: u8 = 4;
+const ERROR: u8 = 5;
+
+pub struct Channel(OwnedFd);
+
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)
+        .map_err(|e| Error::from(e).context("socketpair"))?;
+    Ok((Channel(a), Channel(b)))
+}
+
+impl Channel {
+    pub fn send(&self, msg: &Msg) -> Result<()> {
+        let mut buf = Vec::with_capacity(16);
+        match msg {
+            Msg::Go => buf.push(GO),
+            Msg::RunHooks => buf.push(RUN_HOOKS),
+            Msg::HooksDone => buf.push(HOOKS_DONE),
+            Msg::Ready => buf.push(READY),
+            Msg::Error(text) => {
+                buf.push(ERROR);
+                buf.extend_from_slice(text.as_bytes());
+            }
+        }
+        rustix::net::send(self.0.as_fd(), &buf, SendFlags::NOSIGNAL).map_err(|e| Error::from(e).context("sync send"))?;
+        Ok(())
+    }
+
+    /// The next message, or `None` when the peer has gone (closed or died).
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match rustix::net::recv(self.0.as_fd(), &mut buf, RecvFlags::empty()) {
+                Ok((n, _)) => break n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(Error::from(e).context("sync recv")),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let msg = match buf[0] {
+            GO => Msg::Go,
+            RUN_HOOKS => Msg::RunHooks,
+            HOOKS_DONE => Msg::HooksDone,
+            READY => Msg::Ready,
+            ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+            other => return Err(Error::msg(format!("sync: unexpected message {other}"))),
+        };
+        Ok(Some(msg))
+    }
+
+    /// Wait for exactly `want`; an error message from the peer becomes our error.
+    pub fn expect(&self, want: Msg) -> Result<()> {
+        match self.recv()? {
+            Some(m) if m == want => Ok(()),
+            Some(Msg::Error(text)) => Err(Error::msg(text)),
+            Some(other) => Err(Error::msg(format!("sync: expected {want:?}, got {other:?}"))),
+            None => Err(Error::msg("container init exited during setup")),
+        }
+    }
+
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}

@@ -12,6 +12,9 @@ fn check(ret: libc::c_long) -> Result<libc::c_long, Errno> {
     }
 }
 
+/// libc's constant is a c_int that cannot hold this bit.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// What clone3 returned in the calling process.
 pub enum Forked {
     Parent { pid: i32, pidfd: OwnedFd },
@@ -31,7 +34,7 @@ pub fn clone3(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, E
     args.pidfd = &mut pidfd as *mut libc::c_int as u64;
     args.exit_signal = libc::SIGCHLD as u64;
     if let Some(fd) = cgroup {
-        args.flags |= libc::CLONE_INTO_CGROUP as u64;
+        args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
     }
     // SAFETY: clone3 with stack = 0 behaves like fork; args outlives the call and `pidfd` is a

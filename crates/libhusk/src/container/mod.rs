@@ -1,1 +1,41 @@
-//! (in progress)
+//! The lifecycle commands: create, start, state, list, kill, delete, run.
+
+mod create;
+mod delete;
+mod kill;
+mod start;
+
+pub use create::{create, CreateOptions, Created};
+pub use delete::delete;
+pub use kill::{kill, parse_signal};
+pub use start::start;
+
+use std::path::Path;
+
+use crate::error::Result;
+use crate::state::{OciState, State, StateDir};
+
+/// `state ID`: the OCI state with runc's extras.
+pub fn state(root: &Path, id: &str) -> Result<String> {
+    let dir = StateDir::open(root, id)?;
+    let state = dir.load()?;
+    let oci = state.oci(&dir);
+    Ok(serde_json::to_string_pretty(&oci).unwrap_or_default())
+}
+
+/// Every container under `root` with its live status; unreadable ones are skipped like runc.
+pub fn list(root: &Path) -> Result<Vec<(State, crate::state::Status)>> {
+    let mut out = Vec::new();
+    for id in crate::state::list_ids(root)? {
+        let Ok(dir) = StateDir::open(root, &id) else { continue };
+        let Ok(state) = dir.load() else { continue };
+        let status = state.status(&dir);
+        out.push((state, status));
+    }
+    Ok(out)
+}
+
+pub fn oci_json(state: &State, status: crate::state::Status) -> serde_json::Value {
+    let oci: OciState = state.oci_with(status);
+    serde_json::to_value(oci).unwrap_or_default()
+}

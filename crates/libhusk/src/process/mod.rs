@@ -1,1 +1,6 @@
-//! (in progress)
+//! The container's process: its init (set up inside the namespaces, waits for `start`, execs).
+
+pub mod exec;
+pub mod init;
+pub mod rlimits;
+pub mod user;

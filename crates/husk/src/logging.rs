@@ -1,0 +1,69 @@
+//! runc's log contract: `--log FILE` (stderr without it), `--log-format text|json`, one line per
+//! event; containerd shows the `msg` of the last error line to the user.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Write;
+use std::sync::Mutex;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Metadata, Subscriber};
+
+pub struct Logger {
+    out: Mutex<Box<dyn Write + Send>>,
+    json: bool,
+    max: Level,
+}
+
+impl Logger {
+    pub fn new(file: Option<File>, json: bool, debug: bool) -> Logger {
+        let out: Box<dyn Write + Send> = match file {
+            Some(f) => Box::new(f),
+            None => Box::new(std::io::stderr()),
+        };
+        Logger { out: Mutex::new(out), json, max: if debug { Level::DEBUG } else { Level::INFO } }
+    }
+
+    pub fn write(&self, level: Level, msg: &str) {
+        let time = libhusk::state::now_rfc3339();
+        let level = level.as_str().to_ascii_lowercase();
+        let line = if self.json {
+            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
+        } else {
+            format!("time={time:?} level={level} msg={msg:?}")
+        };
+        if let Ok(mut out) = self.out.lock() {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+}
+
+impl Subscriber for Logger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        *metadata.level() <= self.max
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut msg = Message(String::new());
+        event.record(&mut msg);
+        self.write(*event.metadata().level(), &msg.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}

@@ -1,0 +1,252 @@
+//! `create`: everything but the user program. The parent side of the handshake lives here; the
+//! child side is `process::init`.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use rustix::net::{bind, listen, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+
+use crate::cgroups::Cgroup;
+use crate::config::Bundle;
+use crate::error::{Context, Error, Result};
+use crate::namespaces::{self, NsPlan};
+use crate::process::init::{self, InitArgs};
+use crate::state::{self, ProcessId, State, StateDir, Status, START_SOCKET};
+use crate::syscalls::{self, Forked};
+use crate::{console, hooks, sync};
+
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// A created container: its init waits for `start`.
+pub struct Created {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub state_dir: StateDir,
+}
+
+pub fn create(opts: &CreateOptions) -> Result<Created> {
+    let bundle = Bundle::load(&opts.bundle)?;
+    reject_unsupported(&bundle)?;
+    let plan = NsPlan::from_config(bundle.spec.linux().as_ref())?;
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    if terminal && opts.console_socket.is_none() {
+        return Err(Error::field("process.terminal", "a terminal needs --console-socket when husk detaches"));
+    }
+    let dir = StateDir::create(&opts.root, &opts.id)?;
+    let mut undo = Undo { dir: Some(dir), cgroup: None, child: None };
+    match create_in(opts, &bundle, &plan, &mut undo) {
+        Ok((pid, pidfd)) => {
+            let state_dir = undo.dir.take().ok_or_else(|| Error::msg("state dir lost"))?;
+            undo.cgroup = None;
+            undo.child = None;
+            Ok(Created { pid, pidfd, state_dir })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Undoes a failed create: nothing may be left behind (process, cgroup, state).
+struct Undo {
+    dir: Option<StateDir>,
+    cgroup: Option<Cgroup>,
+    child: Option<(i32, OwnedFd)>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some((pid, pidfd)) = self.child.take() {
+            let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+            let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty());
+        }
+        if let Some(cg) = self.cgroup.take() {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!("cleanup after failed create: {e}");
+            }
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.remove();
+        }
+    }
+}
+
+fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Undo) -> Result<(i32, OwnedFd)> {
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref();
+    let dir = undo.dir.as_ref().ok_or_else(|| Error::msg("state dir lost"))?;
+    let mut state = State {
+        oci_version: spec.version().clone(),
+        id: opts.id.clone(),
+        status: Status::Creating,
+        init: ProcessId::default(),
+        creator: ProcessId::of(std::process::id() as i32)?,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: state::owner_name(),
+        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        cgroup: Cgroup::default(),
+        hooks: spec.hooks().clone(),
+        own_pid_ns: plan.new_pid,
+    };
+    dir.save(&state)?;
+
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
+    let cgroup = Cgroup::create(cgroups_path, &opts.id, linux.and_then(|l| l.resources().as_ref()))?;
+    state.cgroup = cgroup.clone();
+    undo.cgroup = Some(cgroup.clone());
+    dir.save(&state)?;
+
+    let console_socket = opts.console_socket.as_deref().map(console::connect).transpose()?;
+    let start_listener = bind_start_socket(dir)?;
+    let (parent_end, child_end) = sync::pair()?;
+    let (listen_fds, extra_env) = socket_activation();
+    let keep_fds = 3 + listen_fds + opts.preserve_fds;
+    let hooks = spec.hooks().as_ref();
+    let prestart = hooks.and_then(|h| h.prestart().clone()).unwrap_or_default();
+    let create_runtime = hooks.and_then(|h| h.create_runtime().clone()).unwrap_or_default();
+    let parent_hooks = !prestart.is_empty() || !create_runtime.is_empty();
+
+    let v2_fd = cgroup.v2_dir_fd()?;
+    let pid_ns_restore = match plan.pid_ns_path() {
+        Some((i, _, path)) => Some(namespaces::enter_pid_ns_for_children(*i, path)?),
+        None => None,
+    };
+    let forked = syscalls::clone3(plan.clone_flags, v2_fd.as_ref().map(|f| f.as_fd()));
+    if let Some(own) = pid_ns_restore {
+        namespaces::restore_pid_ns_for_children(own)?;
+    }
+    let (pid, pidfd) = match forked.ctx(|| "clone3 container init")? {
+        Forked::Child => {
+            drop(parent_end);
+            init::run(InitArgs {
+                bundle,
+                plan,
+                cgroup: &cgroup,
+                state: &state,
+                sync: child_end,
+                start_listener,
+                console_socket,
+                no_pivot: opts.no_pivot,
+                no_new_keyring: opts.no_new_keyring,
+                keep_fds,
+                extra_env,
+                parent_hooks,
+            })
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(child_end);
+    drop(start_listener);
+    drop(console_socket);
+    undo.child = Some((pid, pidfd.try_clone().ctx(|| "dup pidfd")?));
+
+    if plan.new_user {
+        if let Some(l) = linux {
+            namespaces::write_id_maps(pid, l)?;
+        }
+    }
+    cgroup.add_process(pid, v2_fd.is_some())?;
+    if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+            .ctx(|| format!("process.oomScoreAdj: set {adj}"))?;
+    }
+    state.init = ProcessId::of(pid)?;
+    parent_end.send(&sync::Msg::Go)?;
+
+    if parent_hooks {
+        parent_end.expect(sync::Msg::RunHooks)?;
+        let json = serde_json::to_vec(&state.oci_with(Status::Creating)).unwrap_or_default();
+        hooks::run("prestart", &prestart, &json)?;
+        hooks::run("createRuntime", &create_runtime, &json)?;
+        parent_end.send(&sync::Msg::HooksDone)?;
+    }
+    parent_end.expect(sync::Msg::Ready)?;
+
+    state.status = Status::Created;
+    dir.save(&state)?;
+    if let Some(pid_file) = &opts.pid_file {
+        let path = std::path::absolute(pid_file).unwrap_or_else(|_| pid_file.clone());
+        state::write_atomic(&path, pid.to_string().as_bytes()).map_err(|e| e.context("--pid-file"))?;
+    }
+    Ok((pid, pidfd))
+}
+
+/// The socket the init waits on. Bound through /proc/self/fd so a long --root cannot overflow
+/// sun_path.
+fn bind_start_socket(dir: &StateDir) -> Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let sock = socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
+        .ctx(|| "start socket")?;
+    let path = format!("/proc/self/fd/{}/{START_SOCKET}", dir.fd.as_raw_fd());
+    let addr = SocketAddrUnix::new(path.as_str()).ctx(|| "start socket address")?;
+    bind(&sock, &addr).ctx(|| format!("bind {}", dir.path.join(START_SOCKET).display()))?;
+    listen(&sock, 1).ctx(|| "listen on start socket")?;
+    Ok(sock)
+}
+
+/// systemd socket activation: with LISTEN_FDS set, those fds follow stdio into the container.
+fn socket_activation() -> (u32, Vec<String>) {
+    match std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<u32>().ok()) {
+        Some(n) if n > 0 => (n, vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".to_string()]),
+        _ => (0, Vec::new()),
+    }
+}
+
+/// Fields whose support lands with later issues: refuse them by name rather than ignore them.
+fn reject_unsupported(bundle: &Bundle) -> Result<()> {
+    let spec = &bundle.spec;
+    if let Some(p) = spec.process() {
+        if p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty()) {
+            return Err(Error::field("process.apparmorProfile", "AppArmor is not enabled on this host"));
+        }
+        if p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()) {
+            return Err(Error::field("process.selinuxLabel", "SELinux is not enabled on this host"));
+        }
+        let unsupported = [
+            ("process.scheduler", p.scheduler().is_some()),
+            ("process.ioPriority", p.io_priority().is_some()),
+            ("process.execCPUAffinity", p.exec_cpu_affinity().is_some()),
+        ];
+        for (field, present) in unsupported {
+            if present {
+                return Err(Error::field(field, "not supported yet"));
+            }
+        }
+    }
+    if let Some(l) = spec.linux() {
+        let unsupported = [
+            ("linux.seccomp", l.seccomp().is_some()),
+            ("linux.intelRdt", l.intel_rdt().is_some()),
+            ("linux.personality", l.personality().is_some()),
+            ("linux.memoryPolicy", l.memory_policy().is_some()),
+            ("linux.netDevices", l.net_devices().as_ref().is_some_and(|d| !d.is_empty())),
+            ("linux.mountLabel", l.mount_label().as_ref().is_some_and(|s| !s.is_empty())),
+        ];
+        for (field, present) in unsupported {
+            if present {
+                return Err(Error::field(field, "not supported yet"));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn connect_start(dir: &StateDir) -> Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let sock = socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
+        .ctx(|| "start socket")?;
+    let path = format!("/proc/self/fd/{}/{START_SOCKET}", dir.fd.as_raw_fd());
+    let addr = SocketAddrUnix::new(path.as_str()).ctx(|| "start socket address")?;
+    rustix::net::connect(&sock, &addr).ctx(|| format!("connect {}", dir.path.join(START_SOCKET).display()))?;
+    Ok(sock)
+}

@@ -1,0 +1,89 @@
+//! `delete`: kill what is left (with --force, or a created container), wait for it without
+//! polling, remove the cgroup and the state, run poststop hooks.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::process::{pidfd_open, Pid, PidfdFlags, Signal};
+
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::state::{StateDir, Status};
+
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let dir = match StateDir::open(root, id) {
+        Ok(d) => d,
+        Err(e) if force && e.message().contains("does not exist") => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    dir.lock()?;
+    let state = match dir.load() {
+        Ok(s) => s,
+        Err(e) if force => {
+            tracing::warn!("{e}; removing the state directory anyway");
+            return dir.remove();
+        }
+        Err(e) => return Err(e),
+    };
+    let status = state.status(&dir);
+    match status {
+        Status::Stopped => {}
+        Status::Created => kill_all(&state)?,
+        _ if force => kill_all(&state)?,
+        other => {
+            return Err(Error::msg(format!("cannot delete container {id} that is not stopped: {}", other.as_str())))
+        }
+    }
+    state.cgroup.destroy()?;
+    let poststop = state.hooks.as_ref().and_then(|h| h.poststop().clone());
+    let json = serde_json::to_vec(&state.oci_with(Status::Stopped)).unwrap_or_default();
+    dir.remove()?;
+    if let Some(h) = poststop {
+        if let Err(e) = hooks::run("poststop", &h, &json) {
+            tracing::warn!("{e}");
+        }
+    }
+    Ok(())
+}
+
+/// SIGKILL the init and everything in the container's cgroup, then wait until they are gone.
+fn kill_all(state: &crate::state::State) -> Result<()> {
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    if state.init.is_alive() {
+        if let Some(fd) = Pid::from_raw(state.init.pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) {
+            if state.init.is_alive() {
+                let _ = rustix::process::pidfd_send_signal(&fd, Signal::KILL);
+                fds.push(fd);
+            }
+        }
+    }
+    for pid in state.cgroup.pids().unwrap_or_default() {
+        if let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) {
+            let _ = rustix::process::pidfd_send_signal(&fd, Signal::KILL);
+            fds.push(fd);
+        }
+    }
+    wait_exit(&fds)
+}
+
+/// A pidfd becomes readable when its process exits; wait for all of them (bounded, no polling).
+fn wait_exit(fds: &[OwnedFd]) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut pending: Vec<&OwnedFd> = fds.iter().collect();
+    while !pending.is_empty() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(Error::msg("processes of the container did not exit after SIGKILL"));
+        }
+        let mut polls: Vec<PollFd> = pending.iter().map(|fd| PollFd::new(*fd, PollFlags::IN)).collect();
+        let timeout = rustix::event::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 };
+        match poll(&mut polls, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Error::from(e).context("wait for container processes")),
+        }
+        let done: Vec<bool> = polls.iter().map(|p| !p.revents().is_empty()).collect();
+        pending = pending.into_iter().zip(done).filter(|(_, d)| !d).map(|(fd, _)| fd).collect();
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! `kill`: signal the init (or, with --all, every process of the container) through pidfds, so a
+//! recycled pid is never hit.
+
+use std::path::Path;
+
+use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+
+use crate::error::{Error, Result};
+use crate::state::{ProcessId, StateDir, Status};
+
+/// `9`, `KILL`, `SIGKILL`, `sigkill` all name SIGKILL.
+pub fn parse_signal(text: &str) -> Result<Signal> {
+    let bad = || Error::msg(format!("invalid signal: {text:?}"));
+    if let Ok(n) = text.parse::<i32>() {
+        return Signal::from_named_raw(n).ok_or_else(bad);
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let sig = match name {
+        "HUP" => Signal::HUP,
+        "INT" => Signal::INT,
+        "QUIT" => Signal::QUIT,
+        "ILL" => Signal::ILL,
+        "TRAP" => Signal::TRAP,
+        "ABRT" | "IOT" => Signal::ABORT,
+        "BUS" => Signal::BUS,
+        "FPE" => Signal::FPE,
+        "KILL" => Signal::KILL,
+        "USR1" => Signal::USR1,
+        "SEGV" => Signal::SEGV,
+        "USR2" => Signal::USR2,
+        "PIPE" => Signal::PIPE,
+        "ALRM" => Signal::ALARM,
+        "TERM" => Signal::TERM,
+        "STKFLT" => Signal::STKFLT,
+        "CHLD" => Signal::CHILD,
+        "CONT" => Signal::CONT,
+        "STOP" => Signal::STOP,
+        "TSTP" => Signal::TSTP,
+        "TTIN" => Signal::TTIN,
+        "TTOU" => Signal::TTOU,
+        "URG" => Signal::URG,
+        "XCPU" => Signal::XCPU,
+        "XFSZ" => Signal::XFSZ,
+        "VTALRM" => Signal::VTALARM,
+        "PROF" => Signal::PROF,
+        "WINCH" => Signal::WINCH,
+        "IO" | "POLL" => Signal::IO,
+        "PWR" => Signal::POWER,
+        "SYS" => Signal::SYS,
+        _ => return Err(bad()),
+    };
+    Ok(sig)
+}
+
+pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
+    let dir = StateDir::open(root, id)?;
+    let state = dir.load()?;
+    match state.status(&dir) {
+        Status::Created | Status::Running | Status::Paused => {}
+        _ if all => return Ok(()),
+        _ => return Err(Error::msg("container not running")),
+    }
+    if all {
+        for pid in state.cgroup.pids()? {
+            // A process that exits meanwhile is not an error.
+            let _ = signal_pid(pid, None, signal);
+        }
+        return Ok(());
+    }
+    signal_pid(state.init.pid, Some(state.init), signal)
+}
+
+/// Signal `pid` via a pidfd; with `expect`, only if it is still that same process.
+pub(crate) fn signal_pid(pid: i32, expect: Option<ProcessId>, signal: Signal) -> Result<()> {
+    let not_running = || Error::msg("container not running");
+    let pid = Pid::from_raw(pid).ok_or_else(not_running)?;
+    let fd = pidfd_open(pid, PidfdFlags::empty()).map_err(|_| not_running())?;
+    // Checked after the pidfd is open: from now on the pid cannot be recycled under us.
+    if expect.is_some_and(|p| !p.is_alive()) {
+        return Err(not_running());
+    }
+    pidfd_send_signal(&fd, signal).map_err(|e| match e {
+        rustix::io::Errno::SRCH => not_running(),
+        e => Error::from(e).context(format!("kill {}", pid.as_raw_nonzero())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_forms() {
+        for s in ["9", "KILL", "SIGKILL", "sigkill", "kill"] {
+            assert_eq!(parse_signal(s).unwrap(), Signal::KILL, "{s}");
+        }
+        assert_eq!(parse_signal("15").unwrap(), Signal::TERM);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err() || parse_signal("0").is_ok());
+    }
+}

@@ -1,0 +1,266 @@
+//! The container's init: runs in the child of clone3, inside the new namespaces. It builds the
+//! container around itself, reports `Ready`, waits for `start`, then execs the user program.
+//!
+//! husk is single-threaded when it clones, so this child is a clean single-threaded copy: it may
+//! allocate and run ordinary code. It never returns: it execs or exits.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use rustix::net::{accept_with, SocketFlags};
+
+use crate::capabilities::CapSets;
+use crate::cgroups::Cgroup;
+use crate::config::Bundle;
+use crate::error::{Context, Error, Result};
+use crate::namespaces::{self, NsPlan};
+use crate::process::{exec, rlimits, user};
+use crate::rootfs::{self, RootfsContext};
+use crate::state::{State, Status};
+use crate::sync::{Channel, Msg};
+use crate::{console, hooks};
+
+pub struct InitArgs<'a> {
+    pub bundle: &'a Bundle,
+    pub plan: &'a NsPlan,
+    pub cgroup: &'a Cgroup,
+    pub state: &'a State,
+    pub sync: Channel,
+    pub start_listener: OwnedFd,
+    pub console_socket: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// fds 0..keep_fds survive into the container (stdio, LISTEN_FDS, --preserve-fds).
+    pub keep_fds: u32,
+    /// Added to the process env (LISTEN_FDS/LISTEN_PID with socket activation).
+    pub extra_env: Vec<String>,
+    /// Whether the parent runs prestart/createRuntime hooks (then we stop and let it).
+    pub parent_hooks: bool,
+}
+
+/// The child's entry point after clone3.
+pub fn run(args: InitArgs) -> ! {
+    // Until exec nothing in the container may ptrace us or read our memory.
+    // SAFETY: PR_SET_DUMPABLE takes an integer.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    let err = match setup(&args) {
+        Ok(program) => match args.sync.send(&Msg::Ready) {
+            Ok(()) => {
+                let InitArgs { sync, start_listener, state, .. } = args;
+                drop(sync);
+                wait_for_start_and_exec(start_listener, state, &program)
+            }
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    let _ = args.sync.send(&Msg::Error(err.to_string()));
+    exit(1)
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit skips atexit handlers and stdio flushing that belong to the parent's copy.
+    unsafe { libc::_exit(code) }
+}
+
+fn hook_state(state: &State, status: Status) -> Vec<u8> {
+    let mut s = state.clone();
+    s.init.pid = rustix::process::getpid().as_raw_nonzero().get();
+    serde_json::to_vec(&s.oci_with(status)).unwrap_or_default()
+}
+
+fn setup(args: &InitArgs) -> Result<exec::Program> {
+    let spec = &args.bundle.spec;
+    let linux = spec.linux().as_ref();
+    let process = spec.process().as_ref().ok_or_else(|| Error::field("process", "missing"))?;
+    args.sync.expect(Msg::Go)?;
+
+    if args.plan.new_user {
+        become_namespace_root(linux)?;
+    }
+    for (i, t, path) in &args.plan.join {
+        if *t != oci_spec::runtime::LinuxNamespaceType::Pid {
+            namespaces::join(*i, *t, path)?;
+        }
+    }
+    if args.plan.new_time {
+        // SAFETY: NEWTIME unshares no fd table or fs state that Rust objects could be relying on.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWTIME) }
+            .ctx(|| "linux.namespaces: new time namespace")?;
+        if let Some(l) = linux {
+            namespaces::write_time_offsets(l)?;
+        }
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        rustix::system::sethostname(h.as_bytes()).ctx(|| format!("hostname: set {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        crate::syscalls::set_domainname(d.as_bytes()).ctx(|| format!("domainname: set {d:?}"))?;
+    }
+    if args.plan.new_net {
+        namespaces::loopback_up()?;
+    }
+    if !args.no_new_keyring {
+        join_session_keyring(&args.state.id)?;
+    }
+
+    let ctx = RootfsContext {
+        spec,
+        bundle: &args.bundle.dir,
+        rootfs: &args.bundle.rootfs,
+        no_pivot: args.no_pivot,
+        in_userns: args.plan.new_user,
+        in_cgroupns: args.plan.new_cgroup,
+        cgroup: args.cgroup,
+    };
+    rootfs::prepare(&ctx)?;
+    rootfs::apply_sysctls(&ctx)?;
+    if args.parent_hooks {
+        args.sync.send(&Msg::RunHooks)?;
+        args.sync.expect(Msg::HooksDone)?;
+    }
+    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()) {
+        hooks::run("createContainer", h, &hook_state(args.state, Status::Creating))?;
+    }
+    rootfs::pivot(&ctx)?;
+    if process.terminal() == Some(true) {
+        let sock = args.console_socket.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
+        let sock = sock.try_clone().ctx(|| "console socket")?;
+        console::setup(sock, process.console_size().as_ref())?;
+    }
+    rootfs::finalize(&ctx)?;
+
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    env.extend(args.extra_env.iter().cloned());
+    let proc_args = process.args().as_deref().unwrap_or_default();
+    let path = exec::lookup(&proc_args[0], &env)?;
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user::home_dir(process.user().uid())));
+    }
+    let program = exec::Program::new(&path, proc_args, &env)?;
+
+    if let Some(rl) = process.rlimits() {
+        rlimits::apply(rl)?;
+    }
+    close_stray_fds(args)?;
+    enter_cwd(process.cwd())?;
+
+    let caps = CapSets::from_config(process.capabilities().as_ref());
+    caps.drop_bounding()?;
+    set_keepcaps(true)?;
+    user::switch(process.user(), true)?;
+    set_keepcaps(false)?;
+    caps.apply()?;
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(process.user().umask().unwrap_or(0o022)));
+    if process.no_new_privileges() == Some(true) {
+        rustix::thread::set_no_new_privs(true).ctx(|| "process.noNewPrivileges")?;
+    }
+    Ok(program)
+}
+
+/// In a new user namespace we start as the overflow uid; become the namespace's root so files we
+/// create are owned by the container's root.
+fn become_namespace_root(linux: Option<&oci_spec::runtime::Linux>) -> Result<()> {
+    let maps_root = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        m.iter().flatten().any(|e| e.container_id() == 0)
+    };
+    let Some(l) = linux else { return Ok(()) };
+    if maps_root(l.gid_mappings()) {
+        let root = rustix::process::Gid::ROOT;
+        rustix::thread::set_thread_res_gid(root, root, root).ctx(|| "setgid 0 in user namespace")?;
+    }
+    if maps_root(l.uid_mappings()) {
+        let root = rustix::process::Uid::ROOT;
+        rustix::thread::set_thread_res_uid(root, root, root).ctx(|| "setuid 0 in user namespace")?;
+    }
+    Ok(())
+}
+
+fn join_session_keyring(id: &str) -> Result<()> {
+    let name = std::ffi::CString::new(format!("_ses.{id}")).map_err(|_| Error::msg("keyring name"))?;
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING, name) reads a NUL-terminated string that outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if ret < 0 {
+        let err = std::io::Error::last_os_error();
+        // Kernels without keyrings, or quota exhausted by many containers: runc goes on too.
+        if !matches!(err.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EDQUOT)) {
+            return Err(Error::from(err).context("join session keyring (use --no-new-keyring to skip)"));
+        }
+    }
+    Ok(())
+}
+
+fn set_keepcaps(on: bool) -> Result<()> {
+    rustix::thread::set_keep_capabilities(on).ctx(|| "keep capabilities across setuid")
+}
+
+/// Close every fd the container must not see before we chdir (CVE-2024-21626: a leaked host
+/// directory fd plus `cwd=/proc/self/fd/N` would put the process outside the rootfs).
+fn close_stray_fds(args: &InitArgs) -> Result<()> {
+    let mut keep: Vec<u32> = vec![args.sync.fd().as_raw_fd() as u32, args.start_listener.as_raw_fd() as u32];
+    keep.sort_unstable();
+    let mut next = args.keep_fds;
+    for fd in keep {
+        if fd > next {
+            crate::syscalls::close_range(next, fd - 1).ctx(|| "close fds")?;
+        }
+        next = next.max(fd + 1);
+    }
+    crate::syscalls::close_range(next, u32::MAX).ctx(|| "close fds")?;
+    Ok(())
+}
+
+fn enter_cwd(cwd: &std::path::Path) -> Result<()> {
+    rustix::process::chdir(cwd).ctx(|| format!("process.cwd: chdir {}", cwd.display()))?;
+    // getcwd fails (or does not start with '/') when the cwd is not under our root.
+    match rustix::process::getcwd(Vec::new()) {
+        Ok(p) if p.as_bytes().starts_with(b"/") => Ok(()),
+        _ => Err(Error::field("process.cwd", format!("{} is outside the container's root", cwd.display()))),
+    }
+}
+
+/// Block until `start` connects, then run startContainer hooks and exec. Errors go back over the
+/// connection so `start` can report them.
+fn wait_for_start_and_exec(listener: OwnedFd, state: &State, program: &exec::Program) -> ! {
+    let conn = loop {
+        match accept_with(listener.as_fd(), SocketFlags::CLOEXEC) {
+            Ok(c) => {
+                let mut byte = [0u8; 1];
+                let mut file = std::fs::File::from(c);
+                if matches!(file.read(&mut byte), Ok(1)) {
+                    break file;
+                }
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => exit(1),
+        }
+    };
+    drop(listener);
+    let err = start_container_hooks(state).err().unwrap_or_else(|| {
+        reset_signals();
+        program.exec()
+    });
+    let mut conn = conn;
+    let _ = conn.write_all(err.to_string().as_bytes());
+    exit(if err.errno() == Some(libc::ENOENT) { 127 } else { 126 })
+}
+
+fn start_container_hooks(state: &State) -> Result<()> {
+    match state.hooks.as_ref().and_then(|h| h.start_container().as_ref()) {
+        Some(h) => hooks::run("startContainer", h, &hook_state(state, Status::Created)),
+        None => Ok(()),
+    }
+}
+
+/// husk ignores SIGPIPE (Rust's default) and `run` blocks forwarded signals; neither may leak into
+/// the container, since ignored dispositions and the mask survive execve.
+fn reset_signals() {
+    // SAFETY: resetting dispositions and the mask of our own single thread, right before execve.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}

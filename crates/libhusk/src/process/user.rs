@@ -1,0 +1,33 @@
+//! Becoming the configured user: groups, gid, uid, umask, and the HOME a login would give.
+
+use oci_spec::runtime::User;
+use rustix::process::{Gid, Uid};
+
+use crate::error::{Context, Result};
+
+/// setgroups, setresgid, setresuid — in that order, since after setuid we could no longer
+/// change groups.
+pub fn switch(user: &User, setgroups_allowed: bool) -> Result<()> {
+    if setgroups_allowed {
+        let groups: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
+        rustix::thread::set_thread_groups(&groups).ctx(|| "process.user.additionalGids: setgroups")?;
+    }
+    let gid = Gid::from_raw(user.gid());
+    rustix::thread::set_thread_res_gid(gid, gid, gid).ctx(|| format!("process.user.gid: setgid {}", user.gid()))?;
+    let uid = Uid::from_raw(user.uid());
+    rustix::thread::set_thread_res_uid(uid, uid, uid).ctx(|| format!("process.user.uid: setuid {}", user.uid()))?;
+    Ok(())
+}
+
+/// HOME from the container's /etc/passwd, as runc sets it when the config does not.
+pub fn home_dir(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".to_string())
+}
