@@ -42,8 +42,9 @@ fn run_one(hook: &Hook, state: &[u8]) -> Result<()> {
     let mut child = spawn(hook).map_err(|e| e.context(&what))?;
     let stdin = child.stdin.take();
     let status = match pid_fd(&child) {
-        Some(pidfd) => wait_deadline(&mut child, &pidfd, stdin, state, timeout),
-        None => {
+        Ok(Some(pidfd)) => wait_deadline(&mut child, &pidfd, stdin, state, timeout),
+        Err(e) => Err(e),
+        Ok(None) => {
             // pidfd_open needs Linux 5.3: without it we cannot wait with a deadline and no thread.
             if timeout.is_some() {
                 tracing::warn!(path = %what, "no pidfd support: hook timeout not enforced");
@@ -91,9 +92,14 @@ fn spawn(hook: &Hook) -> Result<Child> {
     Ok(cmd.spawn()?)
 }
 
-fn pid_fd(child: &Child) -> Option<OwnedFd> {
-    let pid = Pid::from_raw(i32::try_from(child.id()).ok()?)?;
-    pidfd_open(pid, PidfdFlags::empty()).ok()
+/// A pidfd for the hook; None only where the kernel has no pidfd_open.
+fn pid_fd(child: &Child) -> Result<Option<OwnedFd>> {
+    let pid = i32::try_from(child.id()).ok().and_then(Pid::from_raw).ok_or_else(|| Error::msg("bad child pid"))?;
+    match pidfd_open(pid, PidfdFlags::empty()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOSYS) => Ok(None),
+        Err(e) => Err(Error::from(e).context("pidfd_open")),
+    }
 }
 
 /// Feed the state to the hook's stdin while waiting for it to exit, until `timeout` passes.
