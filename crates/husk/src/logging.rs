@@ -13,15 +13,22 @@ pub struct Logger {
     out: Mutex<Box<dyn Write + Send>>,
     json: bool,
     max: Level,
+    to_file: bool,
 }
 
 impl Logger {
     pub fn new(file: Option<File>, json: bool, debug: bool) -> Logger {
+        let to_file = file.is_some();
         let out: Box<dyn Write + Send> = match file {
             Some(f) => Box::new(f),
             None => Box::new(std::io::stderr()),
         };
-        Logger { out: Mutex::new(out), json, max: if debug { Level::DEBUG } else { Level::INFO } }
+        Logger { out: Mutex::new(out), json, max: if debug { Level::DEBUG } else { Level::INFO }, to_file }
+    }
+
+    /// Whether log lines go to a file (then errors are also printed to stderr, as runc does).
+    pub fn to_file(&self) -> bool {
+        self.to_file
     }
 
     pub fn write(&self, level: Level, msg: &str) {

@@ -1,1 +1,70 @@
-fn main() {}
+//! husk: a runc-compatible command line over libhusk.
+
+mod cli;
+mod logging;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::normalize_args(std::env::args_os());
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let logger = match cli::logger(&cli) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let logger = std::sync::Arc::new(logger);
+    let _ = tracing::subscriber::set_global_default(ArcSubscriber(logger.clone()));
+    match cli::dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            logger.write(tracing::Level::ERROR, e.message());
+            if logger_is_file(&logger) {
+                eprintln!("{e}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn logger_is_file(logger: &logging::Logger) -> bool {
+    logger.to_file()
+}
+
+struct ArcSubscriber(std::sync::Arc<logging::Logger>);
+
+impl tracing::Subscriber for ArcSubscriber {
+    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+        self.0.enabled(m)
+    }
+    fn new_span(&self, a: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        self.0.new_span(a)
+    }
+    fn record(&self, s: &tracing::span::Id, r: &tracing::span::Record<'_>) {
+        self.0.record(s, r)
+    }
+    fn record_follows_from(&self, a: &tracing::span::Id, b: &tracing::span::Id) {
+        self.0.record_follows_from(a, b)
+    }
+    fn event(&self, e: &tracing::Event<'_>) {
+        self.0.event(e)
+    }
+    fn enter(&self, s: &tracing::span::Id) {
+        self.0.enter(s)
+    }
+    fn exit(&self, s: &tracing::span::Id) {
+        self.0.exit(s)
+    }
+}

@@ -1,0 +1,343 @@
+//! The command line, flag for flag as runc's (drop-in.md lists what real callers pass).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use libhusk::container::{self, CreateOptions};
+use libhusk::{Error, Result};
+
+use crate::logging::Logger;
+
+#[derive(Parser, Debug)]
+#[command(name = "husk", about = "husk: an OCI container runtime", disable_version_flag = true)]
+pub struct Cli {
+    /// Root directory for container state
+    #[arg(long, global = true, default_value = "/run/husk")]
+    pub root: PathBuf,
+    /// Log file (default: stderr)
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use the systemd cgroup driver
+    #[arg(long = "systemd-cgroup", short = 's', global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// Path to criu (accepted for compatibility)
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+    /// Print the version
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// Path to the bundle directory
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the pty master
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the init's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use pivot_root (for ramdisk roots)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N extra fds (3..3+N-1) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    pub id: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a default config.json
+    Spec {
+        #[arg(long, short = 'b', default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Create a container (the init waits for start)
+    Create(CreateArgs),
+    /// Start a created container
+    Start { id: String },
+    /// Create, start and wait for a container
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return once the container has started
+        #[arg(long, short = 'd')]
+        detach: bool,
+        /// Keep the container's state after it exits
+        #[arg(long)]
+        keep: bool,
+        /// Do not become a subreaper
+        #[arg(long = "no-subreaper")]
+        no_subreaper: bool,
+    },
+    /// Print a container's state as JSON
+    State { id: String },
+    /// List containers
+    #[command(alias = "ps-all")]
+    List {
+        #[arg(long, short = 'f', default_value = "table")]
+        format: String,
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Send a signal to a container's init (default SIGTERM)
+    Kill {
+        /// Signal every process of the container
+        #[arg(long, short = 'a')]
+        all: bool,
+        id: String,
+        signal: Option<String>,
+    },
+    /// Delete a container
+    Delete {
+        /// Kill it first if it is running
+        #[arg(long, short = 'f')]
+        force: bool,
+        id: String,
+    },
+    /// Print what this runtime supports, as JSON
+    Features,
+}
+
+/// Long flags that runc (urfave/cli) also takes with a single dash, e.g. `-no-subreaper`.
+const LONG_FLAGS: &[&str] = &[
+    "root",
+    "log",
+    "log-format",
+    "debug",
+    "systemd-cgroup",
+    "rootless",
+    "criu",
+    "version",
+    "bundle",
+    "console-socket",
+    "pid-file",
+    "no-pivot",
+    "no-new-keyring",
+    "preserve-fds",
+    "detach",
+    "keep",
+    "no-subreaper",
+    "format",
+    "quiet",
+    "all",
+    "force",
+];
+
+/// Rewrite `-no-subreaper` / `-bundle=x` to their `--` forms. Stops at `--` so container
+/// arguments are never touched.
+pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for arg in args {
+        if !passthrough {
+            if arg == "--" {
+                passthrough = true;
+            } else if let Some(s) = arg.to_str() {
+                if let Some(rest) = s.strip_prefix('-').filter(|r| !r.starts_with('-')) {
+                    let name = rest.split('=').next().unwrap_or("");
+                    if name.len() > 1 && LONG_FLAGS.contains(&name) {
+                        out.push(OsString::from(format!("-{s}")));
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push(arg);
+    }
+    out
+}
+
+pub fn logger(cli: &Cli) -> Result<Logger> {
+    let file = match &cli.log {
+        Some(path) => Some(
+            File::options()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| Error::from(e).context(format!("--log {}", path.display())))?,
+        ),
+        None => None,
+    };
+    Ok(Logger::new(file, cli.log_format == LogFormat::Json, cli.debug))
+}
+
+fn create_options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
+    CreateOptions {
+        root: cli.root.clone(),
+        id: a.id.clone(),
+        bundle: a.bundle.clone(),
+        console_socket: a.console_socket.clone(),
+        pid_file: a.pid_file.clone(),
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+    }
+}
+
+fn check_modes(cli: &Cli) -> Result<()> {
+    if cli.systemd_cgroup {
+        return Err(Error::msg("--systemd-cgroup: the systemd cgroup driver is not supported yet"));
+    }
+    let rootless = match cli.rootless.as_deref() {
+        None | Some("auto") => !rustix::process::geteuid().is_root(),
+        Some("true") => true,
+        Some("false") => false,
+        Some(other) => return Err(Error::msg(format!("--rootless: invalid value {other:?} (true, false or auto)"))),
+    };
+    if rootless && !rustix::process::geteuid().is_root() {
+        return Err(Error::msg("rootless mode is not supported yet: run husk as root"));
+    }
+    Ok(())
+}
+
+pub fn dispatch(cli: Cli) -> Result<u8> {
+    if cli.version {
+        println!("husk version {}\nspec: {}", env!("CARGO_PKG_VERSION"), libhusk::config::OCI_VERSION);
+        return Ok(0);
+    }
+    let Some(command) = &cli.command else {
+        return Err(Error::msg("no command given; see husk --help"));
+    };
+    match command {
+        Command::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                return Err(Error::msg(format!("File {} exists. Remove it first", path.display())));
+            }
+            let spec = libhusk::spec_template::default_spec(*rootless);
+            let text = serde_json::to_string_pretty(&spec).unwrap_or_default();
+            std::fs::write(&path, text + "\n").map_err(|e| Error::from(e).context(format!("write {}", path.display())))?;
+        }
+        Command::Create(a) => {
+            check_modes(&cli)?;
+            container::create(&create_options(&cli, a))?;
+        }
+        Command::Start { id } => container::start(&cli.root, id)?,
+        Command::Run { create, detach, keep, no_subreaper } => {
+            check_modes(&cli)?;
+            let opts = create_options(&cli, create);
+            return crate::run::run(&opts, *detach, *keep, *no_subreaper);
+        }
+        Command::State { id } => println!("{}", container::state(&cli.root, id)?),
+        Command::List { format, quiet } => list(&cli, format, *quiet)?,
+        Command::Kill { all, id, signal } => {
+            let sig = container::parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
+            container::kill(&cli.root, id, sig, *all)?;
+        }
+        Command::Delete { force, id } => container::delete(&cli.root, id, *force)?,
+        Command::Features => {
+            println!("{}", serde_json::to_string_pretty(&libhusk::features::features()).unwrap_or_default())
+        }
+    }
+    Ok(0)
+}
+
+fn list(cli: &Cli, format: &str, quiet: bool) -> Result<()> {
+    let containers = container::list(&cli.root)?;
+    if quiet {
+        for (s, _) in &containers {
+            println!("{}", s.id);
+        }
+        return Ok(());
+    }
+    match format {
+        "json" => {
+            let all: Vec<_> = containers.iter().map(|(s, st)| container::oci_json(s, *st)).collect();
+            // runc prints null, not [], when there are none.
+            let text = if all.is_empty() { "null".to_string() } else { serde_json::to_string(&all).unwrap_or_default() };
+            println!("{text}");
+        }
+        "table" => {
+            let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
+            for (s, st) in &containers {
+                let pid = if *st == libhusk::state::Status::Stopped { 0 } else { s.init.pid };
+                rows.push(vec![
+                    s.id.clone(),
+                    pid.to_string(),
+                    st.as_str().to_string(),
+                    s.bundle.display().to_string(),
+                    s.created.clone(),
+                    s.owner.clone(),
+                ]);
+            }
+            print!("{}", table(&rows));
+        }
+        other => return Err(Error::msg(format!("invalid format option {other:?} (table or json)"))),
+    }
+    Ok(())
+}
+
+/// Columns as Go's tabwriter lays out runc's table: min width 12, padding 3.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.first().map_or(0, |r| r.len());
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().map(|r| r[c].len() + 3).max().unwrap_or(0).max(12)).collect();
+    let mut out = String::new();
+    for row in rows {
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == cols {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}", w = widths[c]));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Vec<String> {
+        normalize_args(args.iter().map(OsString::from)).into_iter().map(|s| s.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn single_dash_long_flags() {
+        assert_eq!(norm(&["husk", "-no-subreaper", "-bundle=/b", "-d"]), ["husk", "--no-subreaper", "--bundle=/b", "-d"]);
+        assert_eq!(norm(&["husk", "--", "-all"]), ["husk", "--", "-all"]);
+        assert_eq!(norm(&["husk", "kill", "-a", "x"]), ["husk", "kill", "-a", "x"]);
+    }
+
+    #[test]
+    fn parses_runc_command_lines() {
+        let parse = |a: &[&str]| Cli::try_parse_from(normalize_args(a.iter().map(OsString::from)));
+        assert!(parse(&["husk", "--root", "/r", "--log", "/l", "--log-format", "json", "create", "--bundle", "/b", "--pid-file", "/p", "x"]).is_ok());
+        assert!(parse(&["husk", "--root=/r", "create", "--bundle=/b", "--preserve-fds=2", "x"]).is_ok());
+        assert!(parse(&["husk", "run", "-d", "--no-subreaper", "-b", "/b", "x"]).is_ok());
+        assert!(parse(&["husk", "restore-like", "-no-subreaper"]).is_err());
+        assert!(parse(&["husk", "kill", "--all", "x", "9"]).is_ok());
+        assert!(parse(&["husk", "--rootless=false", "delete", "--force", "x"]).is_ok());
+        assert!(parse(&["husk", "list", "-f", "json", "-q"]).is_ok());
+    }
+}
