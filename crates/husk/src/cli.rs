@@ -28,8 +28,8 @@ pub struct Cli {
     /// Use the systemd cgroup driver
     #[arg(long = "systemd-cgroup", short = 's', global = true)]
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    /// Rootless mode: true, false or auto (before the command, as runc takes it)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// Path to criu (accepted for compatibility)
     #[arg(long, global = true, hide = true)]

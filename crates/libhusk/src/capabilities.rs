@@ -118,8 +118,13 @@ impl CapSets {
             .map_err(|e| e.context("process.capabilities.ambient: clear"))?;
         for cap in 0..=self.last {
             if self.ambient & (1 << cap) != 0 {
-                prctl4(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap as libc::c_ulong)
-                    .map_err(|e| e.context(format!("process.capabilities.ambient: raise {}", cap_name(cap))))?;
+                // The kernel refuses ambient caps that are not also permitted and inheritable;
+                // runc's own default spec asks for that, and runc only warns, so we do too.
+                if let Err(e) =
+                    prctl4(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap as libc::c_ulong)
+                {
+                    tracing::debug!("process.capabilities.ambient: cannot raise {}: {e}", cap_name(cap));
+                }
             }
         }
         Ok(())

@@ -72,9 +72,6 @@ const MOUNT_OPTIONS: &[&str] = &[
 
 const NAMESPACES: [&str; 8] = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"];
 
-/// statfs(2) f_type of resctrl (RDTGROUP_SUPER_MAGIC).
-const RESCTRL_MAGIC: i64 = 0x7655821;
-
 pub fn features() -> Value {
     json!({
         "ociVersionMin": OCI_VERSION_MIN,
@@ -89,7 +86,8 @@ pub fn features() -> Value {
             "seccomp": { "enabled": false },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
-            "intelRdt": { "enabled": resctrl_mounted(), "schemata": false, "monitoring": false },
+            // features describe the runtime, not the host: husk has no RDT code yet.
+            "intelRdt": { "enabled": false, "schemata": false, "monitoring": false },
             "mountExtensions": { "idmap": { "enabled": false } },
             "netDevices": { "enabled": false },
             // features-linux.md gives memoryPolicy no `enabled`: empty lists say no mode is known.
@@ -114,15 +112,12 @@ fn capabilities() -> Vec<String> {
 
 // f_type is i64 here but narrower on some architectures, hence the conversion.
 #[allow(clippy::useless_conversion)]
-fn resctrl_mounted() -> bool {
-    rustix::fs::statfs("/sys/fs/resctrl").is_ok_and(|s| i64::from(s.f_type) == RESCTRL_MAGIC)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    const SCHEMA_DIR: &str = "/work/shared/spec/schema";
+    /// `shared/` sits beside the project root (DEVELOPERS.md), in CI as on a developer machine.
+    const SCHEMA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/spec/schema");
 
     /// Validate `value` against one of the spec's JSON schemas with Python's jsonschema; skipped
     /// (with a note) when python3-jsonschema or the schema directory is missing.
