@@ -192,6 +192,13 @@ fn v1_device_rules_are_enforced() {
     let r = res(r#"{"devices": [{"allow": false, "access": "rwm"}]}"#);
     let n = name("dev");
     let cg = Cgroup::create(Some(Path::new(&n)), "dev", Some(&r)).unwrap();
+    // Exactly what runc 1.1.5 leaves in devices.list for the same config on this host.
+    let mut list: Vec<String> =
+        read(&placement(&cg, "devices").dir, "devices.list").lines().map(str::to_owned).collect();
+    list.sort();
+    let runc = ["b *:* m", "c *:* m", "c 10:200 rwm", "c 136:* rwm", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm"];
+    let runc = [&runc[..], &["c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm"]].concat();
+    assert_eq!(list, runc);
     let dirs: Vec<&Path> = cg.placements.iter().map(|p| p.dir.as_path()).collect();
     let script = "echo x >/dev/null && echo null-ok; (: </dev/kmsg) 2>/dev/null && echo kmsg-ok || echo kmsg-denied";
     let child = spawn_in(&dirs, Command::new("sh").args(["-c", script]));
