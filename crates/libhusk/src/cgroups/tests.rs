@@ -1,0 +1,309 @@
+//! Tests on the host's real cgroups (root, v1 hybrid here). Every cgroup is named
+//! `husk-test-<pid>-<tag>` and removed by the test that made it.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use oci_spec::runtime::LinuxResources;
+
+use super::*;
+
+fn name(tag: &str) -> String {
+    format!("husk-test-{}-{tag}", std::process::id())
+}
+
+fn res(json: &str) -> LinuxResources {
+    serde_json::from_str(json).unwrap()
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap().trim().to_owned()
+}
+
+fn placement<'a>(cg: &'a Cgroup, controller: &str) -> &'a Placement {
+    cg.placements.iter().find(|p| p.controllers.iter().any(|c| c == controller)).unwrap()
+}
+
+fn v2(cg: &Cgroup) -> Option<&Placement> {
+    cg.placements.iter().find(|p| p.v2)
+}
+
+/// Every dir and every created dir is gone.
+fn assert_removed(cg: &Cgroup) {
+    for p in &cg.placements {
+        for d in p.created.iter().chain([&p.dir]) {
+            assert!(!d.exists() || !p.created.contains(d), "{} left behind", d.display());
+        }
+    }
+}
+
+/// Start `cmd` already inside the given cgroup dirs (it moves itself before exec), so that
+/// device rules apply to everything it opens.
+fn spawn_in(dirs: &[&Path], cmd: &mut Command) -> std::process::Child {
+    let files: Vec<CString> =
+        dirs.iter().map(|d| CString::new(d.join("cgroup.procs").as_os_str().as_bytes()).unwrap()).collect();
+    // SAFETY: the hook runs between fork and exec and only calls open/write/close on
+    // buffers prepared before the fork, all async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            for f in &files {
+                let fd = libc::open(f.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
+            Ok(())
+        })
+    };
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap()
+}
+
+#[test]
+fn paths_absolute_relative_default() {
+    let hs = host_hierarchies().unwrap();
+    let own = mountinfo::read_proc_cgroup().unwrap();
+    for (path, id) in [(Some(format!("/{}/x", name("abs"))), "c1"), (Some(name("rel")), "c2"), (None, &*name("dflt"))] {
+        let cg = Cgroup::create(path.as_deref().map(Path::new), id, None).unwrap();
+        let inner = path.clone().unwrap_or_else(|| id.to_owned());
+        let absolute = inner.starts_with('/');
+        for p in &cg.placements {
+            let h = hs.iter().find(|h| h.mount == p.mount).unwrap();
+            let base = if absolute { PathBuf::new() } else { mountinfo::own_relative(h, &own).unwrap() };
+            assert_eq!(p.dir, h.mount.join(base).join(inner.trim_start_matches('/')));
+            assert!(p.dir.is_dir());
+            assert_eq!(p.created.last(), Some(&p.dir));
+            assert_eq!(p.created.len(), if absolute { 2 } else { 1 }, "{:?}", p.created);
+        }
+        assert!(cg.placements.iter().any(|p| p.controllers == ["name=systemd"]));
+        // This host: the caller's memory cgroup is not the root.
+        let mem = placement(&cg, "memory");
+        if !absolute && own.iter().any(|o| o.controllers == ["memory"] && o.path != "/") {
+            assert_ne!(mem.dir.parent(), Some(mem.mount.as_path()));
+        }
+        cg.destroy().unwrap();
+        assert_removed(&cg);
+        for p in &cg.placements {
+            assert!(!p.created[0].exists());
+        }
+    }
+    assert_eq!(clean(Path::new("a/../../b/./c/")), (false, PathBuf::from("b/c")));
+    assert_eq!(clean(Path::new("/../x")), (true, PathBuf::from("x")));
+}
+
+#[test]
+fn existing_cgroup_is_joined_not_removed() {
+    let n = format!("/{}", name("join"));
+    let first = Cgroup::create(Some(Path::new(&n)), "a", None).unwrap();
+    let second = Cgroup::create(Some(Path::new(&n)), "b", None).unwrap();
+    assert!(second.placements.iter().all(|p| p.created.is_empty() && p.dir.is_dir()));
+    second.destroy().unwrap();
+    assert!(first.placements.iter().all(|p| p.dir.is_dir()));
+    first.destroy().unwrap();
+    assert_removed(&first);
+}
+
+#[test]
+fn v1_resources_processes_and_destroy() {
+    let r = res(r#"{
+        "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728, "swappiness": 10},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 20},
+        "devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 4, "minor": 7, "access": "rw"}],
+        "blockIO": {}, "network": {}, "hugepageLimits": [], "rdma": {}
+    }"#);
+    let n = name("res");
+    let cg = Cgroup::create(Some(Path::new(&n)), "res", Some(&r)).unwrap();
+    let mem = &placement(&cg, "memory").dir;
+    assert_eq!(read(mem, "memory.limit_in_bytes"), "67108864");
+    assert_eq!(read(mem, "memory.soft_limit_in_bytes"), "33554432");
+    assert_eq!(read(mem, "memory.memsw.limit_in_bytes"), "134217728");
+    assert_eq!(read(mem, "memory.swappiness"), "10");
+    let cpu = &placement(&cg, "cpu").dir;
+    assert_eq!(read(cpu, "cpu.shares"), "512");
+    assert_eq!(read(cpu, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read(cpu, "cpu.cfs_period_us"), "100000");
+    assert_eq!(read(&placement(&cg, "cpuset").dir, "cpuset.cpus"), "0");
+    assert_eq!(read(&placement(&cg, "pids").dir, "pids.max"), "20");
+    let list = read(&placement(&cg, "devices").dir, "devices.list");
+    let list: Vec<&str> = list.lines().collect();
+    for rule in ["c 4:7 rw", "c 1:3 rwm", "c 136:* rwm", "c 5:2 rwm", "c *:* m", "b *:* m", "c 10:200 rwm"] {
+        assert!(list.contains(&rule), "{rule} missing from {list:?}");
+    }
+    assert!(!list.contains(&"a *:* rwm"));
+
+    let mut child = Command::new("sleep").arg("1000").stdin(Stdio::null()).spawn().unwrap();
+    let pid = child.id() as i32;
+    cg.add_process(pid, false).unwrap();
+    assert_eq!(cg.pids().unwrap(), [pid]);
+    for p in &cg.placements {
+        assert_eq!(remove::read_ids(&p.dir.join("cgroup.procs")).unwrap(), [pid], "{}", p.dir.display());
+    }
+    // A sub-cgroup made inside the container's cgroup is the container's too.
+    let sub = placement(&cg, "pids").dir.join("inner");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("cgroup.procs"), pid.to_string()).unwrap();
+    assert_eq!(cg.pids().unwrap(), [pid]);
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    cg.destroy().unwrap();
+    assert_removed(&cg);
+    assert!(!sub.exists());
+}
+
+#[test]
+fn destroy_waits_for_dying_processes() {
+    let n = name("busy");
+    let cg = Cgroup::create(Some(Path::new(&n)), "busy", None).unwrap();
+    let mut child = Command::new("sleep").arg("1000").stdin(Stdio::null()).spawn().unwrap();
+    cg.add_process(child.id() as i32, false).unwrap();
+    // Killed but not waited for: destroy must wait for the exit, not fail with EBUSY.
+    child.kill().unwrap();
+    cg.destroy().unwrap();
+    assert_removed(&cg);
+    child.wait().unwrap();
+}
+
+#[test]
+fn destroy_waits_for_a_process_killed_meanwhile() {
+    let n = name("later");
+    let cg = Cgroup::create(Some(Path::new(&n)), "later", None).unwrap();
+    let mut child = Command::new("sleep").arg("1000").stdin(Stdio::null()).spawn().unwrap();
+    let pid = child.id() as i32;
+    cg.add_process(pid, false).unwrap();
+    // The kill comes while destroy already waits on the pidfd; the wait limit (5 s) is far away.
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // SAFETY: plain kill(2) of the child we spawned and have not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        child.wait().unwrap();
+    });
+    cg.destroy().unwrap();
+    assert_removed(&cg);
+    killer.join().unwrap();
+}
+
+#[test]
+fn v1_device_rules_are_enforced() {
+    let r = res(r#"{"devices": [{"allow": false, "access": "rwm"}]}"#);
+    let n = name("dev");
+    let cg = Cgroup::create(Some(Path::new(&n)), "dev", Some(&r)).unwrap();
+    // Exactly what runc 1.1.5 leaves in devices.list for the same config on this host.
+    let mut list: Vec<String> =
+        read(&placement(&cg, "devices").dir, "devices.list").lines().map(str::to_owned).collect();
+    list.sort();
+    let runc = ["b *:* m", "c *:* m", "c 10:200 rwm", "c 136:* rwm", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm"];
+    let runc = [&runc[..], &["c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm"]].concat();
+    assert_eq!(list, runc);
+    let dirs: Vec<&Path> = cg.placements.iter().map(|p| p.dir.as_path()).collect();
+    let script = "echo x >/dev/null && echo null-ok; (: </dev/kmsg) 2>/dev/null && echo kmsg-ok || echo kmsg-denied";
+    let child = spawn_in(&dirs, Command::new("sh").args(["-c", script]));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "null-ok\nkmsg-denied\n");
+    cg.destroy().unwrap();
+    assert_removed(&cg);
+}
+
+/// The cgroup2 code path on this host's unified mount, taken as if it were a pure v2 host:
+/// the eBPF device filter, `unified` core files, and controllers that are not there.
+#[test]
+fn v2_device_filter_and_unified() {
+    let hs = host_hierarchies().unwrap();
+    let Some(unified) = hs.iter().find(|h| h.v2).cloned() else { return };
+    let only_v2 = [unified];
+    let r = res(r#"{"devices": [{"allow": false, "access": "rwm"}], "unified": {"cgroup.max.depth": "3"}}"#);
+    let n = format!("/{}", name("v2"));
+    let cg = Cgroup::create_in(&only_v2, Some(Path::new(&n)), "v2", Some(&r)).unwrap();
+    let p = v2(&cg).unwrap();
+    assert_eq!(read(&p.dir, "cgroup.max.depth"), "3");
+    let fd = cg.v2_dir_fd().unwrap();
+    assert!(fd.is_some());
+    let script = "echo x >/dev/null && echo null-ok; (: </dev/kmsg) 2>/dev/null && echo kmsg-ok || echo kmsg-denied";
+    let out = spawn_in(&[&p.dir], Command::new("sh").args(["-c", script])).wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "null-ok\nkmsg-denied\n");
+    cg.destroy().unwrap();
+    assert_removed(&cg);
+
+    // Controllers the hierarchy lacks are refused by field, and nothing is left behind.
+    let n = format!("/{}", name("v2bad"));
+    for (json, field) in [
+        (r#"{"memory": {"limit": 1048576}}"#, "linux.resources.memory:"),
+        (r#"{"pids": {"limit": 5}}"#, "linux.resources.pids:"),
+        (r#"{"unified": {"io.max": "8:0 rbps=1"}}"#, "linux.resources.unified.io.max:"),
+        (r#"{"unified": {"../x": "1"}}"#, "linux.resources.unified.../x:"),
+    ] {
+        let e = Cgroup::create_in(&only_v2, Some(Path::new(&n)), "x", Some(&res(json))).unwrap_err();
+        assert!(e.to_string().starts_with(field), "{e}");
+        assert!(!only_v2[0].mount.join(&n[1..]).exists());
+    }
+}
+
+#[test]
+fn unsupported_fields_are_refused_by_path() {
+    let n = format!("/{}", name("unsup"));
+    for (json, msg) in [
+        (r#"{"blockIO": {"weight": 100}}"#, "linux.resources.blockIO: not supported yet"),
+        (
+            r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}"#,
+            "linux.resources.hugepageLimits: not supported yet",
+        ),
+        (r#"{"network": {"classID": 1}}"#, "linux.resources.network: not supported yet"),
+        (r#"{"rdma": {"mlx5_1": {"hcaHandles": 3}}}"#, "linux.resources.rdma: not supported yet"),
+        (r#"{"memory": {"swappiness": 101}}"#, "linux.resources.memory.swappiness: 101 is not in 0..100"),
+        (
+            r#"{"devices": [{"allow": true, "type": "p"}]}"#,
+            "linux.resources.devices[0].type: invalid cgroup device type \"p\"",
+        ),
+    ] {
+        let e = Cgroup::create(Some(Path::new(&n)), "x", Some(&res(json))).unwrap_err();
+        assert_eq!(e.to_string(), msg);
+    }
+    for h in host_hierarchies().unwrap() {
+        assert!(!h.mount.join(&n[1..]).exists(), "{} left behind", h.mount.display());
+    }
+}
+
+#[test]
+fn failed_write_removes_what_was_created() {
+    let n = format!("/{}/deeper", name("fail"));
+    let r = res(r#"{"pids": {"limit": 5}, "cpu": {"cpus": "4096"}}"#);
+    let e = Cgroup::create(Some(Path::new(&n)), "x", Some(&r)).unwrap_err();
+    assert!(e.to_string().starts_with("linux.resources.cpu.cpus: write \"4096\" to "), "{e}");
+    let top = name("fail");
+    for h in host_hierarchies().unwrap() {
+        assert!(!h.mount.join(&top).exists(), "{} left behind", h.mount.display());
+    }
+}
+
+#[test]
+fn v2_conversions() {
+    assert_eq!(resources::shares_to_weight(2), 1);
+    assert_eq!(resources::shares_to_weight(1024), 39);
+    assert_eq!(resources::shares_to_weight(262144), 10000);
+    assert_eq!(resources::v2_swap(-1, 0).unwrap().as_deref(), Some("max"));
+    assert_eq!(resources::v2_swap(100, 300).unwrap().as_deref(), Some("200"));
+    assert_eq!(resources::v2_swap(100, 100).unwrap().as_deref(), Some("0"));
+    assert_eq!(resources::v2_swap(100, 0).unwrap(), None);
+    assert!(resources::v2_swap(0, 100).unwrap_err().to_string().starts_with("linux.resources.memory.swap:"));
+    assert!(resources::v2_swap(200, 100).unwrap_err().to_string().starts_with("linux.resources.memory.swap:"));
+}
+
+#[test]
+fn cgroup_state_round_trips() {
+    let cg = Cgroup {
+        placements: vec![Placement {
+            mount: "/sys/fs/cgroup/pids".into(),
+            controllers: vec!["pids".into()],
+            v2: false,
+            dir: "/sys/fs/cgroup/pids/x".into(),
+            created: vec!["/sys/fs/cgroup/pids/x".into()],
+        }],
+    };
+    let back: Cgroup = serde_json::from_str(&serde_json::to_string(&cg).unwrap()).unwrap();
+    assert_eq!(back.placements[0].dir, cg.placements[0].dir);
+    assert_eq!(current_mode().unwrap(), Mode::of(&host_hierarchies().unwrap()));
+}
