@@ -212,23 +212,11 @@ fn reject_unsupported(bundle: &Bundle) -> Result<()> {
         if p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()) {
             return Err(Error::field("process.selinuxLabel", "SELinux is not enabled on this host"));
         }
-        let unsupported = [
-            ("process.scheduler", p.scheduler().is_some()),
-            ("process.ioPriority", p.io_priority().is_some()),
-            ("process.execCPUAffinity", p.exec_cpu_affinity().is_some()),
-        ];
-        for (field, present) in unsupported {
-            if present {
-                return Err(Error::field(field, "not supported yet"));
-            }
-        }
     }
     if let Some(l) = spec.linux() {
         let unsupported = [
             ("linux.seccomp", l.seccomp().is_some()),
             ("linux.intelRdt", l.intel_rdt().is_some()),
-            ("linux.personality", l.personality().is_some()),
-            ("linux.memoryPolicy", l.memory_policy().is_some()),
             ("linux.netDevices", l.net_devices().as_ref().is_some_and(|d| !d.is_empty())),
             ("linux.mountLabel", l.mount_label().as_ref().is_some_and(|s| !s.is_empty())),
         ];

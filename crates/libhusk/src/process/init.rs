@@ -14,7 +14,7 @@ use crate::cgroups::Cgroup;
 use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NsPlan};
-use crate::process::{exec, rlimits, user};
+use crate::process::{exec, rlimits, sched, user};
 use crate::rootfs::{self, RootfsContext};
 use crate::state::{State, Status};
 use crate::sync::{Channel, Msg};
@@ -142,6 +142,7 @@ fn setup(args: &InitArgs) -> Result<exec::Program> {
     if let Some(rl) = process.rlimits() {
         rlimits::apply(rl)?;
     }
+    apply_placement(process, linux)?;
     close_stray_fds(args)?;
     enter_cwd(process.cwd())?;
 
@@ -156,6 +157,24 @@ fn setup(args: &InitArgs) -> Result<exec::Program> {
         rustix::thread::set_no_new_privs(true).ctx(|| "process.noNewPrivileges")?;
     }
     Ok(program)
+}
+
+/// Scheduler, I/O priority, personality and NUMA policy: before the capability drop, since
+/// real-time policies need CAP_SYS_NICE.
+fn apply_placement(process: &oci_spec::runtime::Process, linux: Option<&oci_spec::runtime::Linux>) -> Result<()> {
+    if let Some(s) = process.scheduler() {
+        sched::apply_scheduler(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        sched::apply_io_priority(p)?;
+    }
+    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
+        sched::apply_personality(p)?;
+    }
+    if let Some(m) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        sched::apply_memory_policy(m)?;
+    }
+    Ok(())
 }
 
 /// In a new user namespace we start as the overflow uid; become the namespace's root so files we

@@ -3,4 +3,5 @@
 pub mod exec;
 pub mod init;
 pub mod rlimits;
+pub mod sched;
 pub mod user;
