@@ -15,6 +15,9 @@ mod procfs;
 pub mod safe_path;
 mod sysctl;
 
+#[cfg(test)]
+mod harness;
+
 use std::os::fd::AsFd;
 use std::path::Path;
 

@@ -26,5 +26,7 @@ pub fn open_private() -> Result<OwnedFd> {
 /// Open `path` strictly beneath `dir` (a directory of the private procfs).
 pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
     let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
-    rustix::fs::openat2(dir, path, flags | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty(), how)
+    // openat2 refuses O_PATH with anything but O_DIRECTORY/O_NOFOLLOW/O_CLOEXEC.
+    let extra = if flags.contains(OFlags::PATH) { OFlags::CLOEXEC } else { OFlags::CLOEXEC | OFlags::NOCTTY };
+    rustix::fs::openat2(dir, path, flags | extra, Mode::empty(), how)
 }
