@@ -13,6 +13,7 @@ use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
 type Check = Box<dyn Fn() -> Result<(), String>>;
+type Setup = Box<dyn Fn(&Path, &Path)>;
 
 struct Scenario {
     name: &'static str,
@@ -20,7 +21,7 @@ struct Scenario {
     in_userns: bool,
     no_pivot: bool,
     /// Build the rootfs: (rootfs dir, bundle dir).
-    setup: Box<dyn Fn(&Path, &Path)>,
+    setup: Setup,
     /// Some(text): some step must fail with an error containing `text`.
     expect_err: Option<&'static str>,
     inside: Check,
@@ -199,7 +200,7 @@ fn read(p: &str) -> Result<String, String> {
 
 fn mountinfo_opts(dest: &str) -> Result<String, String> {
     let info = read("/proc/self/mountinfo")?;
-    let line = info.lines().filter(|l| l.split(' ').nth(4) == Some(dest)).last();
+    let line = info.lines().rfind(|l| l.split(' ').nth(4) == Some(dest));
     line.map(|l| l.to_string()).ok_or_else(|| format!("{dest} is not a mount point"))
 }
 
@@ -305,7 +306,7 @@ fn full_spec(userns: bool, readonly_root: bool, propagation: Option<&str>) -> Va
     })
 }
 
-fn full_setup(outside: PathBuf) -> Box<dyn Fn(&Path, &Path)> {
+fn full_setup(outside: PathBuf) -> Setup {
     Box::new(move |rootfs, bundle| {
         let data = bundle.join("hostdata");
         fs::create_dir_all(data.join("sub")).unwrap();

@@ -22,6 +22,9 @@ pub fn mount(ctx: &RootfsContext, target: BorrowedFd<'_>, opts: &MountOptions) -
             let mnt = new_fs("cgroup2", Some("cgroup2"), &opts.data, fresh)?;
             return attach_with(mnt, target, opts);
         }
+        if hier.is_empty() {
+            return Err(Error::msg("no cgroup hierarchies found on the host"));
+        }
         return with_tmpfs(target, opts, hier.iter().map(|h| (h.mount.as_path(), h)), |h| v1_fs(h, fresh));
     }
     let placements = &ctx.cgroup.placements;
@@ -52,7 +55,7 @@ fn is_pure_v2(hier: &[Hierarchy]) -> Result<bool> {
     match hier {
         [] => {
             let st = rustix::fs::statfs("/sys/fs/cgroup").ctx(|| "statfs /sys/fs/cgroup")?;
-            Ok(st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64)
+            Ok(st.f_type as u32 == libc::CGROUP2_SUPER_MAGIC as u32)
         }
         [h] => Ok(h.v2),
         _ => Ok(false),

@@ -14,9 +14,14 @@ pub const ATTR_STRICTATIME: u64 = libc::MOUNT_ATTR_STRICTATIME;
 pub const ATTR_NODIRATIME: u64 = libc::MOUNT_ATTR_NODIRATIME;
 pub const ATTR_NOSYMFOLLOW: u64 = libc::MOUNT_ATTR_NOSYMFOLLOW;
 
+// c_ulong is u64 only on 64-bit targets.
+#[allow(clippy::unnecessary_cast)]
 pub const PROP_SHARED: u64 = libc::MS_SHARED as u64;
+#[allow(clippy::unnecessary_cast)]
 pub const PROP_SLAVE: u64 = libc::MS_SLAVE as u64;
+#[allow(clippy::unnecessary_cast)]
 pub const PROP_PRIVATE: u64 = libc::MS_PRIVATE as u64;
+#[allow(clippy::unnecessary_cast)]
 pub const PROP_UNBINDABLE: u64 = libc::MS_UNBINDABLE as u64;
 
 /// Attribute changes for `mount_setattr`: bits to set and bits to clear. The atime mode is one

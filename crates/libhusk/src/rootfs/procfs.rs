@@ -17,7 +17,7 @@ pub fn open_private() -> Result<OwnedFd> {
     let proc = new_fs("proc", Some("proc"), &[], ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)
         .map_err(|e| e.context("private procfs"))?;
     let st = rustix::fs::fstatfs(&proc).ctx(|| "private procfs")?;
-    if st.f_type as i64 != libc::PROC_SUPER_MAGIC as i64 {
+    if st.f_type as u32 != libc::PROC_SUPER_MAGIC as u32 {
         return Err(Error::msg("private procfs: not procfs"));
     }
     Ok(proc)
