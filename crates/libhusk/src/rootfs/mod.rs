@@ -1,5 +1,24 @@
 //! The container's root filesystem: mounts, /dev, pivot_root, masked and read-only paths.
+//!
+//! Everything here runs in the container's init, single-threaded, inside its new mount namespace.
+//! Paths inside the rootfs are resolved by fd (RESOLVE_IN_ROOT) and mounts are made with the new
+//! mount API onto and from fds, so no symlink or rename in the image can redirect them.
 
+mod cgroupfs;
+mod devices;
+mod masked;
+mod mount_api;
+pub mod mount_options;
+mod mounts;
+mod pivot;
+mod procfs;
+pub mod safe_path;
+mod sysctl;
+
+#[cfg(test)]
+mod harness;
+
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use oci_spec::runtime::Spec;
@@ -21,21 +40,53 @@ pub struct RootfsContext<'a> {
 }
 
 /// Before pivot_root: propagation, the rootfs bind, `mounts`, /dev and `linux.devices`.
-pub fn prepare(_ctx: &RootfsContext) -> Result<()> {
-    Err(Error::msg("rootfs: not implemented"))
+///
+/// `bundle` and `rootfs` must be absolute (the cwd is not ours to rely on).
+pub fn prepare(ctx: &RootfsContext) -> Result<()> {
+    let linux = ctx.spec.linux().as_ref();
+    let (prop, recursive) = mount_options::rootfs_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
+    let slash = pivot::open_slash()?;
+    mount_api::setattr(slash.as_fd(), recursive, mount_options::Attrs::default(), prop)
+        .map_err(|e| Error::os("linux.rootfsPropagation: set the propagation of /", e.raw_os_error()))?;
+    drop(slash);
+    // After a recursive slave/private/unbindable nothing below / is shared: no need to check.
+    let parent_private = !recursive || prop == mount_options::PROP_SHARED;
+    let root = pivot::bind_rootfs(ctx.rootfs, parent_private)?;
+    mounts::mount_all(ctx, root.as_fd())?;
+    devices::setup(ctx, root.as_fd())
 }
 
 /// Write `linux.sysctl` through a private, checked procfs handle.
-pub fn apply_sysctls(_ctx: &RootfsContext) -> Result<()> {
-    Ok(())
+pub fn apply_sysctls(ctx: &RootfsContext) -> Result<()> {
+    match ctx.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        Some(sysctl) => sysctl::apply(sysctl),
+        None => Ok(()),
+    }
 }
 
 /// pivot_root into the rootfs (or chroot with --no-pivot); afterwards the cwd is `/`.
-pub fn pivot(_ctx: &RootfsContext) -> Result<()> {
-    Err(Error::msg("rootfs: not implemented"))
+pub fn pivot(ctx: &RootfsContext) -> Result<()> {
+    if ctx.no_pivot {
+        pivot::move_root(ctx.rootfs)
+    } else {
+        pivot::pivot_root(ctx.rootfs)
+    }
 }
 
 /// After pivot: maskedPaths, readonlyPaths, and the read-only root.
-pub fn finalize(_ctx: &RootfsContext) -> Result<()> {
+pub fn finalize(ctx: &RootfsContext) -> Result<()> {
+    let linux = ctx.spec.linux().as_ref();
+    let masked = linux.and_then(|l| l.masked_paths().as_deref()).unwrap_or(&[]);
+    let readonly = linux.and_then(|l| l.readonly_paths().as_deref()).unwrap_or(&[]);
+    let readonly_root = ctx.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+    if masked.is_empty() && readonly.is_empty() && !readonly_root {
+        return Ok(());
+    }
+    let root = pivot::open_slash()?;
+    masked::mask(root.as_fd(), masked)?;
+    masked::read_only(root.as_fd(), readonly)?;
+    if readonly_root {
+        masked::read_only_root(root.as_fd())?;
+    }
     Ok(())
 }

@@ -1,0 +1,83 @@
+//! After pivot: `linux.maskedPaths`, `linux.readonlyPaths` and the read-only root. Paths resolve
+//! inside the new root by fd; missing ones are skipped like runc, every other failure is fatal.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{FileType, OFlags};
+use rustix::io::Errno;
+
+use super::mount_api::{attach, clone_fd, new_fs, setattr};
+use super::mount_options::{Attrs, Data, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
+use super::safe_path;
+use crate::error::{Error, Result};
+
+const RDONLY: Attrs = Attrs { set: ATTR_RDONLY, clear: 0 };
+
+pub fn mask(root: BorrowedFd<'_>, paths: &[String]) -> Result<()> {
+    let mut null: Option<OwnedFd> = None;
+    let mut empty_dir: Option<OwnedFd> = None;
+    for (i, path) in paths.iter().enumerate() {
+        let field = || format!("linux.maskedPaths[{i}]: {path}");
+        let target = match safe_path::open(root, Path::new(path), OFlags::empty()) {
+            Err(Errno::NOENT) => continue,
+            other => other.map_err(|e| Error::os(field(), e.raw_os_error()))?,
+        };
+        let st = rustix::fs::fstat(&target).map_err(|e| Error::os(field(), e.raw_os_error()))?;
+        let source = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            if empty_dir.is_none() {
+                empty_dir = Some(read_only_tmpfs().map_err(|e| e.context(field()))?);
+            }
+            empty_dir.as_ref()
+        } else {
+            if null.is_none() {
+                null = Some(dev_null(root).map_err(|e| e.context(field()))?);
+            }
+            null.as_ref()
+        };
+        let Some(source) = source else { continue };
+        let mnt = clone_fd(source.as_fd(), false).map_err(|e| Error::os(field(), e.raw_os_error()))?;
+        attach(mnt.as_fd(), target.as_fd()).map_err(|e| Error::os(field(), e.raw_os_error()))?;
+    }
+    Ok(())
+}
+
+/// The container's /dev/null, refused unless it is the 1:3 character device: an image may make
+/// it a symlink to /proc/sys/kernel/core_pattern (CVE-2025-31133).
+fn dev_null(root: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let fd = safe_path::open(root, Path::new("/dev/null"), OFlags::NOFOLLOW)
+        .map_err(|e| Error::os("/dev/null", e.raw_os_error()))?;
+    let st = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::CharacterDevice || st.st_rdev != rustix::fs::makedev(1, 3) {
+        return Err(Error::msg("/dev/null is not the null device (1:3); refusing to mask with it"));
+    }
+    Ok(fd)
+}
+
+/// One empty read-only tmpfs (superblock and mount) whose clones cover every masked directory.
+fn read_only_tmpfs() -> Result<OwnedFd> {
+    let data = [Data::Flag("ro".into()), Data::Value("size".into(), "4k".into())];
+    new_fs("tmpfs", Some("tmpfs"), &data, ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)
+}
+
+pub fn read_only(root: BorrowedFd<'_>, paths: &[String]) -> Result<()> {
+    for (i, path) in paths.iter().enumerate() {
+        let field = || format!("linux.readonlyPaths[{i}]: {path}");
+        let target = match safe_path::open(root, Path::new(path), OFlags::empty()) {
+            Err(Errno::NOENT) => continue,
+            other => other.map_err(|e| Error::os(field(), e.raw_os_error()))?,
+        };
+        let run = || -> std::result::Result<(), Errno> {
+            let mnt = clone_fd(target.as_fd(), true)?;
+            setattr(mnt.as_fd(), true, RDONLY, 0)?;
+            attach(mnt.as_fd(), target.as_fd())
+        };
+        run().map_err(|e| Error::os(field(), e.raw_os_error()))?;
+    }
+    Ok(())
+}
+
+/// `root.readonly`: the root mount only, like runc's remount of `/`.
+pub fn read_only_root(root: BorrowedFd<'_>) -> Result<()> {
+    setattr(root, false, RDONLY, 0).map_err(|e| Error::os("root.readonly: remount / read-only", e.raw_os_error()))
+}

@@ -1,0 +1,256 @@
+//! OCI mount options → what the new mount API wants: per-mount attributes (plain and recursive),
+//! propagation changes, bind flags, and filesystem data for fsconfig.
+
+use crate::error::{Error, Result};
+
+pub const ATTR_RDONLY: u64 = libc::MOUNT_ATTR_RDONLY;
+pub const ATTR_NOSUID: u64 = libc::MOUNT_ATTR_NOSUID;
+pub const ATTR_NODEV: u64 = libc::MOUNT_ATTR_NODEV;
+pub const ATTR_NOEXEC: u64 = libc::MOUNT_ATTR_NOEXEC;
+pub const ATTR_ATIME_MASK: u64 = libc::MOUNT_ATTR__ATIME;
+pub const ATTR_RELATIME: u64 = libc::MOUNT_ATTR_RELATIME;
+pub const ATTR_NOATIME: u64 = libc::MOUNT_ATTR_NOATIME;
+pub const ATTR_STRICTATIME: u64 = libc::MOUNT_ATTR_STRICTATIME;
+pub const ATTR_NODIRATIME: u64 = libc::MOUNT_ATTR_NODIRATIME;
+pub const ATTR_NOSYMFOLLOW: u64 = libc::MOUNT_ATTR_NOSYMFOLLOW;
+
+// c_ulong is u64 only on 64-bit targets.
+#[allow(clippy::unnecessary_cast)]
+pub const PROP_SHARED: u64 = libc::MS_SHARED as u64;
+#[allow(clippy::unnecessary_cast)]
+pub const PROP_SLAVE: u64 = libc::MS_SLAVE as u64;
+#[allow(clippy::unnecessary_cast)]
+pub const PROP_PRIVATE: u64 = libc::MS_PRIVATE as u64;
+#[allow(clippy::unnecessary_cast)]
+pub const PROP_UNBINDABLE: u64 = libc::MS_UNBINDABLE as u64;
+
+/// Attribute changes for `mount_setattr`: bits to set and bits to clear. The atime mode is one
+/// value inside `ATTR_ATIME_MASK`, so choosing one clears the whole mask.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Attrs {
+    pub set: u64,
+    pub clear: u64,
+}
+
+impl Attrs {
+    fn apply(&mut self, on: bool, bit: u64) {
+        if on {
+            self.set |= bit;
+            self.clear &= !bit;
+        } else {
+            self.clear |= bit;
+            self.set &= !bit;
+        }
+    }
+
+    fn atime(&mut self, mode: u64) {
+        self.set = (self.set & !ATTR_ATIME_MASK) | mode;
+        self.clear |= ATTR_ATIME_MASK;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clear == 0
+    }
+
+    /// The attributes of a fresh mount (rw, suid, dev, exec, relatime) after these changes.
+    pub fn on_fresh_mount(&self, then: &Attrs) -> u64 {
+        let once = self.set;
+        (once & !then.clear) | then.set
+    }
+}
+
+/// A data option for fsconfig: `key=value` or a bare flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    Flag(String),
+    Value(String, String),
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    pub bind: bool,
+    pub recursive_bind: bool,
+    /// Changes to the mount itself.
+    pub attrs: Attrs,
+    /// Changes to the mount and every mount below it (`rro`, `rnosuid`, ...), applied after `attrs`.
+    pub rec_attrs: Attrs,
+    /// Propagation changes in order: (MS_SHARED/SLAVE/PRIVATE/UNBINDABLE, recursive).
+    pub propagation: Vec<(u64, bool)>,
+    /// Everything else, for the filesystem (superblock flags like `sync` included: fsconfig knows them).
+    pub data: Vec<Data>,
+    /// `idmap`/`ridmap` was asked for.
+    pub idmap: bool,
+}
+
+/// Parse one mount's options. Only options that can never work are errors here; the kernel
+/// judges the data options.
+pub fn parse(options: &[String]) -> Result<MountOptions> {
+    let mut o = MountOptions::default();
+    for opt in options {
+        if let Some(rest) = opt.strip_prefix('r') {
+            if let Some(attr) = recursive_attr(rest) {
+                attr(&mut o.rec_attrs);
+                continue;
+            }
+        }
+        match opt.as_str() {
+            "bind" => o.bind = true,
+            "rbind" => {
+                o.bind = true;
+                o.recursive_bind = true;
+            }
+            // Superblock flags the new mount API has no use for (i_version is the filesystem's choice).
+            "defaults" | "silent" | "loud" | "iversion" | "noiversion" | "notmpcopyup" => {}
+            "shared" => o.propagation.push((PROP_SHARED, false)),
+            "rshared" => o.propagation.push((PROP_SHARED, true)),
+            "slave" => o.propagation.push((PROP_SLAVE, false)),
+            "rslave" => o.propagation.push((PROP_SLAVE, true)),
+            "private" => o.propagation.push((PROP_PRIVATE, false)),
+            "rprivate" => o.propagation.push((PROP_PRIVATE, true)),
+            "unbindable" => o.propagation.push((PROP_UNBINDABLE, false)),
+            "runbindable" => o.propagation.push((PROP_UNBINDABLE, true)),
+            "idmap" | "ridmap" => o.idmap = true,
+            "tmpcopyup" | "copy-symlink" => return Err(Error::msg(format!("option {opt:?} is not supported"))),
+            "" => {}
+            _ => match plain_attr(opt) {
+                Some(attr) => attr(&mut o.attrs),
+                None => o.data.push(match opt.split_once('=') {
+                    Some((k, v)) => Data::Value(k.to_string(), v.to_string()),
+                    None => Data::Flag(opt.clone()),
+                }),
+            },
+        }
+    }
+    Ok(o)
+}
+
+type AttrFn = fn(&mut Attrs);
+
+/// `atime`, `norelatime` and `nostrictatime` undo a choice, which leaves the kernel's default:
+/// relatime.
+fn plain_attr(opt: &str) -> Option<AttrFn> {
+    Some(match opt {
+        "ro" => |a| a.apply(true, ATTR_RDONLY),
+        "rw" => |a| a.apply(false, ATTR_RDONLY),
+        "nosuid" => |a| a.apply(true, ATTR_NOSUID),
+        "suid" => |a| a.apply(false, ATTR_NOSUID),
+        "nodev" => |a| a.apply(true, ATTR_NODEV),
+        "dev" => |a| a.apply(false, ATTR_NODEV),
+        "noexec" => |a| a.apply(true, ATTR_NOEXEC),
+        "exec" => |a| a.apply(false, ATTR_NOEXEC),
+        "noatime" => |a| a.atime(ATTR_NOATIME),
+        "strictatime" => |a| a.atime(ATTR_STRICTATIME),
+        "relatime" | "atime" | "norelatime" | "nostrictatime" => |a| a.atime(ATTR_RELATIME),
+        "nodiratime" => |a| a.apply(true, ATTR_NODIRATIME),
+        "diratime" => |a| a.apply(false, ATTR_NODIRATIME),
+        "nosymfollow" => |a| a.apply(true, ATTR_NOSYMFOLLOW),
+        "symfollow" => |a| a.apply(false, ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
+}
+
+/// The `r`-prefixed recursive forms exist for exactly the per-mount attributes.
+fn recursive_attr(rest: &str) -> Option<AttrFn> {
+    match rest {
+        "ro" | "rw" | "nosuid" | "suid" | "nodev" | "dev" | "noexec" | "exec" | "noatime" | "atime" | "relatime"
+        | "norelatime" | "strictatime" | "nostrictatime" | "nodiratime" | "diratime" | "nosymfollow" | "symfollow" => {
+            plain_attr(rest)
+        }
+        _ => None,
+    }
+}
+
+/// `linux.rootfsPropagation` → (propagation, recursive); runc's default is rslave.
+pub fn rootfs_propagation(value: Option<&str>) -> Result<(u64, bool)> {
+    Ok(match value.unwrap_or("rslave") {
+        "shared" => (PROP_SHARED, false),
+        "rshared" => (PROP_SHARED, true),
+        "slave" => (PROP_SLAVE, false),
+        "rslave" => (PROP_SLAVE, true),
+        "private" => (PROP_PRIVATE, false),
+        "rprivate" => (PROP_PRIVATE, true),
+        "unbindable" => (PROP_UNBINDABLE, false),
+        "runbindable" => (PROP_UNBINDABLE, true),
+        other => return Err(Error::field("linux.rootfsPropagation", format!("{other:?} is not supported"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(opts: &[&str]) -> MountOptions {
+        parse(&opts.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn rootfs_options_plain_flags() {
+        let o = p(&["nosuid", "noexec", "nodev", "ro"]);
+        assert_eq!(o.attrs.set, ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV | ATTR_RDONLY);
+        assert_eq!(o.attrs.clear, 0);
+        let o = p(&["ro", "rw", "dev"]);
+        assert_eq!(o.attrs.set, 0);
+        assert_eq!(o.attrs.clear, ATTR_RDONLY | ATTR_NODEV);
+        assert!(o.data.is_empty() && !o.bind);
+    }
+
+    #[test]
+    fn rootfs_options_atime_family() {
+        let o = p(&["noatime"]);
+        assert_eq!(o.attrs.set, ATTR_NOATIME);
+        assert_eq!(o.attrs.clear, ATTR_ATIME_MASK);
+        let o = p(&["noatime", "atime"]);
+        assert_eq!(o.attrs.set, ATTR_RELATIME);
+        let o = p(&["strictatime", "nodiratime"]);
+        assert_eq!(o.attrs.set, ATTR_STRICTATIME | ATTR_NODIRATIME);
+        let o = p(&["nodiratime", "diratime"]);
+        assert_eq!(o.attrs.set, 0);
+        assert_eq!(o.attrs.clear, ATTR_NODIRATIME);
+    }
+
+    #[test]
+    fn rootfs_options_recursive_forms() {
+        let o = p(&["rbind", "rro", "rnosuid", "rnoatime", "rnosymfollow", "rw"]);
+        assert!(o.bind && o.recursive_bind);
+        assert_eq!(o.rec_attrs.set, ATTR_RDONLY | ATTR_NOSUID | ATTR_NOATIME | ATTR_NOSYMFOLLOW);
+        assert_eq!(o.attrs.clear, ATTR_RDONLY);
+        let o = p(&["rro", "rrw"]);
+        assert_eq!(o.rec_attrs.set, 0);
+        assert_eq!(o.rec_attrs.clear, ATTR_RDONLY);
+        // Not a recursive attribute: plain data.
+        assert_eq!(p(&["rsize=8192"]).data, vec![Data::Value("rsize".into(), "8192".into())]);
+        assert!(p(&["rprivate"]).rec_attrs.is_empty());
+    }
+
+    #[test]
+    fn rootfs_options_propagation_and_data() {
+        let o = p(&["rprivate", "shared", "mode=755", "size=65536k", "sync", "nr_inodes=10"]);
+        assert_eq!(o.propagation, vec![(PROP_PRIVATE, true), (PROP_SHARED, false)]);
+        assert_eq!(
+            o.data,
+            vec![
+                Data::Value("mode".into(), "755".into()),
+                Data::Value("size".into(), "65536k".into()),
+                Data::Flag("sync".into()),
+                Data::Value("nr_inodes".into(), "10".into()),
+            ]
+        );
+        assert!(p(&["idmap"]).idmap && p(&["ridmap"]).idmap);
+        assert!(parse(&["tmpcopyup".to_string()]).is_err());
+    }
+
+    #[test]
+    fn rootfs_options_fresh_mount_attrs() {
+        let o = p(&["ro", "nosuid", "rrw", "rnoexec"]);
+        assert_eq!(o.attrs.on_fresh_mount(&o.rec_attrs), ATTR_NOSUID | ATTR_NOEXEC);
+    }
+
+    #[test]
+    fn rootfs_propagation_values() {
+        assert_eq!(rootfs_propagation(None).unwrap(), (PROP_SLAVE, true));
+        assert_eq!(rootfs_propagation(Some("shared")).unwrap(), (PROP_SHARED, false));
+        assert_eq!(rootfs_propagation(Some("runbindable")).unwrap(), (PROP_UNBINDABLE, true));
+        let e = rootfs_propagation(Some("bogus")).unwrap_err();
+        assert!(e.to_string().starts_with("linux.rootfsPropagation"));
+    }
+}

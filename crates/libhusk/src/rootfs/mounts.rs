@@ -1,0 +1,106 @@
+//! The config's `mounts`, in order, each onto a destination resolved inside the rootfs by fd.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use oci_spec::runtime::Mount;
+use rustix::fs::FileType;
+
+use super::mount_api::{attach, clone_path, new_fs, setattr};
+use super::mount_options::{self, Attrs, MountOptions};
+use super::{cgroupfs, safe_path, RootfsContext};
+use crate::error::{Error, Result};
+
+pub fn mount_all(ctx: &RootfsContext, root: BorrowedFd<'_>) -> Result<()> {
+    for (i, m) in ctx.spec.mounts().iter().flatten().enumerate() {
+        mount_one(ctx, root, m).map_err(|e| e.context(format!("mounts[{i}]")))?;
+    }
+    Ok(())
+}
+
+/// Whether `m` is a bind mount: by type, or by a `bind`/`rbind` option (type is optional).
+pub fn is_bind(m: &Mount, opts: &MountOptions) -> bool {
+    opts.bind || matches!(m.typ().as_deref(), Some("bind") | Some("rbind"))
+}
+
+fn mount_one(ctx: &RootfsContext, root: BorrowedFd<'_>, m: &Mount) -> Result<()> {
+    let dest = m.destination();
+    let opts = mount_options::parse(m.options().as_deref().unwrap_or(&[]))
+        .map_err(|e| e.context(format!("options of {}", dest.display())))?;
+    if opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(Error::msg(format!("{}: idmapped mounts are not supported yet", dest.display())));
+    }
+    if is_bind(m, &opts) {
+        return bind(ctx, root, m, &opts);
+    }
+    let fstype = match m.typ().as_deref() {
+        Some(t) if !t.is_empty() => t,
+        _ => return Err(Error::msg(format!("{}: type is missing", dest.display()))),
+    };
+    let what = || format!("mount {fstype} on {}", dest.display());
+    if fstype == "cgroup" {
+        let target = mkdir(root, dest)?;
+        return cgroupfs::mount(ctx, target.as_fd(), &opts).map_err(|e| e.context(what()));
+    }
+    let source = m.source().as_ref().and_then(|s| s.to_str());
+    let fresh = opts.attrs.on_fresh_mount(&opts.rec_attrs);
+    let mnt = match new_fs(fstype, source, &opts.data, fresh) {
+        Ok(mnt) => mnt,
+        // In a user namespace without its own network namespace the kernel refuses a new sysfs:
+        // bind the host's, like runc.
+        Err(e) if fstype == "sysfs" && ctx.in_userns && e.errno() == Some(libc::EPERM) => {
+            let mnt = clone_path(Path::new("/sys"), true).map_err(|e| Error::from(e).context(what()))?;
+            let all = Attrs { set: fresh, clear: 0 };
+            setattr(mnt.as_fd(), true, all, 0).map_err(|e| Error::from(e).context(what()))?;
+            mnt
+        }
+        Err(e) => return Err(e.context(what())),
+    };
+    let target = mkdir(root, dest)?;
+    attach(mnt.as_fd(), target.as_fd()).map_err(|e| Error::from(e).context(what()))?;
+    propagate(mnt.as_fd(), &opts).map_err(|e| e.context(what()))
+}
+
+fn bind(ctx: &RootfsContext, root: BorrowedFd<'_>, m: &Mount, opts: &MountOptions) -> Result<()> {
+    let dest = m.destination();
+    let source =
+        m.source().as_ref().ok_or_else(|| Error::msg(format!("{}: bind source is missing", dest.display())))?;
+    let source = if source.is_absolute() { source.clone() } else { ctx.bundle.join(source) };
+    let what = || format!("bind {} on {}", source.display(), dest.display());
+    let tree = clone_path(&source, opts.recursive_bind).map_err(|e| Error::from(e).context(what()))?;
+    let is_dir = rustix::fs::fstat(&tree).map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)?;
+    let target = if is_dir {
+        mkdir(root, dest)?
+    } else {
+        safe_path::create_file(root, dest)
+            .map_err(|e| Error::os(format!("create {}", dest.display()), e.raw_os_error()))?
+    };
+    set_attrs(tree.as_fd(), opts).map_err(|e| e.context(what()))?;
+    attach(tree.as_fd(), target.as_fd()).map_err(|e| Error::from(e).context(what()))?;
+    propagate(tree.as_fd(), opts).map_err(|e| e.context(what()))
+}
+
+/// Plain attributes first, then the recursive ones (runc's order): on a detached tree, so the
+/// container never sees the mount before its flags are right.
+pub fn set_attrs(mnt: BorrowedFd<'_>, opts: &MountOptions) -> Result<()> {
+    if !opts.attrs.is_empty() {
+        setattr(mnt, false, opts.attrs, 0)?;
+    }
+    if !opts.rec_attrs.is_empty() {
+        setattr(mnt, true, opts.rec_attrs, 0)?;
+    }
+    Ok(())
+}
+
+/// Propagation once attached: a detached mount has no peers to speak of.
+pub fn propagate(mnt: BorrowedFd<'_>, opts: &MountOptions) -> Result<()> {
+    for &(prop, recursive) in &opts.propagation {
+        setattr(mnt, recursive, Attrs::default(), prop)?;
+    }
+    Ok(())
+}
+
+pub fn mkdir(root: BorrowedFd<'_>, dest: &Path) -> Result<OwnedFd> {
+    safe_path::mkdir_all(root, dest, 0o755)
+        .map_err(|e| Error::os(format!("mkdir {}", dest.display()), e.raw_os_error()))
+}
