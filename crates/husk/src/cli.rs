@@ -234,7 +234,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             }
             let spec = libhusk::spec_template::default_spec(*rootless);
             let text = serde_json::to_string_pretty(&spec).unwrap_or_default();
-            std::fs::write(&path, text + "\n").map_err(|e| Error::from(e).context(format!("write {}", path.display())))?;
+            std::fs::write(&path, text + "\n")
+                .map_err(|e| Error::from(e).context(format!("write {}", path.display())))?;
         }
         Command::Create(a) => {
             check_modes(&cli)?;
@@ -272,7 +273,8 @@ fn list(cli: &Cli, format: &str, quiet: bool) -> Result<()> {
         "json" => {
             let all: Vec<_> = containers.iter().map(|(s, st)| container::oci_json(s, *st)).collect();
             // runc prints null, not [], when there are none.
-            let text = if all.is_empty() { "null".to_string() } else { serde_json::to_string(&all).unwrap_or_default() };
+            let text =
+                if all.is_empty() { "null".to_string() } else { serde_json::to_string(&all).unwrap_or_default() };
             println!("{text}");
         }
         "table" => {
@@ -324,7 +326,10 @@ mod tests {
 
     #[test]
     fn single_dash_long_flags() {
-        assert_eq!(norm(&["husk", "-no-subreaper", "-bundle=/b", "-d"]), ["husk", "--no-subreaper", "--bundle=/b", "-d"]);
+        assert_eq!(
+            norm(&["husk", "-no-subreaper", "-bundle=/b", "-d"]),
+            ["husk", "--no-subreaper", "--bundle=/b", "-d"]
+        );
         assert_eq!(norm(&["husk", "--", "-all"]), ["husk", "--", "-all"]);
         assert_eq!(norm(&["husk", "kill", "-a", "x"]), ["husk", "kill", "-a", "x"]);
     }
@@ -332,7 +337,22 @@ mod tests {
     #[test]
     fn parses_runc_command_lines() {
         let parse = |a: &[&str]| Cli::try_parse_from(normalize_args(a.iter().map(OsString::from)));
-        assert!(parse(&["husk", "--root", "/r", "--log", "/l", "--log-format", "json", "create", "--bundle", "/b", "--pid-file", "/p", "x"]).is_ok());
+        assert!(parse(&[
+            "husk",
+            "--root",
+            "/r",
+            "--log",
+            "/l",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/p",
+            "x"
+        ])
+        .is_ok());
         assert!(parse(&["husk", "--root=/r", "create", "--bundle=/b", "--preserve-fds=2", "x"]).is_ok());
         assert!(parse(&["husk", "run", "-d", "--no-subreaper", "-b", "/b", "x"]).is_ok());
         assert!(parse(&["husk", "restore-like", "-no-subreaper"]).is_err());

@@ -15,8 +15,8 @@ use crate::error::{Context, Error, Result};
 /// Connect to the caller's console socket (done by husk before clone, in the host's namespaces).
 pub fn connect(path: &Path) -> Result<OwnedFd> {
     use rustix::net::{connect, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
-    let sock = socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .ctx(|| "console socket")?;
+    let sock =
+        socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).ctx(|| "console socket")?;
     let addr = SocketAddrUnix::new(path).ctx(|| format!("--console-socket {}", path.display()))?;
     connect(&sock, &addr).ctx(|| format!("--console-socket: connect {}", path.display()))?;
     Ok(sock)
@@ -52,19 +52,35 @@ pub fn setup(socket: OwnedFd, size: Option<&oci_spec::runtime::Box>) -> Result<(
 }
 
 fn bind_dev_console(slave: &OwnedFd) -> Result<()> {
-    let dev = rustix::fs::open("/dev", OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| "open /dev")?;
-    match rustix::fs::openat(&dev, "console", OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(0o666)) {
+    let dev =
+        rustix::fs::open("/dev", OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+            .ctx(|| "open /dev")?;
+    match rustix::fs::openat(
+        &dev,
+        "console",
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o666),
+    ) {
         Ok(_) => {}
         Err(rustix::io::Errno::EXIST) => {}
         Err(e) => return Err(Error::from(e).context("create /dev/console")),
     }
     let target = rustix::fs::openat(&dev, "console", OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
         .ctx(|| "open /dev/console")?;
-    let tree = open_tree(slave, "", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH)
-        .ctx(|| "clone pty slave mount")?;
-    move_mount(tree.as_fd(), "", target.as_fd(), "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
-        .ctx(|| "bind pty onto /dev/console")
+    let tree = open_tree(
+        slave,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .ctx(|| "clone pty slave mount")?;
+    move_mount(
+        tree.as_fd(),
+        "",
+        target.as_fd(),
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .ctx(|| "bind pty onto /dev/console")
 }
 
 fn send_fd(socket: &OwnedFd, data: &[u8], fd: &OwnedFd) -> Result<()> {

@@ -48,7 +48,8 @@ impl Channel {
                 buf.extend_from_slice(text.as_bytes());
             }
         }
-        rustix::net::send(self.0.as_fd(), &buf, SendFlags::NOSIGNAL).map_err(|e| Error::from(e).context("sync send"))?;
+        rustix::net::send(self.0.as_fd(), &buf, SendFlags::NOSIGNAL)
+            .map_err(|e| Error::from(e).context("sync send"))?;
         Ok(())
     }
 

@@ -66,7 +66,15 @@ fn unescape(field: &str) -> String {
 pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
     let mut seen: Vec<&str> = Vec::new();
     let mut out = Vec::new();
-    for line in text.lines() {
+    let mount_point = |line: &str| line.split(' ').nth(4).map(str::to_owned);
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        // A later mount on the same mount point hides this one (e.g. a tmpfs over the cgroup2
+        // mount, as the crun workaround in host.md does): what is there now is not cgroupfs.
+        let here = mount_point(line);
+        if lines[i + 1..].iter().any(|l| mount_point(l) == here) {
+            continue;
+        }
         let Some((pre, post)) = line.split_once(" - ") else { continue };
         let pre: Vec<&str> = pre.split(' ').collect();
         let mut post = post.split(' ');
@@ -236,5 +244,18 @@ mod tests {
         assert_eq!(own_relative(&v2, &own).unwrap(), PathBuf::from("a:b"));
         let outside = Hierarchy { root: "/other".into(), ..mem };
         assert!(own_relative(&outside, &own).unwrap_err().to_string().starts_with("/proc/self/cgroup:"));
+    }
+}
+
+#[cfg(test)]
+mod overmount_tests {
+    #[test]
+    fn a_mount_hidden_by_a_later_one_is_not_a_hierarchy() {
+        let text = "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                    41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+                    90 41 0:60 / /sys/fs/cgroup/unified rw - tmpfs none rw,size=16m\n";
+        let h = super::parse_mountinfo(text);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].controllers, vec!["memory".to_string()]);
     }
 }

@@ -66,7 +66,8 @@ impl Drop for Undo {
     fn drop(&mut self) {
         if let Some((pid, pidfd)) = self.child.take() {
             let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
-            let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty());
+            let _ =
+                rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty());
         }
         if let Some(cg) = self.cgroup.take() {
             if let Err(e) = cg.destroy() {
@@ -185,8 +186,8 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
 /// sun_path.
 fn bind_start_socket(dir: &StateDir) -> Result<OwnedFd> {
     use std::os::fd::AsRawFd;
-    let sock = socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .ctx(|| "start socket")?;
+    let sock =
+        socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).ctx(|| "start socket")?;
     let path = format!("/proc/self/fd/{}/{START_SOCKET}", dir.fd.as_raw_fd());
     let addr = SocketAddrUnix::new(path.as_str()).ctx(|| "start socket address")?;
     bind(&sock, &addr).ctx(|| format!("bind {}", dir.path.join(START_SOCKET).display()))?;
@@ -231,8 +232,8 @@ fn reject_unsupported(bundle: &Bundle) -> Result<()> {
 
 pub(crate) fn connect_start(dir: &StateDir) -> Result<OwnedFd> {
     use std::os::fd::AsRawFd;
-    let sock = socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .ctx(|| "start socket")?;
+    let sock =
+        socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).ctx(|| "start socket")?;
     let path = format!("/proc/self/fd/{}/{START_SOCKET}", dir.fd.as_raw_fd());
     let addr = SocketAddrUnix::new(path.as_str()).ctx(|| "start socket address")?;
     rustix::net::connect(&sock, &addr).ctx(|| format!("connect {}", dir.path.join(START_SOCKET).display()))?;

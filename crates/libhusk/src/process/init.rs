@@ -42,7 +42,15 @@ pub struct InitArgs<'a> {
 pub fn run(args: InitArgs) -> ! {
     // Until exec nothing in the container may ptrace us or read our memory.
     // SAFETY: PR_SET_DUMPABLE takes an integer.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_DUMPABLE,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
     let err = match setup(&args) {
         Ok(program) => match args.sync.send(&Msg::Ready) {
             Ok(()) => {
@@ -180,9 +188,8 @@ fn apply_placement(process: &oci_spec::runtime::Process, linux: Option<&oci_spec
 /// In a new user namespace we start as the overflow uid; become the namespace's root so files we
 /// create are owned by the container's root.
 fn become_namespace_root(linux: Option<&oci_spec::runtime::Linux>) -> Result<()> {
-    let maps_root = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
-        m.iter().flatten().any(|e| e.container_id() == 0)
-    };
+    let maps_root =
+        |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| m.iter().flatten().any(|e| e.container_id() == 0);
     let Some(l) = linux else { return Ok(()) };
     if maps_root(l.gid_mappings()) {
         let root = rustix::process::Gid::ROOT;
