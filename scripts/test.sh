@@ -32,6 +32,6 @@ rm -rf "$probe"
 
 echo ">> cargo test --workspace --release (HUSK_BIN=$HUSK_BIN)" >&2
 status=0
-cargo test --workspace --release "$@" || status=$?
+cargo test --workspace --release --no-fail-fast "$@" || status=$?
 echo ">> scripts/test.sh: exit $status after $(($(date +%s) - start)) s" >&2
 exit $status
