@@ -1,0 +1,531 @@
+//! Shared helpers for husk's integration tests.
+//!
+//! Every test makes a [`Ctx`]: its own temp dir (under `/tmp/husk-tests/`), its own `--root`, its own
+//! bundle (a copy of a busybox bundle built once by `scripts/mkbundle.sh`), unique container ids, and
+//! a `Drop` that `delete --force`s the containers it made and removes the temp dir.
+//!
+//! The runtime under test is `$HUSK_BIN` (default: the husk binary cargo built), so the same suite
+//! runs against runc: `HUSK_BIN=/usr/sbin/runc cargo test --release -p husk`.
+//!
+//! Runtime invocations never use pipes for stdio: a created container keeps its caller's stdio (see
+//! host.md), so stdout/stderr go to files in the test dir, which the test reads after the call (and
+//! again later for the container's own output).
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The runtime binary under test.
+pub fn bin() -> PathBuf {
+    match std::env::var_os("HUSK_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_husk")),
+    }
+}
+
+/// The first line of `--version`.
+pub fn version_line() -> &'static str {
+    static V: OnceLock<String> = OnceLock::new();
+    V.get_or_init(|| {
+        let out = Command::new(bin()).arg("--version").stdin(Stdio::null()).output();
+        match out {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string(),
+            Err(_) => String::new(),
+        }
+    })
+}
+
+/// Is the runtime under test husk (and not runc or another peer)? Assertions about husk's own
+/// wording (JSON paths in config errors) are made only then.
+pub fn is_husk() -> bool {
+    version_line().starts_with("husk")
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// The base bundle, built once per test binary by scripts/mkbundle.sh under target/.
+pub fn base_bundle() -> &'static Path {
+    static B: OnceLock<PathBuf> = OnceLock::new();
+    B.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("base-bundle");
+        if dir.join("config.json").exists() && dir.join("rootfs/bin/sh").exists() {
+            return dir;
+        }
+        // Build in a private dir and rename, so two test binaries never see a half-built bundle.
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("base-bundle.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        let st = Command::new(repo_root().join("scripts/mkbundle.sh"))
+            .arg(&tmp)
+            .stdin(Stdio::null())
+            .status()
+            .expect("run scripts/mkbundle.sh");
+        assert!(st.success(), "scripts/mkbundle.sh failed");
+        if fs::rename(&tmp, &dir).is_err() {
+            // Someone else won the race.
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        dir
+    })
+}
+
+/// The result of one runtime (or other) invocation.
+#[derive(Debug)]
+pub struct Out {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_path: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+impl Out {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Assert exit 0; return self for chaining.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert!(self.success(), "expected success, got {self}");
+        self.no_panic()
+    }
+
+    /// Assert a non-zero exit (not a signal, not a panic).
+    #[track_caller]
+    pub fn fails(self) -> Self {
+        assert!(matches!(self.code, Some(c) if c != 0), "expected failure, got {self}");
+        self.no_panic()
+    }
+
+    #[track_caller]
+    pub fn no_panic(self) -> Self {
+        assert!(!self.stderr.contains("panicked"), "runtime panicked: {self}");
+        assert!(!self.stderr.contains("RUST_BACKTRACE"), "runtime panicked: {self}");
+        self
+    }
+
+    /// Assert a failure whose stderr mentions `what` (case-insensitive).
+    #[track_caller]
+    pub fn fails_with(self, what: &str) -> Self {
+        let o = self.fails();
+        assert!(
+            o.stderr.to_lowercase().contains(&what.to_lowercase()),
+            "expected stderr to contain {what:?}, got {o}"
+        );
+        o
+    }
+
+    /// The stdout file read again now (a created container writes there after `start`).
+    pub fn stdout_now(&self) -> String {
+        fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    /// The lines of stderr that are not blank.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?} signal {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.signal, self.stdout, self.stderr
+        )
+    }
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn seq() -> usize {
+    SEQ.fetch_add(1, Ordering::SeqCst)
+}
+
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run `cmd` with stdout/stderr redirected to fresh files in `dir`, stdin from /dev/null unless the
+/// caller set it, killing it after `timeout`.
+pub fn run_cmd(mut cmd: Command, dir: &Path, timeout: Duration) -> Out {
+    use std::os::unix::process::ExitStatusExt;
+    let n = seq();
+    let stdout_path = dir.join(format!("out.{n}"));
+    let stderr_path = dir.join(format!("err.{n}"));
+    let so = fs::File::create(&stdout_path).unwrap();
+    let se = fs::File::create(&stderr_path).unwrap();
+    cmd.stdout(so).stderr(se);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "timeout after {timeout:?}: {cmd:?}\nstdout: {}\nstderr: {}",
+                fs::read_to_string(&stdout_path).unwrap_or_default(),
+                fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Out {
+        code: status.code(),
+        signal: status.signal(),
+        stdout: fs::read_to_string(&stdout_path).unwrap_or_default(),
+        stderr: fs::read_to_string(&stderr_path).unwrap_or_default(),
+        stdout_path,
+        stderr_path,
+    }
+}
+
+/// One test's world: temp dir, state root, bundle, config, container ids.
+pub struct Ctx {
+    pub name: String,
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub bundle: PathBuf,
+    pub config: Value,
+    ids: Mutex<Vec<String>>,
+    netns: Mutex<Vec<String>>,
+}
+
+pub const CGROUP_PARENT: &str = "husk-tests";
+pub const V1_CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio"];
+
+impl Ctx {
+    /// A fresh test context. The config is the default spec with `terminal: false` and args
+    /// `["true"]`; edit `ctx.config` and it is written before each create/run.
+    pub fn new(name: &str) -> Ctx {
+        let base = base_bundle();
+        let top = Path::new("/tmp/husk-tests");
+        fs::create_dir_all(top).unwrap();
+        let dir = top.join(format!("{name}-{}-{}", std::process::id(), seq()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let root = dir.join("root");
+        let bundle = dir.join("bundle");
+        fs::create_dir_all(&bundle).unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(base.join("rootfs"))
+            .arg(bundle.join("rootfs"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "copy rootfs");
+        let mut config: Value = serde_json::from_slice(&fs::read(base.join("config.json")).unwrap()).unwrap();
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(["true"]);
+        Ctx { name: name.to_string(), dir, root, bundle, config, ids: Mutex::new(vec![]), netns: Mutex::new(vec![]) }
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle.join("rootfs")
+    }
+
+    /// A new unique container id, remembered for cleanup.
+    pub fn id(&self) -> String {
+        let id = format!("{}-{}-{}", self.name, std::process::id(), seq());
+        self.ids.lock().unwrap().push(id.clone());
+        id
+    }
+
+    /// Set the process to `sh -c script`.
+    pub fn sh(&mut self, script: &str) -> &mut Self {
+        self.config["process"]["args"] = json!(["sh", "-c", script]);
+        self
+    }
+
+    /// Write the config, with `linux.cgroupsPath` set to `/husk-tests/<id>` unless the test set one.
+    pub fn write_config(&self, id: &str) {
+        let mut c = self.config.clone();
+        if c["linux"].get("cgroupsPath").is_none() {
+            c["linux"]["cgroupsPath"] = json!(format!("/{CGROUP_PARENT}/{id}"));
+        }
+        fs::write(self.bundle.join("config.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    }
+
+    /// The cgroup dirs a container with `id` would get from `write_config`.
+    pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+        V1_CONTROLLERS.iter().map(|c| Path::new("/sys/fs/cgroup").join(c).join(CGROUP_PARENT).join(id)).collect()
+    }
+
+    /// A runtime command with this test's `--root`.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--root").arg(&self.root).stdin(Stdio::null()).current_dir(&self.dir);
+        c
+    }
+
+    /// Run the runtime with `args` (after `--root`).
+    pub fn husk(&self, args: &[&str]) -> Out {
+        let mut c = self.cmd();
+        c.args(args);
+        run_cmd(c, &self.dir, TIMEOUT)
+    }
+
+    /// Run any command with output to files in the test dir.
+    pub fn exec(&self, cmd: Command) -> Out {
+        run_cmd(cmd, &self.dir, TIMEOUT)
+    }
+
+    /// `create --bundle B ID` (config written first); container stdio goes to the Out's files.
+    pub fn create(&self, id: &str) -> Out {
+        self.create_with(id, &[])
+    }
+
+    pub fn create_with(&self, id: &str, extra: &[&str]) -> Out {
+        self.write_config(id);
+        let b = self.bundle.to_str().unwrap().to_string();
+        let mut args = vec!["create", "--bundle", &b];
+        args.extend_from_slice(extra);
+        args.push(id);
+        self.husk(&args)
+    }
+
+    /// `run --bundle B ID` in the foreground: returns when the container exits.
+    pub fn run(&self, id: &str) -> Out {
+        self.run_with(id, &[])
+    }
+
+    pub fn run_with(&self, id: &str, extra: &[&str]) -> Out {
+        self.write_config(id);
+        let b = self.bundle.to_str().unwrap().to_string();
+        let mut args = vec!["run", "--bundle", &b];
+        args.extend_from_slice(extra);
+        args.push(id);
+        self.husk(&args)
+    }
+
+    /// Run `script` in a fresh container and return its stdout, asserting success.
+    #[track_caller]
+    pub fn run_sh(&mut self, script: &str) -> String {
+        self.sh(script);
+        let id = self.id();
+        let o = self.run(&id);
+        assert!(o.success(), "run {script:?}: {o}");
+        o.stdout
+    }
+
+    /// `state ID` parsed; panics if it fails.
+    #[track_caller]
+    pub fn state(&self, id: &str) -> Value {
+        let o = self.husk(&["state", id]).ok();
+        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("state is not JSON ({e}): {o}"))
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap_or("").to_string()
+    }
+
+    /// Wait until `state ID` reports `want` (or panic after 10 s).
+    #[track_caller]
+    pub fn wait_status(&self, id: &str, want: &str) {
+        let start = Instant::now();
+        loop {
+            let s = self.status(id);
+            if s == want {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!("container {id} is {s:?}, not {want:?}, after 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Create a named network namespace, removed on drop.
+    pub fn netns(&self) -> String {
+        let name = format!("husktest-{}-{}", std::process::id(), seq());
+        let st = Command::new("ip").args(["netns", "add", &name]).status().unwrap();
+        assert!(st.success(), "ip netns add {name}");
+        self.netns.lock().unwrap().push(name.clone());
+        name
+    }
+
+    /// Everything that must be true after a failed `create` of `id`: no state dir under --root, no
+    /// process left over, no cgroup dir, no host mount mentioning the test dir.
+    #[track_caller]
+    pub fn assert_nothing_left(&self, id: &str, mounts_before: &str) {
+        assert!(!self.root.join(id).exists(), "state dir {} left behind", self.root.join(id).display());
+        let st = self.husk(&["state", id]);
+        assert!(!st.success(), "state {id} still works after a failed create: {st}");
+        // Leftover processes: give a slow reaper a moment.
+        let start = Instant::now();
+        loop {
+            let procs = procs_of(id, &self.dir);
+            if procs.is_empty() {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(3) {
+                panic!("processes left behind by {id}: {procs:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for d in Ctx::cgroup_dirs(id) {
+            assert!(!d.exists(), "cgroup dir {} left behind", d.display());
+        }
+        let after = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let key = self.dir.to_str().unwrap();
+        let before: Vec<&str> = mounts_before.lines().filter(|l| l.contains(key)).collect();
+        let new: Vec<&str> = after.lines().filter(|l| l.contains(key) && !before.contains(l)).collect();
+        assert!(new.is_empty(), "host mounts left behind: {new:?}");
+    }
+}
+
+/// Live processes whose command line mentions `id` or whose cwd or root is inside `dir`.
+pub fn procs_of(id: &str, dir: &Path) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut v = vec![];
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == me {
+            continue;
+        }
+        let p = e.path();
+        let stat = fs::read_to_string(p.join("stat")).unwrap_or_default();
+        if let Some(i) = stat.rfind(')') {
+            if stat[i + 1..].trim_start().starts_with('Z') {
+                continue;
+            }
+        }
+        let cmdline = fs::read(p.join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let inside = |l: &str| fs::read_link(p.join(l)).map(|t| t.starts_with(dir)).unwrap_or(false);
+        if cmdline.contains(id) || inside("cwd") || inside("root") {
+            v.push((pid, cmdline));
+        }
+    }
+    v
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        for id in self.ids.lock().unwrap().iter() {
+            if self.root.join(id).exists() {
+                let mut c = self.cmd();
+                c.args(["delete", "--force", id]);
+                let _ = run_cmd(c, &self.dir, Duration::from_secs(20));
+            }
+            for d in Ctx::cgroup_dirs(id) {
+                let _ = fs::remove_dir(d);
+            }
+        }
+        for n in self.netns.lock().unwrap().iter() {
+            let _ = Command::new("ip").args(["netns", "delete", n]).status();
+        }
+        if std::env::var_os("HUSK_TEST_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Write an executable script file.
+pub fn write_script(path: &Path, body: &str) {
+    let mut f = fs::File::create(path).unwrap();
+    f.write_all(body.as_bytes()).unwrap();
+    drop(f);
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `readlink /proc/self/ns/<ns>` of the test process.
+pub fn host_ns(ns: &str) -> String {
+    fs::read_link(format!("/proc/self/ns/{ns}")).unwrap().to_string_lossy().into_owned()
+}
+
+/// The default config's capability set as /proc/<pid>/status would print it.
+pub fn caps_mask(names: &[&str]) -> u64 {
+    const CAPS: &[&str] = &[
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+    names.iter().fold(0, |m, n| m | 1u64 << CAPS.iter().position(|c| c == n).unwrap_or_else(|| panic!("cap {n}")))
+}
+
+/// Parse `key:\tvalue` lines (as in /proc/self/status) into a lookup.
+pub fn status_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')).map(|v| v.trim()))
+}
+
+/// Copy the rootfs and chown it to `uid:gid` (for user-namespace tests).
+pub fn chown_rootfs(ctx: &Ctx, uid: u32, gid: u32) {
+    let st = Command::new("chown").arg("-R").arg("-h").arg(format!("{uid}:{gid}")).arg(ctx.rootfs()).status().unwrap();
+    assert!(st.success());
+}
+
+/// The pid in a `--pid-file`.
+pub fn read_pid_file(p: &Path) -> u32 {
+    fs::read_to_string(p).unwrap().trim().parse().unwrap()
+}
+
+/// Is `pid` alive (and not a zombie)?
+pub fn alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s.rfind(')').map(|i| !s[i + 1..].trim_start().starts_with('Z')).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Wait up to `secs` for `f` to become true.
+pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}

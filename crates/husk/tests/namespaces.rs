@@ -1,0 +1,173 @@
+//! Namespaces: what the container sees, compared with the host.
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::os::unix::fs::MetadataExt;
+
+#[test]
+fn hostname_from_config() {
+    let mut ctx = Ctx::new("hostname");
+    ctx.config["hostname"] = json!("husk-box");
+    let out = ctx.run_sh("hostname; cat /proc/sys/kernel/hostname");
+    assert_eq!(out, "husk-box\nhusk-box\n");
+    // The host's hostname is untouched.
+    assert_ne!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(), "husk-box");
+}
+
+#[test]
+fn domainname_from_config() {
+    // runc 1.1 differs: it ignores `domainname` (supported from runc 1.2).
+    let mut ctx = Ctx::new("domainname");
+    ctx.config["domainname"] = json!("husk.test");
+    let out = ctx.run_sh("cat /proc/sys/kernel/domainname");
+    assert_eq!(out.trim(), "husk.test");
+}
+
+#[test]
+fn pid1_is_the_container_process() {
+    let mut ctx = Ctx::new("pid1");
+    let out = ctx.run_sh("echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; ps -o pid,args | wc -l");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "{out}");
+    assert!(lines[1].starts_with("sh -c"), "PID 1 is the container's process: {out}");
+    // ps header + sh + ps + wc at most: nothing of the host is visible.
+    let n: usize = lines[2].trim().parse().unwrap();
+    assert!(n <= 5, "container sees {n} ps lines: {out}");
+}
+
+#[test]
+fn new_netns_has_only_lo() {
+    let mut ctx = Ctx::new("netns");
+    let out = ctx.run_sh("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '");
+    assert_eq!(out.trim(), "lo", "{out}");
+}
+
+#[test]
+fn namespaces_differ_from_host() {
+    let mut ctx = Ctx::new("nsdiff");
+    ctx.config["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+    ]);
+    let kinds = ["ipc", "uts", "mnt", "cgroup", "net", "pid"];
+    let script: String = kinds.iter().map(|k| format!("readlink /proc/self/ns/{k}; ")).collect();
+    let out = ctx.run_sh(&script);
+    let inside: Vec<&str> = out.lines().collect();
+    assert_eq!(inside.len(), kinds.len(), "{out}");
+    for (k, v) in kinds.iter().zip(inside) {
+        assert!(v.starts_with(&format!("{k}:[")), "{k}: {v}");
+        assert_ne!(v, host_ns(k), "{k} namespace is the host's");
+    }
+}
+
+#[test]
+fn omitted_namespace_is_shared_with_host() {
+    let mut ctx = Ctx::new("nsshared");
+    // No network and no uts namespace: the container shares the host's.
+    ctx.config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]);
+    ctx.config.as_object_mut().unwrap().remove("hostname");
+    let out = ctx.run_sh("readlink /proc/self/ns/net; readlink /proc/self/ns/uts; readlink /proc/self/ns/ipc");
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(l[0], host_ns("net"));
+    assert_eq!(l[1], host_ns("uts"));
+    assert_ne!(l[2], host_ns("ipc"));
+}
+
+#[test]
+fn join_netns_by_path() {
+    let mut ctx = Ctx::new("netnspath");
+    let name = ctx.netns();
+    let path = format!("/run/netns/{name}");
+    let ino = std::fs::metadata(&path).unwrap().ino();
+    ctx.config["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "network", "path": path}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
+    ]);
+    let out = ctx.run_sh("readlink /proc/self/ns/net");
+    assert_eq!(out.trim(), format!("net:[{ino}]"));
+}
+
+#[test]
+fn join_namespace_of_another_container() {
+    let mut ctx = Ctx::new("nsjoin");
+    ctx.sh("exec sleep 100");
+    let a = ctx.id();
+    ctx.run_with(&a, &["-d"]).ok();
+    let pid = ctx.state(&a)["pid"].as_u64().unwrap();
+    let ipc = std::fs::read_link(format!("/proc/{pid}/ns/ipc")).unwrap();
+    let pidns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    ctx.config["linux"]["namespaces"] = json!([
+        {"type": "pid", "path": format!("/proc/{pid}/ns/pid")},
+        {"type": "network"},
+        {"type": "ipc", "path": format!("/proc/{pid}/ns/ipc")},
+        {"type": "uts"}, {"type": "mount"}
+    ]);
+    // In A's pid namespace, A's init is PID 1 and it is `sleep`.
+    let out = ctx.run_sh("readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid; cat /proc/1/comm");
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(l[0], ipc.to_str().unwrap());
+    assert_eq!(l[1], pidns.to_str().unwrap());
+    assert_eq!(l[2], "sleep");
+}
+
+fn userns_config(ctx: &mut Ctx) {
+    chown_rootfs(ctx, 100000, 100000);
+    let ns = ctx.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.push(json!({"type": "user"}));
+    ctx.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    ctx.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    // The cgroup filesystem cannot be mounted from a user namespace that does not own the cgroup ns.
+    let mounts = ctx.config["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| m["type"] != "cgroup");
+}
+
+#[test]
+fn user_namespace_mapping() {
+    let mut ctx = Ctx::new("userns");
+    userns_config(&mut ctx);
+    let out = ctx.run_sh("cat /proc/self/uid_map; cat /proc/self/gid_map; id -u; id -g; readlink /proc/self/ns/user");
+    let l: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(l[0], "0 100000 65536", "{out}");
+    assert_eq!(l[1], "0 100000 65536", "{out}");
+    assert_eq!(l[2], "0");
+    assert_eq!(l[3], "0");
+    assert_ne!(l[4], host_ns("user"));
+}
+
+#[test]
+fn user_namespace_seen_from_outside() {
+    let mut ctx = Ctx::new("usernsout");
+    userns_config(&mut ctx);
+    ctx.config["root"]["readonly"] = json!(false);
+    ctx.sh("touch /tmp/made-inside; exec sleep 100");
+    let id = ctx.id();
+    ctx.run_with(&id, &["-d"]).ok();
+    let pid = ctx.state(&id)["pid"].as_u64().unwrap();
+    let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"]);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids = status_field(&status, "Uid").unwrap();
+    assert!(uids.split_whitespace().all(|u| u == "100000"), "host sees uid 100000: {uids}");
+    let f = ctx.rootfs().join("tmp/made-inside");
+    assert!(wait_for(5, || f.exists()));
+    assert_eq!(std::fs::metadata(&f).unwrap().uid(), 100000, "a file made by container root is owned by 100000");
+}
+
+#[test]
+fn time_namespace_offsets() {
+    // runc 1.1 differs: it does not support the time namespace (added in runc 1.2).
+    let mut ctx = Ctx::new("timens");
+    ctx.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
+    ctx.config["linux"]["timeOffsets"] = json!({
+        "monotonic": {"secs": 86400, "nanosecs": 0},
+        "boottime": {"secs": 172800, "nanosecs": 0}
+    });
+    let host_uptime: f64 =
+        std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let out = ctx.run_sh("cat /proc/self/timens_offsets; cut -d' ' -f1 /proc/uptime; readlink /proc/self/ns/time");
+    let l: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert!(l.contains(&"monotonic 86400 0".to_string()), "{out}");
+    assert!(l.contains(&"boottime 172800 0".to_string()), "{out}");
+    let up: f64 = l[2].parse().unwrap();
+    assert!(up > host_uptime + 172000.0, "uptime inside {up} vs host {host_uptime}");
+    assert_ne!(l[3], host_ns("time"));
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# THE test command of husk: install what the tests need, build release, run every unit and
+# integration test against the husk binary (or against $HUSK_BIN, e.g. HUSK_BIN=/usr/sbin/runc).
+#
+#   scripts/test.sh                      # everything
+#   scripts/test.sh --test lifecycle     # extra args go to `cargo test`
+#   HUSK_BIN=/usr/sbin/runc scripts/test.sh -p husk   # the integration tests against runc
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/deps.sh
+
+start=$(date +%s)
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: the integration tests need root (namespaces, cgroups, mounts)" >&2
+    exit 1
+fi
+
+# busybox-static: the test rootfs; jq: scripts; iproute2: `ip netns` for the join-netns test;
+# build-essential: the linker cargo needs.
+apt_need busybox-static jq iproute2 build-essential
+ensure_cargo
+
+cargo build --release --workspace
+export HUSK_BIN="${HUSK_BIN:-$PWD/target/release/husk}"
+# scripts/mkbundle.sh takes the default config from `$HUSK_BIN spec`; runc is the fallback while
+# that does not work yet.
+probe=$(mktemp -d)
+if ! (cd "$probe" && "$HUSK_BIN" spec >/dev/null 2>&1 && [ -s config.json ]); then
+    apt_need runc
+fi
+rm -rf "$probe"
+
+echo ">> cargo test --workspace --release (HUSK_BIN=$HUSK_BIN)" >&2
+status=0
+cargo test --workspace --release --no-fail-fast "$@" || status=$?
+echo ">> scripts/test.sh: exit $status after $(($(date +%s) - start)) s" >&2
+exit $status
