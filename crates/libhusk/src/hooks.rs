@@ -28,6 +28,16 @@ pub fn run(kind: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// For poststart and poststop, where the spec says a failure is logged and the remaining hooks
+/// still run.
+pub fn run_warning(kind: &str, hooks: &[Hook], state_json: &[u8]) {
+    for (i, hook) in hooks.iter().enumerate() {
+        if let Err(e) = run_one(hook, state_json) {
+            tracing::warn!("hooks.{kind}[{i}]: {e}");
+        }
+    }
+}
+
 fn run_one(hook: &Hook, state: &[u8]) -> Result<()> {
     let path = hook.path();
     if !path.is_absolute() {

@@ -122,12 +122,20 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
         Some((i, _, path)) => Some(namespaces::enter_pid_ns_for_children(*i, path)?),
         None => None,
     };
-    let forked = syscalls::clone3(plan.clone_flags, v2_fd.as_ref().map(|f| f.as_fd()));
-    if let Some(own) = pid_ns_restore {
-        namespaces::restore_pid_ns_for_children(own)?;
-    }
-    let (pid, pidfd) = match forked.ctx(|| "clone3 container init")? {
-        Forked::Child => {
+    // The cgroup namespace is unshared by the init once it is in its cgroups (see init.rs), so
+    // that the namespace's root is the container's cgroup.
+    let clone_flags = plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64);
+    let forked = syscalls::clone3(clone_flags, v2_fd.as_ref().map(|f| f.as_fd()));
+    let (pid, pidfd) = match forked {
+        Err(e) => {
+            if let Some(own) = pid_ns_restore {
+                namespaces::restore_pid_ns_for_children(own)?;
+            }
+            return Err(Error::from(e).context("clone3 container init"));
+        }
+        Ok(Forked::Child) => {
+            // Both processes return from clone3: nothing below this arm may run in the child.
+            drop(pid_ns_restore);
             drop(parent_end);
             init::run(InitArgs {
                 bundle,
@@ -144,7 +152,12 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
                 parent_hooks,
             })
         }
-        Forked::Parent { pid, pidfd } => (pid, pidfd),
+        Ok(Forked::Parent { pid, pidfd }) => {
+            if let Some(own) = pid_ns_restore {
+                namespaces::restore_pid_ns_for_children(own)?;
+            }
+            (pid, pidfd)
+        }
     };
     drop(child_end);
     drop(start_listener);

@@ -40,9 +40,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let json = serde_json::to_vec(&state.oci_with(Status::Stopped)).unwrap_or_default();
     dir.remove()?;
     if let Some(h) = poststop {
-        if let Err(e) = hooks::run("poststop", &h, &json) {
-            tracing::warn!("{e}");
-        }
+        hooks::run_warning("poststop", &h, &json);
     }
     Ok(())
 }

@@ -28,9 +28,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     }
     if let Some(h) = state.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
         let json = serde_json::to_vec(&state.oci_with(Status::Running)).unwrap_or_default();
-        if let Err(e) = hooks::run("poststart", h, &json) {
-            tracing::warn!("{e}");
-        }
+        hooks::run_warning("poststart", h, &json);
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 
 use rustix::net::{accept_with, SocketFlags};
 
@@ -86,6 +87,12 @@ fn setup(args: &InitArgs) -> Result<exec::Program> {
     if args.plan.new_user {
         become_namespace_root(linux)?;
     }
+    if args.plan.new_cgroup {
+        // Only now are we in the container's cgroups, which the namespace takes as its root.
+        // SAFETY: NEWCGROUP unshares no fd table or fs state that Rust objects rely on.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
+            .ctx(|| "linux.namespaces: new cgroup namespace")?;
+    }
     for (i, t, path) in &args.plan.join {
         if *t != oci_spec::runtime::LinuxNamespaceType::Pid {
             namespaces::join(*i, *t, path)?;
@@ -136,6 +143,7 @@ fn setup(args: &InitArgs) -> Result<exec::Program> {
         let sock = sock.try_clone().ctx(|| "console socket")?;
         console::setup(sock, process.console_size().as_ref())?;
     }
+    create_cwd(process.cwd())?;
     rootfs::finalize(&ctx)?;
 
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
@@ -235,6 +243,19 @@ fn close_stray_fds(args: &InitArgs) -> Result<()> {
     }
     crate::syscalls::close_range(next, u32::MAX).ctx(|| "close fds")?;
     Ok(())
+}
+
+/// runc creates a missing cwd; after pivot_root, `/` is the container's root, and no container
+/// process exists yet that could race us. Done before the root may become read-only.
+fn create_cwd(cwd: &std::path::Path) -> Result<()> {
+    if cwd.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(cwd)
+        .ctx(|| format!("process.cwd: create {}", cwd.display()))
 }
 
 fn enter_cwd(cwd: &std::path::Path) -> Result<()> {
