@@ -107,7 +107,10 @@ fn symlinked_rootfs() {
 fn impossible_mount() {
     let mut ctx = Ctx::new("badmount");
     let i = ctx.config["mounts"].as_array().unwrap().len();
-    ctx.config["mounts"].as_array_mut().unwrap().push(json!({"destination": "/bad", "type": "nosuchfs", "source": "none"}));
+    ctx.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/bad", "type": "nosuchfs", "source": "none"}));
     let id = ctx.id();
     let o = create_fails(&ctx, &id);
     husk_says(&o, &format!("mounts[{i}]"));

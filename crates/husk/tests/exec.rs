@@ -34,7 +34,13 @@ fn exec_joins_the_container() {
     ctx.config["hostname"] = json!("exec-host");
     let (id, pid) = running(&mut ctx);
     let o = ctx
-        .husk(&["exec", &id, "sh", "-c", "hostname; for n in pid mnt net; do readlink /proc/self/ns/$n; done; cat /proc/1/comm"])
+        .husk(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "hostname; for n in pid mnt net; do readlink /proc/self/ns/$n; done; cat /proc/1/comm",
+        ])
         .ok();
     let l: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(l[0], "exec-host");
@@ -50,7 +56,20 @@ fn exec_options() {
     let mut ctx = Ctx::new("execopts");
     let (id, _) = running(&mut ctx);
     let o = ctx
-        .husk(&["exec", "--user", "1000:1001", "--cwd", "/tmp", "--env", "FOO=bar", "--env=BAZ=qux", &id, "sh", "-c", "id -u; id -g; pwd; echo $FOO $BAZ"])
+        .husk(&[
+            "exec",
+            "--user",
+            "1000:1001",
+            "--cwd",
+            "/tmp",
+            "--env",
+            "FOO=bar",
+            "--env=BAZ=qux",
+            &id,
+            "sh",
+            "-c",
+            "id -u; id -g; pwd; echo $FOO $BAZ",
+        ])
         .ok();
     assert_eq!(o.stdout, "1000\n1001\n/tmp\nbar qux\n");
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 /// The hook script: `hook.sh NAME LOGFILE [exit-code]` appends `NAME HOOKVAR <state json>` to
 /// LOGFILE. Only sh builtins, `cat` and `tr`, so it runs on the host and in the busybox rootfs.
-const HOOK: &str = "#!/bin/sh\nstate=$(cat | tr -d '\\n')\necho \"$1 ${HOOKVAR:-unset} $state\" >> \"$2\"\nexit ${3:-0}\n";
+const HOOK: &str =
+    "#!/bin/sh\nstate=$(cat | tr -d '\\n')\necho \"$1 ${HOOKVAR:-unset} $state\" >> \"$2\"\nexit ${3:-0}\n";
 
 struct Hooks {
     /// Host path of the log dir; mounted at /hooks in the container.
@@ -44,7 +45,8 @@ fn read_log(h: &Hooks) -> Vec<(String, String, Value)> {
             let mut it = l.splitn(3, ' ');
             let name = it.next().unwrap().to_string();
             let var = it.next().unwrap_or("").to_string();
-            let st: Value = serde_json::from_str(it.next().unwrap_or("")).unwrap_or_else(|e| panic!("state not JSON ({e}): {l}"));
+            let st: Value =
+                serde_json::from_str(it.next().unwrap_or("")).unwrap_or_else(|e| panic!("state not JSON ({e}): {l}"));
             (name, var, st)
         })
         .collect()
@@ -56,8 +58,7 @@ fn lifecycle_with_all_hooks(ctx: &mut Ctx, h: &Hooks) -> (String, Vec<String>, V
     for kind in ["prestart", "createRuntime", "createContainer", "poststart", "poststop"] {
         hooks[kind] = json!([hook(h, kind)]);
     }
-    hooks["startContainer"] =
-        json!([{"path": "/bin/hook.sh", "args": ["hook.sh", "startContainer", "/hooks/log"], "env": ["HOOKVAR=v-startContainer"]}]);
+    hooks["startContainer"] = json!([{"path": "/bin/hook.sh", "args": ["hook.sh", "startContainer", "/hooks/log"], "env": ["HOOKVAR=v-startContainer"]}]);
     ctx.config["hooks"] = hooks;
     ctx.sh("echo started; exec sleep 100");
     let id = ctx.id();

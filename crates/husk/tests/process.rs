@@ -13,7 +13,8 @@ fn args_env_cwd() {
     let mut ctx = Ctx::new("argsenv");
     ctx.config["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz", "EMPTY="]);
     ctx.config["process"]["cwd"] = json!("/tmp");
-    ctx.config["process"]["args"] = json!(["sh", "-c", "pwd; echo \"$FOO\"; echo \"[$EMPTY]\"; echo \"$0 $1\"", "zero", "one"]);
+    ctx.config["process"]["args"] =
+        json!(["sh", "-c", "pwd; echo \"$FOO\"; echo \"[$EMPTY]\"; echo \"$0 $1\"", "zero", "one"]);
     let id = ctx.id();
     let o = ctx.run(&id).ok();
     assert_eq!(o.stdout, "/tmp\nbar baz\n[]\nzero one\n");

@@ -68,10 +68,7 @@ fn readonly_bind_mount() {
     let src = ctx.dir.join("hostdata");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("file"), "host content\n").unwrap();
-    add_mount(
-        &mut ctx,
-        json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "ro"]}),
-    );
+    add_mount(&mut ctx, json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "ro"]}));
     let out = ctx.run_sh("cat /data/file; touch /data/new 2>/dev/null && echo WRITABLE || echo ro-ok");
     assert_eq!(out, "host content\nro-ok\n");
     assert!(!src.join("new").exists());
@@ -94,10 +91,7 @@ fn bind_mount_file() {
     let mut ctx = Ctx::new("bindfile");
     let src = ctx.dir.join("afile");
     fs::write(&src, "file content\n").unwrap();
-    add_mount(
-        &mut ctx,
-        json!({"destination": "/etc/afile", "type": "bind", "source": src, "options": ["bind", "ro"]}),
-    );
+    add_mount(&mut ctx, json!({"destination": "/etc/afile", "type": "bind", "source": src, "options": ["bind", "ro"]}));
     assert_eq!(ctx.run_sh("cat /etc/afile"), "file content\n");
 }
 
@@ -108,9 +102,16 @@ fn tmpfs_mode_wins() {
     let mut ctx = Ctx::new("tmpfsmode");
     fs::create_dir_all(ctx.rootfs().join("scratch")).unwrap();
     fs::set_permissions(ctx.rootfs().join("scratch"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    add_mount(&mut ctx, json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["mode=700"]}));
-    add_mount(&mut ctx, json!({"destination": "/new/deep/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=1m"]}));
-    let out = ctx.run_sh("stat -c %a /scratch; stat -c %a /new/deep/tmp; grep ' /scratch ' /proc/self/mounts | cut -d' ' -f3");
+    add_mount(
+        &mut ctx,
+        json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["mode=700"]}),
+    );
+    add_mount(
+        &mut ctx,
+        json!({"destination": "/new/deep/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=1m"]}),
+    );
+    let out = ctx
+        .run_sh("stat -c %a /scratch; stat -c %a /new/deep/tmp; grep ' /scratch ' /proc/self/mounts | cut -d' ' -f3");
     assert_eq!(out, "700\n1777\ntmpfs\n");
 }
 
@@ -153,7 +154,10 @@ fn readonly_paths() {
     let mut ctx = Ctx::new("ropaths");
     let hostdir = ctx.dir.join("rodir");
     fs::create_dir_all(&hostdir).unwrap();
-    add_mount(&mut ctx, json!({"destination": "/rodir", "type": "bind", "source": hostdir, "options": ["rbind", "rw"]}));
+    add_mount(
+        &mut ctx,
+        json!({"destination": "/rodir", "type": "bind", "source": hostdir, "options": ["rbind", "rw"]}),
+    );
     ctx.config["linux"]["readonlyPaths"].as_array_mut().unwrap().push(json!("/rodir"));
     let out = ctx.run_sh(
         "touch /rodir/x 2>/dev/null && echo WRITABLE || echo ro-ok; grep ' /proc/sys ' /proc/self/mounts | cut -d' ' -f4",
@@ -202,7 +206,9 @@ fn device_cgroup_denies() {
     ctx.config["linux"]["devices"] = json!([
         {"path": "/dev/husk-mem", "type": "c", "major": 1, "minor": 1, "fileMode": 0o600}
     ]);
-    let out = ctx.run_sh("test -c /dev/husk-mem && echo exists; head -c1 /dev/husk-mem >/dev/null 2>&1 && echo OPENED || echo denied");
+    let out = ctx.run_sh(
+        "test -c /dev/husk-mem && echo exists; head -c1 /dev/husk-mem >/dev/null 2>&1 && echo OPENED || echo denied",
+    );
     assert_eq!(out, "exists\ndenied\n");
 }
 
@@ -252,10 +258,7 @@ fn dotdot_mount_destination_stays_inside_rootfs() {
     let mut ctx = Ctx::new("dotdot");
     let src = ctx.dir.join("src2");
     fs::create_dir_all(&src).unwrap();
-    add_mount(
-        &mut ctx,
-        json!({"destination": "/../../../../escape-husk-test", "type": "tmpfs", "source": "tmpfs"}),
-    );
+    add_mount(&mut ctx, json!({"destination": "/../../../../escape-husk-test", "type": "tmpfs", "source": "tmpfs"}));
     let id = ctx.id();
     ctx.sh("test -d /escape-husk-test && echo inside");
     let o = ctx.run(&id).no_panic();

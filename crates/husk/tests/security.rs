@@ -92,7 +92,9 @@ fn cgroupfs_read_only() {
     let o = ctx.run(&id).ok();
     assert_eq!(o.stdout, "");
     for c in ["pids", "memory"] {
-        for base in [format!("/sys/fs/cgroup/{c}/husk-escape"), format!("/sys/fs/cgroup/{c}/{CGROUP_PARENT}/{id}/husk-escape")] {
+        for base in
+            [format!("/sys/fs/cgroup/{c}/husk-escape"), format!("/sys/fs/cgroup/{c}/{CGROUP_PARENT}/{id}/husk-escape")]
+        {
             assert!(!Path::new(&base).exists(), "{base}");
         }
     }

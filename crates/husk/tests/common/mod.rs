@@ -119,10 +119,7 @@ impl Out {
     #[track_caller]
     pub fn fails_with(self, what: &str) -> Self {
         let o = self.fails();
-        assert!(
-            o.stderr.to_lowercase().contains(&what.to_lowercase()),
-            "expected stderr to contain {what:?}, got {o}"
-        );
+        assert!(o.stderr.to_lowercase().contains(&what.to_lowercase()), "expected stderr to contain {what:?}, got {o}");
         o
     }
 
@@ -219,12 +216,7 @@ impl Ctx {
         let root = dir.join("root");
         let bundle = dir.join("bundle");
         fs::create_dir_all(&bundle).unwrap();
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(base.join("rootfs"))
-            .arg(bundle.join("rootfs"))
-            .status()
-            .unwrap();
+        let st = Command::new("cp").arg("-a").arg(base.join("rootfs")).arg(bundle.join("rootfs")).status().unwrap();
         assert!(st.success(), "copy rootfs");
         let mut config: Value = serde_json::from_slice(&fs::read(base.join("config.json")).unwrap()).unwrap();
         config["process"]["terminal"] = json!(false);
