@@ -4,7 +4,7 @@
 #
 #   scripts/test.sh                      # everything
 #   scripts/test.sh --test lifecycle     # extra args go to `cargo test`
-#   HUSK_BIN=/usr/sbin/runc scripts/test.sh -p husk   # the integration tests against runc
+#   HUSK_BIN=/usr/sbin/runc scripts/test.sh   # the same suite against runc (8 tests differ)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh

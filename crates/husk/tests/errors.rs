@@ -224,7 +224,7 @@ fn unsupported_oci_version() {
     ctx.config["ociVersion"] = json!("2.0.0");
     let id = ctx.id();
     let o = create_fails(&ctx, &id);
-    assert!(o.stderr.contains("ociVersion"), "{o}");
+    husk_says(&o, "ociVersion");
 }
 
 #[test]

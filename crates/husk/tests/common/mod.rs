@@ -53,27 +53,32 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
-/// The base bundle, built once per test binary by scripts/mkbundle.sh under target/.
+/// The base bundle, built once per test process by scripts/mkbundle.sh under target/tmp, with the
+/// config from `$HUSK_BIN spec` (runc's as the fallback while that does not work). Fresh per
+/// process, so a config from an older binary is never reused; dirs of dead processes are swept.
 pub fn base_bundle() -> &'static Path {
     static B: OnceLock<PathBuf> = OnceLock::new();
     B.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("base-bundle");
-        if dir.join("config.json").exists() && dir.join("rootfs/bin/sh").exists() {
-            return dir;
+        let top = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        if let Ok(rd) = fs::read_dir(&top) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("base-bundle.").and_then(|p| p.parse::<u32>().ok()) {
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        let _ = fs::remove_dir_all(e.path());
+                    }
+                }
+            }
         }
-        // Build in a private dir and rename, so two test binaries never see a half-built bundle.
-        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("base-bundle.{}", std::process::id()));
-        let _ = fs::remove_dir_all(&tmp);
+        let dir = top.join(format!("base-bundle.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
         let st = Command::new(repo_root().join("scripts/mkbundle.sh"))
-            .arg(&tmp)
+            .arg(&dir)
+            .env("HUSK_BIN", bin())
             .stdin(Stdio::null())
             .status()
             .expect("run scripts/mkbundle.sh");
         assert!(st.success(), "scripts/mkbundle.sh failed");
-        if fs::rename(&tmp, &dir).is_err() {
-            // Someone else won the race.
-            let _ = fs::remove_dir_all(&tmp);
-        }
         dir
     })
 }
