@@ -17,6 +17,7 @@ fn running(ctx: &mut Ctx) -> (String, u64) {
 }
 
 #[test]
+#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_output_and_status() {
     let mut ctx = Ctx::new("exec");
     let (id, _) = running(&mut ctx);
@@ -29,6 +30,7 @@ fn exec_output_and_status() {
 }
 
 #[test]
+#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_joins_the_container() {
     let mut ctx = Ctx::new("execns");
     ctx.config["hostname"] = json!("exec-host");
@@ -52,6 +54,7 @@ fn exec_joins_the_container() {
 }
 
 #[test]
+#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_options() {
     let mut ctx = Ctx::new("execopts");
     let (id, _) = running(&mut ctx);
@@ -75,6 +78,7 @@ fn exec_options() {
 }
 
 #[test]
+#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_process_json() {
     let mut ctx = Ctx::new("execproc");
     let (id, _) = running(&mut ctx);
@@ -96,6 +100,7 @@ fn exec_process_json() {
 }
 
 #[test]
+#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_default_caps_inheritable_empty() {
     let mut ctx = Ctx::new("execcaps");
     let (id, _) = running(&mut ctx);
@@ -107,6 +112,7 @@ fn exec_default_caps_inheritable_empty() {
 }
 
 #[test]
+#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_detached_pid_file() {
     let mut ctx = Ctx::new("execd");
     let (id, _) = running(&mut ctx);
@@ -118,6 +124,7 @@ fn exec_detached_pid_file() {
 }
 
 #[test]
+#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_in_stopped_container_fails() {
     let mut ctx = Ctx::new("execstopped");
     ctx.sh("exit 0");
@@ -129,6 +136,7 @@ fn exec_in_stopped_container_fails() {
 }
 
 #[test]
+#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_missing_executable() {
     let mut ctx = Ctx::new("execmissing");
     let (id, _) = running(&mut ctx);
@@ -137,6 +145,7 @@ fn exec_missing_executable() {
 }
 
 #[test]
+#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_no_leaked_fds() {
     let mut ctx = Ctx::new("execfds");
     let (id, _) = running(&mut ctx);
@@ -176,6 +185,7 @@ fn file_hash(p: &std::path::Path) -> (u64, Vec<u8>) {
 }
 
 #[test]
+#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn runtime_binary_not_writable_during_exec() {
     // CVE-2019-5736: while execs run, the container tries to open every /proc/*/exe for writing
     // (no data is written). The runtime binary on the host must be unchanged and never opened.
