@@ -140,7 +140,7 @@ fn masked_paths() {
     ctx.config["linux"]["maskedPaths"].as_array_mut().unwrap().push(json!("/no/such/path"));
     // /proc/kcore does not exist on this host's kernel; /proc/keys and /proc/timer_list do and are
     // not empty on the host.
-    assert!(fs::read_to_string("/proc/timer_list").unwrap().len() > 0);
+    assert!(!fs::read_to_string("/proc/timer_list").unwrap().is_empty());
     let out = ctx.run_sh(
         "cat /proc/timer_list | wc -c; ls -A /secretdir | wc -l; ls -A /sys/firmware | wc -l; cat /proc/keys | wc -c; \
          test -c /proc/keys && echo keys-is-char",
