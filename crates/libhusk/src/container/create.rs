@@ -228,9 +228,16 @@ fn reject_unsupported(bundle: &Bundle) -> Result<()> {
         }
     }
     if let Some(l) = spec.linux() {
+        if l.intel_rdt().is_some() {
+            let why = if std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
+                "not supported yet"
+            } else {
+                "this host has no resctrl filesystem (Intel RDT) mounted at /sys/fs/resctrl"
+            };
+            return Err(Error::field("linux.intelRdt", why));
+        }
         let unsupported = [
             ("linux.seccomp", l.seccomp().is_some()),
-            ("linux.intelRdt", l.intel_rdt().is_some()),
             ("linux.netDevices", l.net_devices().as_ref().is_some_and(|d| !d.is_empty())),
             ("linux.mountLabel", l.mount_label().as_ref().is_some_and(|s| !s.is_empty())),
         ];
