@@ -202,3 +202,70 @@ mod tests {
         assert!(parse_spec(cfg(r#","someFutureThing":{"a":1}"#).as_bytes()).is_ok());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Mutations of a real config: parsing must return Ok or an error, never panic, and every
+    //! error must stay one line.
+
+    /// xorshift64*: deterministic, so a failure reproduces from its iteration number.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    const TOKENS: &[&[u8]] = &[
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b":",
+        b"\"",
+        b"null",
+        b"true",
+        b"-1",
+        b"1e309",
+        b"18446744073709551616",
+        b"\"RLIMIT_NOFILE\"",
+        b"\"\\u0000\"",
+        b"\"type\"",
+        b"\"path\"",
+        b"\"\"",
+        b"0",
+    ];
+
+    #[test]
+    fn mutated_configs_never_panic() {
+        let base = crate::spec_template::default_spec(false).to_string().into_bytes();
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..20_000 {
+            let mut data = base.clone();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(data.len());
+                match rng.below(3) {
+                    0 => {
+                        data.remove(at);
+                    }
+                    1 => data[at] = rng.next() as u8,
+                    _ => {
+                        let tok = TOKENS[rng.below(TOKENS.len())];
+                        data.splice(at..at, tok.iter().copied());
+                    }
+                }
+            }
+            if let Err(e) = super::parse_spec(&data) {
+                assert!(!e.to_string().contains('\n'), "multi-line error: {e}");
+            }
+        }
+    }
+}
