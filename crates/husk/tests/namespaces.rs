@@ -207,6 +207,9 @@ fn net_devices_moved_into_container() {
     let x = pid % 200 + 1;
     let a = HostLink::veth(&format!("hk{pid}"), &format!("10.200.{x}.1/24"));
     let b = HostLink::veth(&format!("hj{pid}"), &format!("10.201.{x}.1/24"));
+    let v6 = format!("2001:db8:{x}::1/64");
+    let st = std::process::Command::new("ip").args(["-6", "addr", "add", &v6, "dev", &a.0]).status().unwrap();
+    assert!(st.success(), "ip -6 addr add {v6}");
     ctx.config["linux"]["netDevices"] = json!({ &a.0: {"name": "eth7"}, &b.0: {"name": "net%d"} });
     ctx.sh("ip addr show eth7; ip addr show net0; ls /sys/class/net");
     let id = ctx.id();
@@ -218,6 +221,7 @@ fn net_devices_moved_into_container() {
     let eth7 = out.split("net0:").next().unwrap_or_default();
     assert!(eth7.contains(": eth7") && eth7.contains(",UP"), "eth7 is there and up: {out}");
     assert!(eth7.contains(&format!("inet 10.200.{x}.1/24")), "eth7 keeps its address: {out}");
+    assert!(eth7.contains(&format!("inet6 {v6} scope global")), "eth7 keeps its IPv6 address: {out}");
     assert!(out.contains(&format!("inet 10.201.{x}.1/24")), "net%d became net0 with its address: {out}");
     assert!(!out.contains(&a.0) && !out.contains(&b.0), "host names are gone: {out}");
     let ls: Vec<&str> = out.lines().rev().take(3).collect();
@@ -248,4 +252,16 @@ fn net_devices_errors_leave_nothing_behind() {
     }
     ctx.assert_nothing_left(&id, &mounts);
     assert!(link.on_host(), "the device stays on the host");
+
+    // A name taken in the container is an error (the spec's "MUST generate an error").
+    ctx.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "network"}));
+    ctx.config["linux"]["netDevices"] = json!({ &link.0: {"name": "lo"} });
+    let id = ctx.id();
+    let out = ctx.create(&id).fails();
+    if is_husk() {
+        assert!(out.stderr.contains(&format!("linux.netDevices.{}: ", link.0)), "{out}");
+        assert!(out.stderr.contains("file exists"), "{out}");
+    }
+    ctx.assert_nothing_left(&id, &mounts);
+    assert!(link.on_host(), "found before the move: the device stays on the host");
 }

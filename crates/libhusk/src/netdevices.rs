@@ -23,11 +23,21 @@ pub fn check(devices: Option<&HashMap<String, LinuxNetDevice>>, new_net: bool) -
     if !new_net {
         return Err(Error::field("linux.netDevices", "needs a new network namespace"));
     }
-    for (host, dev) in devices {
+    let mut seen = HashMap::new();
+    let mut sorted: Vec<_> = devices.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    for (host, dev) in sorted {
         let field = format!("linux.netDevices.{host}");
         valid_name(host).map_err(|e| Error::field(&field, e))?;
         if let Some(name) = dev.name() {
             valid_name(name).map_err(|e| Error::field(format!("{field}.name"), e))?;
+        }
+        let name = dev.name().as_deref().unwrap_or(host);
+        if name.contains("%d") {
+            continue;
+        }
+        if let Some(other) = seen.insert(name, host) {
+            return Err(Error::field(&field, format!("name {name:?} is also the name of {other:?} in the container")));
         }
     }
     Ok(())
@@ -78,6 +88,13 @@ pub fn move_into(devices: &HashMap<String, LinuxNetDevice>, pid: i32) -> Result<
         moves.push(Move { field, index, name: dev.name().as_deref().unwrap_or(host_name), addrs });
     }
     let mut inner = socket_in(pid)?;
+    // Names taken in the container are found before any move: a failed rename after the kernel
+    // moved a device would leave it in the container's namespace, with the container destroyed.
+    for m in moves.iter().filter(|m| !m.name.contains("%d")) {
+        if link_by_name(&mut inner, m.name).is_ok() {
+            return Err(Error::os(format!("{}: move into the container as {}", m.field, m.name), libc::EEXIST));
+        }
+    }
     let mut moved = Vec::new();
     for m in &moves {
         // One request moves and renames; the kernel fails with EEXIST on a name taken in the
@@ -227,6 +244,9 @@ mod tests {
             assert!(e.to_string().starts_with("linux.netDevices.eth0.name: "), "{e}");
         }
         assert!(check(Some(&devs(&[("fifteen-bytes-x", Some("eth%d"))])), true).is_ok());
+        let e = check(Some(&devs(&[("a", Some("eth0")), ("b", Some("eth0"))])), true).unwrap_err();
+        assert!(e.to_string().starts_with("linux.netDevices.b: "), "{e}");
+        assert!(check(Some(&devs(&[("a", Some("eth%d")), ("b", Some("eth%d"))])), true).is_ok());
     }
 
     #[test]
