@@ -171,3 +171,97 @@ fn time_namespace_offsets() {
     assert!(up > host_uptime + 172000.0, "uptime inside {up} vs host {host_uptime}");
     assert_ne!(l[3], host_ns("time"));
 }
+
+/// A veth pair on the host (this kernel has no dummy driver): the test moves `name`, its peer
+/// `<name>p` stays. Deleted on drop if still there; once moved, the pair dies with the container's
+/// network namespace.
+struct HostLink(String);
+
+impl HostLink {
+    #[track_caller]
+    fn veth(name: &str, cidr: &str) -> HostLink {
+        let _ = std::process::Command::new("ip").args(["link", "del", name]).output();
+        let ok = |args: &[&str]| std::process::Command::new("ip").args(args).status().unwrap().success();
+        let peer = format!("{name}p");
+        assert!(ok(&["link", "add", name, "type", "veth", "peer", "name", &peer]), "ip link add {name} type veth");
+        let link = HostLink(name.to_string());
+        assert!(ok(&["addr", "add", cidr, "dev", name]), "ip addr add {cidr} dev {name}");
+        link
+    }
+
+    fn on_host(&self) -> bool {
+        std::process::Command::new("ip").args(["link", "show", &self.0]).output().unwrap().status.success()
+    }
+}
+
+impl Drop for HostLink {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.0]).output();
+    }
+}
+
+#[test]
+fn net_devices_moved_into_container() {
+    let mut ctx = Ctx::new("netdev");
+    let pid = std::process::id();
+    let x = pid % 200 + 1;
+    let a = HostLink::veth(&format!("hk{pid}"), &format!("10.200.{x}.1/24"));
+    let b = HostLink::veth(&format!("hj{pid}"), &format!("10.201.{x}.1/24"));
+    let v6 = format!("2001:db8:{x}::1/64");
+    let st = std::process::Command::new("ip").args(["-6", "addr", "add", &v6, "dev", &a.0]).status().unwrap();
+    assert!(st.success(), "ip -6 addr add {v6}");
+    ctx.config["linux"]["netDevices"] = json!({ &a.0: {"name": "eth7"}, &b.0: {"name": "net%d"} });
+    ctx.sh("ip addr show eth7; ip addr show net0; ls /sys/class/net");
+    let id = ctx.id();
+    let created = ctx.create(&id).ok();
+    assert!(!a.on_host() && !b.on_host(), "the devices left the host network namespace");
+    ctx.husk(&["start", &id]).ok();
+    ctx.wait_status(&id, "stopped");
+    let out = created.stdout_now();
+    let eth7 = out.split("net0:").next().unwrap_or_default();
+    assert!(eth7.contains(": eth7") && eth7.contains(",UP"), "eth7 is there and up: {out}");
+    assert!(eth7.contains(&format!("inet 10.200.{x}.1/24")), "eth7 keeps its address: {out}");
+    assert!(eth7.contains(&format!("inet6 {v6} scope global")), "eth7 keeps its IPv6 address: {out}");
+    assert!(out.contains(&format!("inet 10.201.{x}.1/24")), "net%d became net0 with its address: {out}");
+    assert!(!out.contains(&a.0) && !out.contains(&b.0), "host names are gone: {out}");
+    let ls: Vec<&str> = out.lines().rev().take(3).collect();
+    assert_eq!(ls, ["net0", "lo", "eth7"], "{out}");
+}
+
+#[test]
+fn net_devices_errors_leave_nothing_behind() {
+    let mut ctx = Ctx::new("netdeverr");
+    let missing = format!("hm{}", std::process::id());
+    ctx.config["linux"]["netDevices"] = json!({ &missing: {"name": "eth7"} });
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let id = ctx.id();
+    let out = ctx.create(&id).fails();
+    if is_husk() {
+        assert!(out.stderr.contains(&format!("linux.netDevices.{missing}: ")), "{out}");
+    }
+    ctx.assert_nothing_left(&id, &mounts);
+
+    // A device can only be moved into a network namespace of the container's own.
+    let link = HostLink::veth(&format!("hn{}", std::process::id()), "10.202.0.1/24");
+    ctx.config["linux"]["netDevices"] = json!({ &link.0: {} });
+    ctx.config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network");
+    let id = ctx.id();
+    let out = ctx.create(&id).fails();
+    if is_husk() {
+        assert!(out.stderr.contains("linux.netDevices: needs a new network namespace"), "{out}");
+    }
+    ctx.assert_nothing_left(&id, &mounts);
+    assert!(link.on_host(), "the device stays on the host");
+
+    // A name taken in the container is an error (the spec's "MUST generate an error").
+    ctx.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "network"}));
+    ctx.config["linux"]["netDevices"] = json!({ &link.0: {"name": "lo"} });
+    let id = ctx.id();
+    let out = ctx.create(&id).fails();
+    if is_husk() {
+        assert!(out.stderr.contains(&format!("linux.netDevices.{}: ", link.0)), "{out}");
+        assert!(out.stderr.contains("file exists"), "{out}");
+    }
+    ctx.assert_nothing_left(&id, &mounts);
+    assert!(link.on_host(), "found before the move: the device stays on the host");
+}

@@ -89,7 +89,7 @@ pub fn features() -> Value {
             // features describe the runtime, not the host: husk has no RDT code yet.
             "intelRdt": { "enabled": false, "schemata": false, "monitoring": false },
             "mountExtensions": { "idmap": { "enabled": false } },
-            "netDevices": { "enabled": false },
+            "netDevices": { "enabled": true },
             // features-linux.md gives memoryPolicy no `enabled`: empty lists say no mode is known.
             "memoryPolicy": { "modes": [], "flags": [] }
         },
@@ -166,6 +166,7 @@ sys.exit(1 if errors else 0)
         let linux = &f["linux"];
         assert_eq!(linux["namespaces"].as_array().unwrap().len(), 8);
         assert_eq!(linux["seccomp"]["enabled"], false);
+        assert_eq!(linux["netDevices"]["enabled"], true);
         assert_eq!(linux["cgroup"]["systemd"], false);
         assert!(linux["intelRdt"]["enabled"].is_boolean());
         assert_eq!(f["annotations"]["org.opencontainers.runc.checkpoint.enabled"], "false");

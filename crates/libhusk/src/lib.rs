@@ -11,6 +11,7 @@ pub mod error;
 pub mod features;
 pub mod hooks;
 pub mod namespaces;
+pub mod netdevices;
 pub mod process;
 pub mod rootfs;
 pub mod spec_template;

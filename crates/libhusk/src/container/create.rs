@@ -13,7 +13,7 @@ use crate::namespaces::{self, NsPlan};
 use crate::process::init::{self, InitArgs};
 use crate::state::{self, ProcessId, State, StateDir, Status, START_SOCKET};
 use crate::syscalls::{self, Forked};
-use crate::{console, hooks, sync};
+use crate::{console, hooks, netdevices, sync};
 
 #[derive(Debug, Default, Clone)]
 pub struct CreateOptions {
@@ -38,6 +38,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     let bundle = Bundle::load(&opts.bundle)?;
     reject_unsupported(&bundle)?;
     let plan = NsPlan::from_config(bundle.spec.linux().as_ref())?;
+    netdevices::check(bundle.spec.linux().as_ref().and_then(|l| l.net_devices().as_ref()), plan.new_net)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     if terminal && opts.console_socket.is_none() {
         return Err(Error::field("process.terminal", "a terminal needs --console-socket when husk detaches"));
@@ -170,6 +171,10 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
         }
     }
     cgroup.add_process(pid, v2_fd.is_some())?;
+    // The init is in its new network namespace and waits for Go: move the devices in now.
+    if let Some(devices) = linux.and_then(|l| l.net_devices().as_ref()).filter(|d| !d.is_empty()) {
+        netdevices::move_into(devices, pid)?;
+    }
     if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .ctx(|| format!("process.oomScoreAdj: set {adj}"))?;
@@ -238,7 +243,6 @@ fn reject_unsupported(bundle: &Bundle) -> Result<()> {
         }
         let unsupported = [
             ("linux.seccomp", l.seccomp().is_some()),
-            ("linux.netDevices", l.net_devices().as_ref().is_some_and(|d| !d.is_empty())),
             ("linux.mountLabel", l.mount_label().as_ref().is_some_and(|s| !s.is_empty())),
         ];
         for (field, present) in unsupported {
