@@ -265,3 +265,35 @@ fn net_devices_errors_leave_nothing_behind() {
     ctx.assert_nothing_left(&id, &mounts);
     assert!(link.on_host(), "found before the move: the device stays on the host");
 }
+
+/// The Kubernetes user-namespace shape: join a pod's user namespace by path and create the
+/// container's own pid, mount, uts, ipc and network namespaces inside it.
+#[test]
+fn join_user_namespace_and_create_others_in_it() {
+    let mut ctx = Ctx::new("usernsjoin");
+    userns_config(&mut ctx);
+    ctx.sh("exec sleep 100");
+    let a = ctx.id();
+    ctx.run_with(&a, &["-d"]).ok();
+    let pid = ctx.state(&a)["pid"].as_u64().unwrap();
+    let userns = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+    let a_pidns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    let linux = &mut ctx.config["linux"];
+    linux.as_object_mut().unwrap().remove("uidMappings");
+    linux.as_object_mut().unwrap().remove("gidMappings");
+    linux["namespaces"] = json!([
+        {"type": "user", "path": format!("/proc/{pid}/ns/user")},
+        {"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}
+    ]);
+    let out = ctx.run_sh(
+        "readlink /proc/self/ns/user; readlink /proc/self/ns/pid; echo $$; cat /proc/self/uid_map; id -u; hostname",
+    );
+    let l: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(l[0], userns.to_str().unwrap(), "{out}");
+    assert_ne!(l[1], a_pidns.to_str().unwrap(), "a new pid namespace: {out}");
+    assert_eq!(l[2], "1", "{out}");
+    assert_eq!(l[3], "0 100000 65536", "{out}");
+    assert_eq!(l[4], "0", "{out}");
+    // The new namespaces belong to the joined user namespace: hostname could be set in the uts one.
+    assert_eq!(l[5], ctx.config["hostname"].as_str().unwrap(), "{out}");
+}

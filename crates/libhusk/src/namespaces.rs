@@ -16,6 +16,11 @@ use crate::error::{Context, Error, Result};
 pub struct NsPlan {
     /// CLONE_NEW* flags passed to clone3 (everything new except time, see `new_time`).
     pub clone_flags: u64,
+    /// When a user namespace is joined by path, the new namespaces must belong to it: the init
+    /// unshares these after joining instead of clone3 creating them.
+    pub unshare_flags: u64,
+    /// The init is in a user namespace other than the host's (new or joined).
+    pub in_userns: bool,
     /// Namespaces to join, user first, with their index in `linux.namespaces` for errors.
     pub join: Vec<(usize, LinuxNamespaceType, PathBuf)>,
     /// A new time namespace is made by unshare in the init so its offsets can be written before
@@ -59,27 +64,34 @@ impl NsPlan {
         }
         // Joining a user namespace first matters: the others are then entered with its privileges.
         plan.join.sort_by_key(|(_, t, _)| *t != LinuxNamespaceType::User);
-        let new = |t| plan.clone_flags & flag(t) != 0;
+        let joins = |t| plan.join.iter().any(|(_, jt, _)| *jt == t);
+        if joins(LinuxNamespaceType::User) {
+            plan.unshare_flags = std::mem::take(&mut plan.clone_flags);
+        }
+        let new = |t| (plan.clone_flags | plan.unshare_flags) & flag(t) != 0;
         plan.new_user = new(LinuxNamespaceType::User);
         plan.new_pid = new(LinuxNamespaceType::Pid);
         plan.new_net = new(LinuxNamespaceType::Network);
         plan.new_mount = new(LinuxNamespaceType::Mount);
         plan.new_cgroup = new(LinuxNamespaceType::Cgroup);
-        let joins = |t| plan.join.iter().any(|(_, jt, _)| *jt == t);
+        plan.in_userns = plan.new_user || joins(LinuxNamespaceType::User);
         if !plan.new_mount && !joins(LinuxNamespaceType::Mount) {
             return Err(Error::field("linux.namespaces", "a mount namespace is required"));
-        }
-        if joins(LinuxNamespaceType::User) && plan.clone_flags != 0 {
-            // Namespaces made by clone3 would belong to our user namespace, not the joined one.
-            return Err(Error::field(
-                "linux.namespaces",
-                "joining a user namespace by path while creating other namespaces is not supported yet",
-            ));
         }
         if plan.new_user && linux.is_some_and(|l| l.uid_mappings().as_ref().is_none_or(|m| m.is_empty())) {
             return Err(Error::field("linux.uidMappings", "a new user namespace needs uid mappings"));
         }
         Ok(plan)
+    }
+
+    /// The new namespaces the init makes itself after joining a user namespace, without pid
+    /// (a new pid namespace only applies to children: see `process::init`).
+    pub fn unshare_now(&self) -> u64 {
+        self.unshare_flags & !((libc::CLONE_NEWPID | libc::CLONE_NEWCGROUP) as u64)
+    }
+
+    pub fn unshare_pid(&self) -> bool {
+        self.unshare_flags & libc::CLONE_NEWPID as u64 != 0
     }
 
     pub fn pid_ns_path(&self) -> Option<&(usize, LinuxNamespaceType, PathBuf)> {

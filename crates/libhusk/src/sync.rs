@@ -17,6 +17,8 @@ pub enum Msg {
     HooksDone,
     /// init → parent: everything is set up; waiting for `start`.
     Ready,
+    /// init → parent: the real init is this pid (its pid-1 child after a late pid namespace).
+    Pid(i32),
     /// Either way: setup failed, with the message to report.
     Error(String),
 }
@@ -26,6 +28,7 @@ const RUN_HOOKS: u8 = 2;
 const HOOKS_DONE: u8 = 3;
 const READY: u8 = 4;
 const ERROR: u8 = 5;
+const PID: u8 = 6;
 
 pub struct Channel(OwnedFd);
 
@@ -43,6 +46,10 @@ impl Channel {
             Msg::RunHooks => buf.push(RUN_HOOKS),
             Msg::HooksDone => buf.push(HOOKS_DONE),
             Msg::Ready => buf.push(READY),
+            Msg::Pid(pid) => {
+                buf.push(PID);
+                buf.extend_from_slice(&pid.to_ne_bytes());
+            }
             Msg::Error(text) => {
                 buf.push(ERROR);
                 buf.extend_from_slice(text.as_bytes());
@@ -72,6 +79,7 @@ impl Channel {
             HOOKS_DONE => Msg::HooksDone,
             READY => Msg::Ready,
             ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+            PID if n == 5 => Msg::Pid(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
             other => return Err(Error::msg(format!("sync: unexpected message {other}"))),
         };
         Ok(Some(msg))

@@ -50,6 +50,19 @@ pub fn clone3(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, E
     Ok(Forked::Parent { pid: ret as i32, pidfd })
 }
 
+/// Fork a sibling: the child's parent is our parent (CLONE_PARENT), so a process that had to
+/// unshare a pid namespace can hand its pid-1 child to husk to wait for. Returns the child's pid
+/// in the caller (and 0 in the child).
+pub fn clone_sibling() -> Result<i32, Errno> {
+    let mut args: libc::clone_args = unsafe_zeroed_clone_args();
+    args.flags = libc::CLONE_PARENT as u64;
+    // SAFETY: as in `clone3`: fork semantics, single-threaded caller, `args` outlives the call.
+    let ret = check(unsafe {
+        libc::syscall(libc::SYS_clone3, &mut args as *mut libc::clone_args, std::mem::size_of::<libc::clone_args>())
+    })?;
+    Ok(ret as i32)
+}
+
 fn unsafe_zeroed_clone_args() -> libc::clone_args {
     // SAFETY: clone_args is a plain C struct of integers for which all-zero is the documented
     // "no option" value.

@@ -179,8 +179,10 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .ctx(|| format!("process.oomScoreAdj: set {adj}"))?;
     }
-    state.init = ProcessId::of(pid)?;
     parent_end.send(&sync::Msg::Go)?;
+    let (pid, pidfd) =
+        if plan.unshare_pid() { adopt_late_init(pid, &parent_end, &mut undo.child)? } else { (pid, pidfd) };
+    state.init = ProcessId::of(pid)?;
 
     if parent_hooks {
         parent_end.expect(sync::Msg::RunHooks)?;
@@ -197,6 +199,22 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
         let path = std::path::absolute(pid_file).unwrap_or_else(|_| pid_file.clone());
         state::write_atomic(&path, pid.to_string().as_bytes()).map_err(|e| e.context("--pid-file"))?;
     }
+    Ok((pid, pidfd))
+}
+
+/// After a pid namespace made late (a joined user namespace), the init we cloned forks the real
+/// one as our child and exits: take the new one as the container's init.
+fn adopt_late_init(first: i32, sync: &sync::Channel, child: &mut Option<(i32, OwnedFd)>) -> Result<(i32, OwnedFd)> {
+    let pid = match sync.recv()? {
+        Some(sync::Msg::Pid(pid)) => pid,
+        Some(sync::Msg::Error(text)) => return Err(Error::msg(text)),
+        _ => return Err(Error::msg("container init exited during setup")),
+    };
+    let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(first), rustix::process::WaitOptions::empty());
+    let raw = rustix::process::Pid::from_raw(pid).ok_or_else(|| Error::msg("bad init pid"))?;
+    let pidfd =
+        rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()).ctx(|| "pidfd of container init")?;
+    *child = Some((pid, pidfd.try_clone().ctx(|| "dup pidfd")?));
     Ok((pid, pidfd))
 }
 

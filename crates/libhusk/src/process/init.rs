@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 
 use rustix::net::{accept_with, SocketFlags};
+use rustix::process::{Gid, Uid};
 
 use crate::capabilities::CapSets;
 use crate::cgroups::Cgroup;
@@ -87,24 +88,31 @@ fn setup(args: &InitArgs) -> Result<exec::Program> {
     if args.plan.new_user {
         become_namespace_root(linux)?;
     }
-    if args.plan.new_cgroup {
-        // Only now are we in the container's cgroups, which the namespace takes as its root.
-        // SAFETY: NEWCGROUP unshares no fd table or fs state that Rust objects rely on.
-        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
-            .ctx(|| "linux.namespaces: new cgroup namespace")?;
-    }
     for (i, t, path) in &args.plan.join {
         if *t != oci_spec::runtime::LinuxNamespaceType::Pid {
             namespaces::join(*i, *t, path)?;
         }
+        if *t == oci_spec::runtime::LinuxNamespaceType::User {
+            // setns gave us every capability there; be its root too where 0 is mapped, so what
+            // we create belongs to the container's root. Unmapped, the ids stay as they were.
+            let _ = rustix::thread::set_thread_res_gid(Gid::ROOT, Gid::ROOT, Gid::ROOT);
+            let _ = rustix::thread::set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT);
+        }
+    }
+    unshare(args.plan.unshare_now(), "linux.namespaces: new namespaces in the joined user namespace")?;
+    if args.plan.new_cgroup {
+        // Only now are we in the container's cgroups (and user namespace), which the new
+        // namespace takes as its root and owner.
+        unshare(libc::CLONE_NEWCGROUP as u64, "linux.namespaces: new cgroup namespace")?;
     }
     if args.plan.new_time {
-        // SAFETY: NEWTIME unshares no fd table or fs state that Rust objects could be relying on.
-        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWTIME) }
-            .ctx(|| "linux.namespaces: new time namespace")?;
+        unshare(libc::CLONE_NEWTIME as u64, "linux.namespaces: new time namespace")?;
         if let Some(l) = linux {
             namespaces::write_time_offsets(l)?;
         }
+    }
+    if args.plan.unshare_pid() {
+        enter_late_pid_namespace(&args.sync)?;
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         rustix::system::sethostname(h.as_bytes()).ctx(|| format!("hostname: set {h:?}"))?;
@@ -124,7 +132,7 @@ fn setup(args: &InitArgs) -> Result<exec::Program> {
         bundle: &args.bundle.dir,
         rootfs: &args.bundle.rootfs,
         no_pivot: args.no_pivot,
-        in_userns: args.plan.new_user,
+        in_userns: args.plan.in_userns,
         in_cgroupns: args.plan.new_cgroup,
         cgroup: args.cgroup,
     };
@@ -175,6 +183,28 @@ fn setup(args: &InitArgs) -> Result<exec::Program> {
     Ok(program)
 }
 
+fn unshare(flags: u64, what: &str) -> Result<()> {
+    if flags == 0 {
+        return Ok(());
+    }
+    let flags = rustix::thread::UnshareFlags::from_bits_retain(flags as _);
+    // SAFETY: only namespace flags reach here; none unshares the fd table or fs state that Rust
+    // objects rely on.
+    unsafe { rustix::thread::unshare_unsafe(flags) }.ctx(|| what.to_string())
+}
+
+/// A pid namespace unshared after joining a user namespace holds only our children: fork the
+/// container's pid 1 as husk's child (CLONE_PARENT), tell husk its pid, and leave.
+fn enter_late_pid_namespace(sync: &Channel) -> Result<()> {
+    unshare(libc::CLONE_NEWPID as u64, "linux.namespaces: new pid namespace")?;
+    let pid = crate::syscalls::clone_sibling().ctx(|| "fork the container's pid 1")?;
+    if pid == 0 {
+        return Ok(());
+    }
+    let code = if sync.send(&Msg::Pid(pid)).is_ok() { 0 } else { 1 };
+    exit(code)
+}
+
 /// Scheduler, I/O priority, personality and NUMA policy: before the capability drop, since
 /// real-time policies need CAP_SYS_NICE.
 fn apply_placement(process: &oci_spec::runtime::Process, linux: Option<&oci_spec::runtime::Linux>) -> Result<()> {
@@ -200,12 +230,10 @@ fn become_namespace_root(linux: Option<&oci_spec::runtime::Linux>) -> Result<()>
         |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| m.iter().flatten().any(|e| e.container_id() == 0);
     let Some(l) = linux else { return Ok(()) };
     if maps_root(l.gid_mappings()) {
-        let root = rustix::process::Gid::ROOT;
-        rustix::thread::set_thread_res_gid(root, root, root).ctx(|| "setgid 0 in user namespace")?;
+        rustix::thread::set_thread_res_gid(Gid::ROOT, Gid::ROOT, Gid::ROOT).ctx(|| "setgid 0 in user namespace")?;
     }
     if maps_root(l.uid_mappings()) {
-        let root = rustix::process::Uid::ROOT;
-        rustix::thread::set_thread_res_uid(root, root, root).ctx(|| "setuid 0 in user namespace")?;
+        rustix::thread::set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT).ctx(|| "setuid 0 in user namespace")?;
     }
     Ok(())
 }
