@@ -167,6 +167,10 @@ fn oom_score_adj() {
 
 /// Run the runtime with two files open on fds 3 and 4 (not close-on-exec).
 fn run_with_fds(ctx: &Ctx, id: &str, extra: &[&str]) -> Out {
+    run_with_fds_env(ctx, id, extra, &[])
+}
+
+fn run_with_fds_env(ctx: &Ctx, id: &str, extra: &[&str], env: &[(&str, &str)]) -> Out {
     ctx.write_config(id);
     let a = ctx.dir.join("fd3.txt");
     let b = ctx.dir.join("fd4.txt");
@@ -180,7 +184,15 @@ fn run_with_fds(ctx: &Ctx, id: &str, extra: &[&str]) -> Out {
     assert!(ha >= 200 && hb >= 200);
     let (ha, hb) = unsafe { (OwnedFd::from_raw_fd(ha), OwnedFd::from_raw_fd(hb)) };
     let (ra, rb): (RawFd, RawFd) = (ha.as_raw_fd(), hb.as_raw_fd());
-    let mut c = ctx.cmd();
+    let mut c = if env.is_empty() {
+        ctx.cmd()
+    } else {
+        // As systemd does: LISTEN_PID is the pid of the process the fds are for, the runtime.
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c").arg("LISTEN_PID=$$ exec \"$@\"").arg("sh").arg(bin()).arg("--root").arg(&ctx.root);
+        c.stdin(std::process::Stdio::null()).current_dir(&ctx.dir).envs(env.iter().copied());
+        c
+    };
     c.arg("run").arg("--bundle").arg(&ctx.bundle).args(extra).arg(id);
     unsafe {
         c.pre_exec(move || {
@@ -207,6 +219,17 @@ fn preserve_fds() {
     let id = ctx.id();
     let o = run_with_fds(&ctx, &id, &["--preserve-fds=1"]).no_panic();
     assert!(o.stdout.starts_with("0\n1\n2\n3\n--\nthree\n"), "{o}");
+}
+
+#[test]
+fn socket_activation_fds() {
+    // systemd socket activation: with LISTEN_FDS=N the caller's fds 3.. are passed on and the
+    // container sees LISTEN_FDS=N and LISTEN_PID=1 (itself); --preserve-fds comes after them.
+    let mut ctx = Ctx::new("listenfds");
+    ctx.sh("ls /proc/$$/fd; echo \"$LISTEN_FDS $LISTEN_PID\"; cat <&3; cat <&4");
+    let id = ctx.id();
+    let o = run_with_fds_env(&ctx, &id, &["--preserve-fds", "1"], &[("LISTEN_FDS", "1")]).ok();
+    assert_eq!(o.stdout, "0\n1\n2\n3\n4\n1 1\nthree\nfour\n", "{o}");
 }
 
 #[test]

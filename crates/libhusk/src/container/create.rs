@@ -231,10 +231,12 @@ fn bind_start_socket(dir: &StateDir) -> Result<OwnedFd> {
     Ok(sock)
 }
 
-/// systemd socket activation: with LISTEN_FDS set, those fds follow stdio into the container.
+/// systemd socket activation: with LISTEN_FDS set for us (LISTEN_PID is our pid, as
+/// sd_listen_fds requires), those fds follow stdio into the container.
 fn socket_activation() -> (u32, Vec<String>) {
+    let for_us = std::env::var("LISTEN_PID").ok().and_then(|v| v.parse::<u32>().ok()) == Some(std::process::id());
     match std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<u32>().ok()) {
-        Some(n) if n > 0 => (n, vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".to_string()]),
+        Some(n) if n > 0 && for_us => (n, vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".to_string()]),
         _ => (0, Vec::new()),
     }
 }
