@@ -86,8 +86,7 @@ pub fn features() -> Value {
             "seccomp": { "enabled": false },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
-            // features describe the runtime, not the host: husk has no RDT code yet.
-            "intelRdt": { "enabled": false, "schemata": false, "monitoring": false },
+            "intelRdt": { "enabled": true, "schemata": true, "monitoring": true },
             "mountExtensions": { "idmap": { "enabled": false } },
             "netDevices": { "enabled": true },
             // features-linux.md gives memoryPolicy no `enabled`: empty lists say no mode is known.

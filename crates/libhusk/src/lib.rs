@@ -10,6 +10,7 @@ pub mod container;
 pub mod error;
 pub mod features;
 pub mod hooks;
+pub mod intel_rdt;
 pub mod namespaces;
 pub mod netdevices;
 pub mod process;

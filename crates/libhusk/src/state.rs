@@ -98,6 +98,9 @@ pub struct State {
     pub cgroup: Cgroup,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Hooks>,
+    /// The resctrl group husk placed the container in (`linux.intelRdt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intel_rdt: Option<crate::intel_rdt::RdtPlacement>,
     /// Whether the container has its own pid namespace: then killing init kills everything.
     #[serde(default)]
     pub own_pid_ns: bool,

@@ -13,7 +13,7 @@ use crate::namespaces::{self, NsPlan};
 use crate::process::init::{self, InitArgs};
 use crate::state::{self, ProcessId, State, StateDir, Status, START_SOCKET};
 use crate::syscalls::{self, Forked};
-use crate::{console, hooks, netdevices, sync};
+use crate::{console, hooks, intel_rdt, netdevices, sync};
 
 #[derive(Debug, Default, Clone)]
 pub struct CreateOptions {
@@ -44,12 +44,13 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         return Err(Error::field("process.terminal", "a terminal needs --console-socket when husk detaches"));
     }
     let dir = StateDir::create(&opts.root, &opts.id)?;
-    let mut undo = Undo { dir: Some(dir), cgroup: None, child: None };
+    let mut undo = Undo { dir: Some(dir), cgroup: None, child: None, rdt: None };
     match create_in(opts, &bundle, &plan, &mut undo) {
         Ok((pid, pidfd)) => {
             let state_dir = undo.dir.take().ok_or_else(|| Error::msg("state dir lost"))?;
             undo.cgroup = None;
             undo.child = None;
+            undo.rdt = None;
             Ok(Created { pid, pidfd, state_dir })
         }
         Err(e) => Err(e),
@@ -61,6 +62,7 @@ struct Undo {
     dir: Option<StateDir>,
     cgroup: Option<Cgroup>,
     child: Option<(i32, OwnedFd)>,
+    rdt: Option<intel_rdt::RdtPlacement>,
 }
 
 impl Drop for Undo {
@@ -74,6 +76,9 @@ impl Drop for Undo {
             if let Err(e) = cg.destroy() {
                 tracing::warn!("cleanup after failed create: {e}");
             }
+        }
+        if let Some(rdt) = self.rdt.take() {
+            intel_rdt::remove(&rdt);
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.remove();
@@ -98,6 +103,7 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
         annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
         cgroup: Cgroup::default(),
         hooks: spec.hooks().clone(),
+        intel_rdt: None,
         own_pid_ns: plan.new_pid,
     };
     dir.save(&state)?;
@@ -118,6 +124,7 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
     let create_runtime = hooks.and_then(|h| h.create_runtime().clone()).unwrap_or_default();
     let parent_hooks = !prestart.is_empty() || !create_runtime.is_empty();
 
+    let rdt_root = linux.and_then(|l| l.intel_rdt().as_ref()).map(|_| intel_rdt::resctrl_root()).transpose()?;
     let v2_fd = cgroup.v2_dir_fd()?;
     let pid_ns_restore = match plan.pid_ns_path() {
         Some((i, _, path)) => Some(namespaces::enter_pid_ns_for_children(*i, path)?),
@@ -178,6 +185,11 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
     if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .ctx(|| format!("process.oomScoreAdj: set {adj}"))?;
+    }
+    if let (Some(root), Some(rdt)) = (&rdt_root, linux.and_then(|l| l.intel_rdt().as_ref())) {
+        let placement = intel_rdt::apply(root, rdt, &opts.id, pid)?;
+        undo.rdt = Some(placement.clone());
+        state.intel_rdt = Some(placement);
     }
     parent_end.send(&sync::Msg::Go)?;
     let (pid, pidfd) =
@@ -253,14 +265,6 @@ fn reject_unsupported(bundle: &Bundle) -> Result<()> {
         }
     }
     if let Some(l) = spec.linux() {
-        if l.intel_rdt().is_some() {
-            let why = if std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
-                "not supported yet"
-            } else {
-                "this host has no resctrl filesystem (Intel RDT) mounted at /sys/fs/resctrl"
-            };
-            return Err(Error::field("linux.intelRdt", why));
-        }
         let unsupported = [
             ("linux.seccomp", l.seccomp().is_some()),
             ("linux.mountLabel", l.mount_label().as_ref().is_some_and(|s| !s.is_empty())),

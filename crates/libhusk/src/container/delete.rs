@@ -36,6 +36,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         }
     }
     state.cgroup.destroy()?;
+    if let Some(rdt) = &state.intel_rdt {
+        crate::intel_rdt::remove(rdt);
+    }
     let poststop = state.hooks.as_ref().and_then(|h| h.poststop().clone());
     let json = serde_json::to_vec(&state.oci_with(Status::Stopped)).unwrap_or_default();
     dir.remove()?;
