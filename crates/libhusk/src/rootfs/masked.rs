@@ -16,7 +16,6 @@ const RDONLY: Attrs = Attrs { set: ATTR_RDONLY, clear: 0 };
 
 pub fn mask(root: BorrowedFd<'_>, paths: &[String]) -> Result<()> {
     let mut null: Option<OwnedFd> = None;
-    let mut empty_dir: Option<OwnedFd> = None;
     for (i, path) in paths.iter().enumerate() {
         let field = || format!("linux.maskedPaths[{i}]: {path}");
         let target = match safe_path::open(root, Path::new(path), OFlags::empty()) {
@@ -24,19 +23,17 @@ pub fn mask(root: BorrowedFd<'_>, paths: &[String]) -> Result<()> {
             other => other.map_err(|e| Error::os(field(), e.raw_os_error()))?,
         };
         let st = rustix::fs::fstat(&target).map_err(|e| Error::os(field(), e.raw_os_error()))?;
-        let source = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            if empty_dir.is_none() {
-                empty_dir = Some(read_only_tmpfs().map_err(|e| e.context(field()))?);
-            }
-            empty_dir.as_ref()
+        let mnt = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            // A fresh tmpfs per directory: kernels before 6.x (Debian 12's 6.1) refuse to clone a
+            // detached mount with open_tree, so one shared tmpfs cannot be reused.
+            read_only_tmpfs().map_err(|e| e.context(field()))?
         } else {
             if null.is_none() {
                 null = Some(dev_null(root).map_err(|e| e.context(field()))?);
             }
-            null.as_ref()
+            let Some(null) = null.as_ref() else { continue };
+            clone_fd(null.as_fd(), false).map_err(|e| Error::os(field(), e.raw_os_error()))?
         };
-        let Some(source) = source else { continue };
-        let mnt = clone_fd(source.as_fd(), false).map_err(|e| Error::os(field(), e.raw_os_error()))?;
         attach(mnt.as_fd(), target.as_fd()).map_err(|e| Error::os(field(), e.raw_os_error()))?;
     }
     Ok(())
@@ -54,7 +51,7 @@ fn dev_null(root: BorrowedFd<'_>) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// One empty read-only tmpfs (superblock and mount) whose clones cover every masked directory.
+/// An empty read-only tmpfs (superblock and mount) to cover a masked directory.
 fn read_only_tmpfs() -> Result<OwnedFd> {
     let data = [Data::Flag("ro".into()), Data::Value("size".into(), "4k".into())];
     new_fs("tmpfs", Some("tmpfs"), &data, ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)
