@@ -53,7 +53,7 @@ trap 'rm -rf "$jobdir"' EXIT
     echo
 } >"$jobdir/job.sh"
 
-append="root=/dev/vda rw console=ttyS0 quiet loglevel=3 mitigations=off fsck.mode=skip"
+append="root=/dev/vda rw console=ttyS0 quiet loglevel=3 mitigations=off fsck.mode=skip panic=-1"
 append+=" systemd.unified_cgroup_hierarchy=1 apparmor=1 security=apparmor systemd.show_status=0"
 append+=" husk.job=$rel/job.sh husk.status=$rel/status"
 
@@ -66,7 +66,7 @@ timeout -k 5 "$timeout_s" qemu-system-x86_64 "${accel[@]}" -m "$mem" -smp "$smp"
     -drive file="$cache/disk.img",if=virtio,format=raw \
     -virtfs local,path="$repo",mount_tag=share,security_model=none \
     -device virtio-rng-pci \
-    </dev/null > >(sed -u 's/\r$//') 2>&1 &
+    </dev/null > >(sed -u 's/\r$//; s/\x1bc\x1b\[?7l\x1b\[2J\(\x1b\[0m\)\?//g') 2>&1 &
 qpid=$!
 trap 'kill -TERM $qpid 2>/dev/null || true' INT TERM
 while :; do
