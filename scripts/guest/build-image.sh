@@ -40,7 +40,7 @@ mirror=${GUEST_MIRROR:-http://deb.debian.org/debian}
 packages=(
     linux-image-amd64 systemd-sysv dbus udev kmod
     apparmor apparmor-utils criu iptables busybox-static
-    uidmap jq iproute2 procps util-linux e2fsprogs runc
+    libpam-systemd dbus-user-session uidmap jq iproute2 procps util-linux e2fsprogs runc
 )
 
 start=$(date +%s)
@@ -76,7 +76,8 @@ DefaultMemoryAccounting=yes
 DefaultTasksAccounting=yes
 DefaultTimeoutStopSec=10s
 EOF
-# Delegation to unprivileged users (rootless husk under user@UID.service).
+# Delegation to unprivileged users (rootless husk under user@UID.service); husk lingers, so
+# user@1000.service runs from boot.
 cat >"$root/etc/systemd/system/user@.service.d/delegate.conf" <<'EOF'
 [Service]
 Delegate=cpu cpuset io memory pids
@@ -146,6 +147,7 @@ unshare -m --propagation private /bin/bash -euo pipefail -c '
         id husk >/dev/null 2>&1 || useradd -m -s /bin/bash husk
         grep -q ^husk: /etc/subuid || echo husk:100000:65536 >>/etc/subuid
         grep -q ^husk: /etc/subgid || echo husk:100000:65536 >>/etc/subgid
+        mkdir -p /var/lib/systemd/linger && touch /var/lib/systemd/linger/husk
         update-initramfs -u -k all >/dev/null
         apt-get clean
     "

@@ -48,6 +48,13 @@ echo "$criu_out"
 
 section "unprivileged user"
 id husk && grep ^husk: /etc/subuid /etc/subgid || fail user "no husk user with subuid/subgid"
+uid=$(id -u husk)
+timeout 60 systemctl start "user@$uid.service" || fail user-manager "user@$uid.service does not start"
+ucg=/sys/fs/cgroup/user.slice/user-$uid.slice/user@$uid.service
+echo "delegated to user@$uid.service ($(stat -c %U "$ucg" 2>/dev/null) owns it): $(cat "$ucg/cgroup.controllers" 2>&1)"
+for c in cpuset cpu io memory pids; do
+    grep -qw "$c" "$ucg/cgroup.controllers" 2>/dev/null || fail "user-delegation-$c" "$c not delegated to user@$uid.service"
+done
 
 section "husk run: memory.limit 64 MiB in /husk-smoke"
 "$husk" --version 2>&1 || "$husk" -V 2>&1 || true
