@@ -8,7 +8,8 @@
 # The guest sees this repository (including target/release/husk from the host build) read-write;
 # the disk image is used with -snapshot and stays pristine. The guest powers itself off after
 # COMMAND. After --timeout seconds (default 1200) qemu is killed and run.sh exits 124.
-# Exit status: COMMAND's, or 124 (timed out), or 125 (the guest ended without running COMMAND).
+# Exit status: COMMAND's, or 124 (timed out), 125 (the guest ended without running COMMAND),
+# 130 (run.sh got SIGINT/SIGTERM and stopped qemu).
 # KVM is used when /proc/cpuinfo shows vmx or svm, else TCG emulation (about 10x slower).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -68,7 +69,8 @@ timeout -k 5 "$timeout_s" qemu-system-x86_64 "${accel[@]}" -m "$mem" -smp "$smp"
     -device virtio-rng-pci \
     </dev/null > >(sed -u 's/\r$//; s/\x1bc\x1b\[?7l\x1b\[2J\(\x1b\[0m\)\?//g') 2>&1 &
 qpid=$!
-trap 'kill -TERM $qpid 2>/dev/null || true' INT TERM
+interrupted=
+trap 'interrupted=1; kill -TERM $qpid 2>/dev/null || true' INT TERM
 while :; do
     wait $qpid && rc=0 || rc=$?
     kill -0 $qpid 2>/dev/null || break
@@ -85,6 +87,10 @@ summary="total $(since "$t1") s"
 [ -n "$started" ] && [ -n "$ended" ] &&
     summary+=", command $(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.1f", b - a }') s"
 
+if [ -n "$interrupted" ]; then
+    echo ">> guest: interrupted, qemu stopped ($summary)" >&2
+    exit 130
+fi
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     echo ">> guest: TIMED OUT after ${timeout_s} s, qemu killed ($summary)" >&2
     exit 124
