@@ -31,16 +31,12 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             logger.write(tracing::Level::ERROR, e.message());
-            if logger_is_file(&logger) {
+            if logger.to_file() {
                 eprintln!("{e}");
             }
             ExitCode::from(1)
         }
     }
-}
-
-fn logger_is_file(logger: &logging::Logger) -> bool {
-    logger.to_file()
 }
 
 struct ArcSubscriber(std::sync::Arc<logging::Logger>);

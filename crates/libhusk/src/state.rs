@@ -101,9 +101,6 @@ pub struct State {
     /// The resctrl group husk placed the container in (`linux.intelRdt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intel_rdt: Option<crate::intel_rdt::RdtPlacement>,
-    /// Whether the container has its own pid namespace: then killing init kills everything.
-    #[serde(default)]
-    pub own_pid_ns: bool,
 }
 
 /// The OCI state as `state` prints it and hooks receive it, with runc's extra fields.

@@ -104,7 +104,6 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
         cgroup: Cgroup::default(),
         hooks: spec.hooks().clone(),
         intel_rdt: None,
-        own_pid_ns: plan.new_pid,
     };
     dir.save(&state)?;
 
