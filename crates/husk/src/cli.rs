@@ -199,6 +199,7 @@ fn create_options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        own_console: false,
     }
 }
 

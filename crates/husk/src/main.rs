@@ -3,6 +3,7 @@
 mod cli;
 mod logging;
 mod run;
+mod tty;
 
 use std::process::ExitCode;
 

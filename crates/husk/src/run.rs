@@ -31,9 +31,14 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool, no_subreaper: bool) -
     }
     // Blocked before the clone so nothing is lost; the init unblocks them before exec.
     let signals = SignalFd::block(FORWARDED)?;
+    let opts = CreateOptions { own_console: true, ..opts.clone() };
+    let opts = &opts;
     let created = container::create(opts)?;
     start_or_cleanup(opts)?;
-    let code = wait_forwarding(created.pid, &created.pidfd, &signals)?;
+    let code = match &created.console {
+        Some(master) => crate::tty::proxy(created.pid, &created.pidfd, &signals, master)?,
+        None => wait_forwarding(created.pid, &created.pidfd, &signals)?,
+    };
     if !keep {
         container::delete(&opts.root, &opts.id, true)?;
     }
@@ -66,7 +71,7 @@ fn wait_forwarding(pid: i32, pidfd: &OwnedFd, signals: &SignalFd) -> Result<u8> 
     }
 }
 
-fn reap(pid: i32) -> Result<u8> {
+pub(crate) fn reap(pid: i32) -> Result<u8> {
     let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| Error::msg("bad pid"))?;
     let status = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
         .map_err(|e| Error::from(e).context("wait for container"))?;
@@ -79,8 +84,8 @@ fn reap(pid: i32) -> Result<u8> {
 }
 
 /// A signalfd over the forwarded signals (rustix does not wrap signalfd).
-struct SignalFd {
-    fd: OwnedFd,
+pub(crate) struct SignalFd {
+    pub(crate) fd: OwnedFd,
 }
 
 impl SignalFd {
@@ -103,7 +108,7 @@ impl SignalFd {
         Ok(SignalFd { fd: unsafe { OwnedFd::from_raw_fd(raw) } })
     }
 
-    fn read(&self) -> Option<i32> {
+    pub(crate) fn read(&self) -> Option<i32> {
         let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
         let n = rustix::io::read(self.fd.as_fd(), &mut info).ok()?;
         if n != info.len() {

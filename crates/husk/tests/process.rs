@@ -336,3 +336,22 @@ fn terminal_without_console_socket_fails_create() {
     ctx.create(&id).fails();
     assert!(!ctx.root.join(&id).exists());
 }
+
+#[test]
+fn foreground_run_with_terminal_proxies_a_pty() {
+    // No --console-socket: `run` makes the pty itself and copies its output to our stdout.
+    if !is_husk() {
+        return; // runc 1.1 does the same, but words its tty setup differently on a non-tty stdin
+    }
+    let mut ctx = Ctx::new("fgtty");
+    ctx.config["process"]["terminal"] = json!(true);
+    ctx.config["process"]["consoleSize"] = json!({"height": 30, "width": 100});
+    ctx.sh("tty; stty size; exit 4");
+    let id = ctx.id();
+    let o = ctx.run(&id);
+    assert_eq!(o.code, Some(4), "{o}");
+    let out = o.stdout.replace('\r', "");
+    assert!(out.starts_with("/dev/pts/0\n"), "{o}");
+    assert_eq!(out.lines().nth(1), Some("30 100"), "consoleSize applied: {o}");
+    ctx.husk(&["state", &id]).fails_with("does not exist");
+}

@@ -22,6 +22,42 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
     Ok(sock)
 }
 
+/// husk's own console socket for a foreground `run` with a terminal and no --console-socket:
+/// a listener bound in the state directory and a connected client end for the init.
+pub fn own_socket(dir: &crate::state::StateDir) -> Result<(OwnedFd, OwnedFd)> {
+    use rustix::net::{bind, connect, listen, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    use std::os::fd::AsRawFd;
+    let listener =
+        socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).ctx(|| "console socket")?;
+    let path = format!("/proc/self/fd/{}/console.sock", dir.fd.as_raw_fd());
+    let addr = SocketAddrUnix::new(path.as_str()).ctx(|| "console socket address")?;
+    bind(&listener, &addr).ctx(|| "bind console socket")?;
+    listen(&listener, 1).ctx(|| "listen on console socket")?;
+    let client =
+        socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).ctx(|| "console socket")?;
+    connect(&client, &addr).ctx(|| "connect console socket")?;
+    Ok((listener, client))
+}
+
+/// Accept the init's connection on our own console socket and take the pty master it sent.
+pub fn receive_master(listener: &OwnedFd) -> Result<OwnedFd> {
+    use rustix::net::{accept_with, recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags};
+    let conn = accept_with(listener, SocketFlags::CLOEXEC).ctx(|| "accept on console socket")?;
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let mut buf = [0u8; 256];
+    recvmsg(&conn, &mut [std::io::IoSliceMut::new(&mut buf)], &mut cmsg, RecvFlags::CMSG_CLOEXEC)
+        .ctx(|| "receive pty master")?;
+    for msg in cmsg.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(fd);
+            }
+        }
+    }
+    Err(Error::msg("console socket: no pty master received"))
+}
+
 /// Runs in the init after pivot_root, so `/dev/ptmx` is the container's own devpts instance.
 pub fn setup(socket: OwnedFd, size: Option<&oci_spec::runtime::Box>) -> Result<()> {
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).ctx(|| "open /dev/ptmx")?;

@@ -25,12 +25,17 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Foreground `run`: with `process.terminal` and no console socket, husk takes the pty
+    /// master itself (returned in `Created::console`).
+    pub own_console: bool,
 }
 
 /// A created container: its init waits for `start`.
 pub struct Created {
     pub pid: i32,
     pub pidfd: OwnedFd,
+    /// The pty master when husk made its own console socket.
+    pub console: Option<OwnedFd>,
     pub state_dir: StateDir,
 }
 
@@ -40,18 +45,18 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     let plan = NsPlan::from_config(bundle.spec.linux().as_ref())?;
     netdevices::check(bundle.spec.linux().as_ref().and_then(|l| l.net_devices().as_ref()), plan.new_net)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
-    if terminal && opts.console_socket.is_none() {
+    if terminal && opts.console_socket.is_none() && !opts.own_console {
         return Err(Error::field("process.terminal", "a terminal needs --console-socket when husk detaches"));
     }
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let mut undo = Undo { dir: Some(dir), cgroup: None, child: None, rdt: None };
     match create_in(opts, &bundle, &plan, &mut undo) {
-        Ok((pid, pidfd)) => {
+        Ok((pid, pidfd, console)) => {
             let state_dir = undo.dir.take().ok_or_else(|| Error::msg("state dir lost"))?;
             undo.cgroup = None;
             undo.child = None;
             undo.rdt = None;
-            Ok(Created { pid, pidfd, state_dir })
+            Ok(Created { pid, pidfd, console, state_dir })
         }
         Err(e) => Err(e),
     }
@@ -86,7 +91,12 @@ impl Drop for Undo {
     }
 }
 
-fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Undo) -> Result<(i32, OwnedFd)> {
+fn create_in(
+    opts: &CreateOptions,
+    bundle: &Bundle,
+    plan: &NsPlan,
+    undo: &mut Undo,
+) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
     let dir = undo.dir.as_ref().ok_or_else(|| Error::msg("state dir lost"))?;
@@ -113,7 +123,15 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
     undo.cgroup = Some(cgroup.clone());
     dir.save(&state)?;
 
-    let console_socket = opts.console_socket.as_deref().map(console::connect).transpose()?;
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    let (own_listener, console_socket) = match opts.console_socket.as_deref() {
+        Some(path) => (None, Some(console::connect(path)?)),
+        None if terminal && opts.own_console => {
+            let (listener, client) = console::own_socket(dir)?;
+            (Some(listener), Some(client))
+        }
+        None => (None, None),
+    };
     let start_listener = bind_start_socket(dir)?;
     let (parent_end, child_end) = sync::pair()?;
     let (listen_fds, extra_env) = socket_activation();
@@ -203,6 +221,7 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
         parent_end.send(&sync::Msg::HooksDone)?;
     }
     parent_end.expect(sync::Msg::Ready)?;
+    let console = own_listener.as_ref().map(console::receive_master).transpose()?;
 
     state.status = Status::Created;
     dir.save(&state)?;
@@ -210,7 +229,10 @@ fn create_in(opts: &CreateOptions, bundle: &Bundle, plan: &NsPlan, undo: &mut Un
         let path = std::path::absolute(pid_file).unwrap_or_else(|_| pid_file.clone());
         state::write_atomic(&path, pid.to_string().as_bytes()).map_err(|e| e.context("--pid-file"))?;
     }
-    Ok((pid, pidfd))
+    if own_listener.is_some() {
+        let _ = std::fs::remove_file(dir.path.join("console.sock"));
+    }
+    Ok((pid, pidfd, console))
 }
 
 /// After a pid namespace made late (a joined user namespace), the init we cloned forks the real
