@@ -526,3 +526,64 @@ pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Host features some tests need. Tests that need one are named with its prefix (`cgroup2_`,
+/// `systemd_`, `apparmor_`, `criu_`, `selinux_`) so the guest run (pure cgroup v2, systemd,
+/// AppArmor, CRIU) can select them by name, and call [`require`] first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    /// A pure cgroup v2 host (cgroup2 mounted at /sys/fs/cgroup).
+    Cgroup2,
+    /// systemd is PID 1 with D-Bus (`--systemd-cgroup`).
+    Systemd,
+    AppArmor,
+    SELinux,
+    /// `criu check` passes.
+    Criu,
+}
+
+impl Feature {
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::Cgroup2 => "cgroup2",
+            Feature::Systemd => "systemd",
+            Feature::AppArmor => "apparmor",
+            Feature::SELinux => "selinux",
+            Feature::Criu => "criu",
+        }
+    }
+
+    pub fn present(self) -> bool {
+        match self {
+            Feature::Cgroup2 => Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            Feature::Systemd => Path::new("/run/systemd/system").is_dir(),
+            Feature::AppArmor => fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+                .is_ok_and(|s| s.trim() == "Y"),
+            Feature::SELinux => Path::new("/sys/fs/selinux/enforce").exists(),
+            Feature::Criu => Command::new("criu")
+                .arg("check")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success()),
+        }
+    }
+}
+
+/// Whether the test may go on: true when the host has `f`. When it lacks it the test is skipped
+/// (returns false after printing why) — unless `HUSK_REQUIRE` (a comma-separated list of feature
+/// names, set by the guest run) names it: a required feature that is missing fails the test, so a
+/// guest run can never pass by skipping.
+#[track_caller]
+pub fn require(f: Feature) -> bool {
+    if f.present() {
+        return true;
+    }
+    let required = std::env::var("HUSK_REQUIRE").unwrap_or_default();
+    if required.split(',').any(|r| r.trim() == f.name()) {
+        panic!("HUSK_REQUIRE names {} but this host lacks it", f.name());
+    }
+    eprintln!("skipped at {}: this host lacks {}", std::panic::Location::caller(), f.name());
+    false
+}
