@@ -348,3 +348,32 @@ fn sysctl_write_through_a_planted_symlink_stays_on_its_file() {
         assert!(o.success(), "{o}");
     }
 }
+
+#[test]
+fn lying_cap_last_cap_keeps_no_bounding_capability() {
+    // Found while writing these tests: husk read /proc/sys/kernel/cap_last_cap in the init after
+    // pivot_root, from the container's /proc. A volume over that file saying "10" made it stop
+    // dropping bounding capabilities at 10, leaving CAP_SYS_ADMIN and the rest in the bounding
+    // set (and CAP_AUDIT_WRITE, 29, out of the others). The kernel is now asked directly
+    // (PR_CAPBSET_READ). How we know the test catches it: it fails on the old code.
+    let mut ctx = Ctx::new("caplast");
+    let liar = ctx.dir.join("cap_last_cap");
+    fs::write(&liar, "10\n").unwrap();
+    ctx.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/proc/sys/kernel/cap_last_cap", "type": "bind", "source": liar, "options": ["bind"]
+    }));
+    let id = ctx.id();
+    ctx.sh("cat /proc/sys/kernel/cap_last_cap; grep -E '^Cap(Bnd|Eff):' /proc/self/status");
+    let o = ctx.run(&id).no_panic();
+    if !o.success() {
+        return; // refusing the volume is safe too (runc 1.1.5 refuses mounts under /proc)
+    }
+    let want: Vec<String> = ctx.config["process"]["capabilities"]["bounding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let want = caps_mask(&want.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.stdout, format!("10\nCapEff:\t{want:016x}\nCapBnd:\t{want:016x}\n"), "{o}");
+}
