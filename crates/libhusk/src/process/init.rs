@@ -6,7 +6,6 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
 
 use rustix::net::{accept_with, SocketFlags};
 use rustix::process::{Gid, Uid};
@@ -305,17 +304,16 @@ fn close_stray_fds(args: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// runc creates a missing cwd; after pivot_root, `/` is the container's root, and no container
-/// process exists yet that could race us. Done before the root may become read-only.
+/// runc creates a missing cwd; after pivot_root, `/` is the container's root. Made fd by fd
+/// inside it (no symlink in the image or a shared volume can lead the mkdir elsewhere), before
+/// the root may become read-only.
 fn create_cwd(cwd: &std::path::Path) -> Result<()> {
-    if cwd.exists() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(cwd)
-        .ctx(|| format!("process.cwd: create {}", cwd.display()))
+    use rustix::fs::{Mode, OFlags};
+    let root =
+        rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ctx(|| "open /")?;
+    rootfs::safe_path::mkdir_all(root.as_fd(), cwd, 0o755)
+        .map(drop)
+        .map_err(|e| Error::os(format!("process.cwd: create {}", cwd.display()), e.raw_os_error()))
 }
 
 fn enter_cwd(cwd: &std::path::Path) -> Result<()> {
