@@ -10,6 +10,10 @@
 //!
 //! Asked for on a host without the module, each is an error naming the field: silently running
 //! a container unconfined is the one outcome a runtime must not produce.
+//!
+//! For any process that joins the container (`create`'s init, `exec`): [`check_process`] in husk
+//! before anything starts, [`ExecLabels::open`] in the process while it still has CAP_SYS_ADMIN
+//! (before the capability drop), [`ExecLabels::apply`] right before execve.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -39,15 +43,21 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
 /// Refuse, by field, labels this host cannot apply. Done by `create` before anything is made.
 pub fn check(spec: &Spec) -> Result<()> {
     if let Some(p) = spec.process() {
-        if non_empty(p.apparmor_profile()).is_some() && !apparmor_enabled() {
-            return Err(Error::field("process.apparmorProfile", "AppArmor is not enabled on this host"));
-        }
-        if non_empty(p.selinux_label()).is_some() && !selinux_enabled() {
-            return Err(Error::field("process.selinuxLabel", "SELinux is not enabled on this host"));
-        }
+        check_process(p)?;
     }
     if mount_label(spec).is_some() && !selinux_enabled() {
         return Err(Error::field("linux.mountLabel", "SELinux is not enabled on this host"));
+    }
+    Ok(())
+}
+
+/// The process labels alone (for `exec`, whose process.json may name its own).
+pub fn check_process(p: &oci_spec::runtime::Process) -> Result<()> {
+    if non_empty(p.apparmor_profile()).is_some() && !apparmor_enabled() {
+        return Err(Error::field("process.apparmorProfile", "AppArmor is not enabled on this host"));
+    }
+    if non_empty(p.selinux_label()).is_some() && !selinux_enabled() {
+        return Err(Error::field("process.selinuxLabel", "SELinux is not enabled on this host"));
     }
     Ok(())
 }

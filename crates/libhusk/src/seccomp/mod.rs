@@ -18,6 +18,13 @@
 //! `SCMP_ACT_NOTIFY` is loaded before the process tells husk it is ready, because the notify fd
 //! has to travel through husk to the agent at `listenerPath` ([`notify::send_to_agent`]) with
 //! the container's state, exactly as runc sends it.
+//!
+//! `exec`, step by step: in husk, `Prepared::from_state(&state_dir.fd, state.seccomp)` (no
+//! config.json, no libseccomp); in the new process, `load_point(&f, no_new_privs,
+//! keeps_sys_admin)` and `f.load()` at that point (`BeforeExec` right before execve); when
+//! `load` returns a notify fd, pass it to husk (SCM_RIGHTS on the exec's own socket) and have
+//! husk call `notify::send_to_agent(listener_path, &notify::payload(&container, pid, metadata),
+//! fd)` with the exec'd process's pid.
 
 pub mod cache;
 mod kernel;
