@@ -49,6 +49,8 @@ json.dump(config, sys.stdout)
 PY
 names=$(jq '[.linux.seccomp.syscalls[].names | length] | add' "$work/docker/config.json")
 echo ">> Docker's default profile: $(jq '.linux.seccomp.syscalls | length' "$work/docker/config.json") rules, $names syscall names"
+cargo build --release -q -p libhusk --example seccomp_prepare
+target/release/examples/seccomp_prepare "$work/docker/config.json" 200
 
 exec unshare -m --propagation private bash -s "$husk" "$work" "$reps" <<'INNER'
 set -euo pipefail
@@ -67,7 +69,7 @@ time_runs() {
     done
     median <"$work/t"
 }
-ms() { echo "scale=2; $1/1000" | bc -l; }
+ms() { echo "scale=2; ($1)/1000" | bc -l; }
 declare -A m
 for rt in husk crun runc; do
     case $rt in husk) bin=$husk ;; *) bin=$(command -v $rt) ;; esac
@@ -82,7 +84,7 @@ row() { # LABEL KEY
 }
 cost() { # LABEL KEY
     printf '%-32s' "$1"
-    for rt in husk crun runc; do printf ' %7s ms' "$(ms $((m[$rt,$2] - m[$rt,plain])))"; done
+    for rt in husk crun runc; do printf ' %7s ms' "$(ms "${m[$rt,$2]} - ${m[$rt,plain]}")"; done
     echo
 }
 printf '%-32s %10s %10s %10s\n' "run /bin/true, median of $reps" husk "crun 1.8.1" "runc 1.1.5"
@@ -92,3 +94,4 @@ row "Docker's profile, cache warm" warm
 cost "the profile's cost, cold" cold
 cost "the profile's cost, warm" warm
 echo "(runc has no filter cache: its cold and warm rows measure the same thing)"
+INNER
