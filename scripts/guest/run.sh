@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Boot the Debian 12 test guest (scripts/guest/build-image.sh), run COMMAND in it as root in the
-# repository directory (shared over 9p at /mnt/share), stream its output, exit with its status.
+# repository directory (shared over 9p at /mnt/share and at the repository's own path), stream
+# its output, exit with its status.
 #
 #   scripts/guest/run.sh [--timeout SECS] [--mem SIZE] [--smp N] -- COMMAND [ARG...]
 #   scripts/guest/run.sh -- scripts/guest/smoke.sh
@@ -31,10 +32,7 @@ if [ $# -eq 0 ]; then
 fi
 
 "$repo/scripts/guest/build-image.sh"
-command -v qemu-system-x86_64 >/dev/null || {
-    . "$repo/scripts/lib/deps.sh"
-    apt_need qemu-system-x86
-}
+"$repo/scripts/guest/install-qemu.sh"
 
 if grep -qwE 'vmx|svm' /proc/cpuinfo && [ -w /dev/kvm ]; then
     accel=(-accel kvm -cpu host)
@@ -46,8 +44,11 @@ mkdir -p "$cache/jobs"
 jobdir=$(mktemp -d "$cache/jobs/XXXXXX")
 rel=${jobdir#"$repo"/}
 trap 'rm -rf "$jobdir"' EXIT
+# The share is also mounted at the repository's host path, so paths compiled into the host's
+# build (CARGO_BIN_EXE_husk, CARGO_MANIFEST_DIR, CARGO_TARGET_TMPDIR) resolve in the guest.
+here=$(cd "$repo" && pwd -P)
 {
-    echo "cd /mnt/share"
+    printf 'mkdir -p %q && mount --bind /mnt/share %q && cd %q || exit 125\n' "$here" "$here" "$here"
     echo "export HUSK_GUEST=1"
     printf 'exec'
     printf ' %q' "$@"
