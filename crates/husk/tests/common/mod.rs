@@ -255,9 +255,16 @@ impl Ctx {
         fs::write(self.bundle.join("config.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
     }
 
-    /// The cgroup dirs a container with `id` would get from `write_config`.
+    /// The cgroup dirs a container with `id` would get from `write_config`: one on a pure v2 host;
+    /// otherwise one per v1 controller, plus the name=systemd and unified (cgroup2) hierarchies of
+    /// a hybrid host.
     pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
-        V1_CONTROLLERS.iter().map(|c| Path::new("/sys/fs/cgroup").join(c).join(CGROUP_PARENT).join(id)).collect()
+        let top = Path::new("/sys/fs/cgroup");
+        if Feature::Cgroup2.present() {
+            return vec![top.join(CGROUP_PARENT).join(id)];
+        }
+        let extra = ["systemd", "unified"].into_iter().filter(|h| top.join(h).join("cgroup.procs").exists());
+        V1_CONTROLLERS.iter().copied().chain(extra).map(|c| top.join(c).join(CGROUP_PARENT).join(id)).collect()
     }
 
     /// A runtime command with this test's `--root`.
