@@ -31,7 +31,7 @@ if [ $# -eq 0 ]; then
     exit 2
 fi
 
-"$repo/scripts/guest/build-image.sh"
+img=$("$repo/scripts/guest/build-image.sh")
 "$repo/scripts/guest/install-qemu.sh"
 
 if grep -qwE 'vmx|svm' /proc/cpuinfo && [ -w /dev/kvm ]; then
@@ -64,8 +64,8 @@ t0=$(date +%s.%N)
 rc=0
 timeout -k 5 "$timeout_s" qemu-system-x86_64 "${accel[@]}" -m "$mem" -smp "$smp" \
     -nographic -nodefaults -serial mon:stdio -no-reboot -snapshot \
-    -kernel "$cache/vmlinuz" -initrd "$cache/initrd.img" -append "$append" \
-    -drive file="$cache/disk.img",if=virtio,format=raw \
+    -kernel "$img/vmlinuz" -initrd "$img/initrd.img" -append "$append" \
+    -drive file="$img/disk.img",if=virtio,format=raw \
     -virtfs local,path="$repo",mount_tag=share,security_model=none \
     -device virtio-rng-pci \
     </dev/null > >(sed -u 's/\r$//; s/\x1bc\x1b\[?7l\x1b\[2J\(\x1b\[0m\)\?//g') 2>&1 &

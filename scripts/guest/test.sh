@@ -80,7 +80,7 @@ fi
 echo ">> guest tests: $planned tests from $(cut -f1 "$out/plan" | sort -u | wc -l) test binaries, plus the smoke test" >&2
 
 t_img=$(now)
-scripts/guest/build-image.sh
+img=$(scripts/guest/build-image.sh)
 t_img_done=$(now)
 scripts/guest/install-qemu.sh
 
