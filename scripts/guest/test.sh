@@ -39,7 +39,7 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 t_start=$(now)
 
-apt_need build-essential jq
+apt_need build-essential jq libseccomp-dev
 ensure_cargo
 out=target/guest
 mkdir -p "$out"

@@ -101,6 +101,9 @@ pub struct State {
     /// The resctrl group husk placed the container in (`linux.intelRdt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intel_rdt: Option<crate::intel_rdt::RdtPlacement>,
+    /// The container's seccomp filter (its program is `seccomp.bpf` in the state dir), for exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<crate::seccomp::Record>,
 }
 
 /// The OCI state as `state` prints it and hooks receive it, with runc's extra fields.
