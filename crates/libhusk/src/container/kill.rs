@@ -5,6 +5,7 @@ use std::path::Path;
 
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
+use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::state::{ProcessId, StateDir, Status};
 
@@ -62,13 +63,26 @@ pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
         _ => return Err(Error::msg("container not running")),
     }
     if all {
-        for pid in state.cgroup.pids()? {
-            // A process that exits meanwhile is not an error.
-            let _ = signal_pid(pid, None, signal);
-        }
-        return Ok(());
+        return kill_all(&state.cgroup, signal);
     }
     signal_pid(state.init.pid, Some(state.init), signal)
+}
+
+/// Signal every process of the cgroup. Frozen meanwhile, as runc does, so that nothing forks
+/// past the list; thawed afterwards unless the container was paused and the signal can wait
+/// (a frozen v1 task cannot even die of SIGKILL until thawed).
+pub(crate) fn kill_all(cgroup: &Cgroup, signal: Signal) -> Result<()> {
+    let was_paused = cgroup.is_frozen();
+    let froze = !was_paused && cgroup.freeze().is_ok();
+    let pids = cgroup.pids();
+    for &pid in pids.as_deref().unwrap_or_default() {
+        // A process that exits meanwhile is not an error.
+        let _ = signal_pid(pid, None, signal);
+    }
+    if froze || (was_paused && signal == Signal::KILL) {
+        cgroup.thaw()?;
+    }
+    pids.map(|_| ())
 }
 
 /// Signal `pid` via a pidfd; with `expect`, only if it is still that same process.
