@@ -131,7 +131,10 @@ fn v1_dir(controller: &str, id: &str) -> PathBuf {
 }
 
 fn read_in(dir: &Path, file: &str) -> String {
-    fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("read {}/{file}: {e}", dir.display())).trim().to_string()
+    fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("read {}/{file}: {e}", dir.display()))
+        .trim()
+        .to_string()
 }
 
 /// The first real disk (not loop, zram or ram) as `major:minor`, for blkio throttles.
@@ -256,8 +259,10 @@ fn unenforceable_resources_fail_and_leave_nothing() {
     let cases = vec![
         (json!({"cpu": {"cpus": "4096"}}), "linux.resources.cpu.cpus"),
         (json!({"memory": {"limit": 64 << 20, "swap": 32 << 20}}), "linux.resources.memory"),
-        (json!({"blockIO": {"throttleReadBpsDevice": [{"major": ma, "minor": mi + 77, "rate": 1}]}}),
-         "linux.resources.blockIO.throttleReadBpsDevice[0]"),
+        (
+            json!({"blockIO": {"throttleReadBpsDevice": [{"major": ma, "minor": mi + 77, "rate": 1}]}}),
+            "linux.resources.blockIO.throttleReadBpsDevice[0]",
+        ),
     ];
     for (res, field) in cases {
         let mut ctx = Ctx::new("cgbad");

@@ -81,8 +81,9 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": NAMESPACES,
             "capabilities": capabilities(),
-            // Cgroup managers we drive: the fs drivers for v1 and v2; no systemd driver yet.
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
+            // Cgroup managers we drive: the fs drivers for v1 and v2 (rdma.max on both); no
+            // systemd driver yet, and no user-scoped one (rootless).
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
             "seccomp": { "enabled": false },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
