@@ -226,13 +226,11 @@ fn create_options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         own_console: false,
+        systemd_cgroup: cli.systemd_cgroup,
     }
 }
 
 fn check_modes(cli: &Cli) -> Result<()> {
-    if cli.systemd_cgroup {
-        return Err(Error::msg("--systemd-cgroup: the systemd cgroup driver is not supported yet"));
-    }
     let rootless = match cli.rootless.as_deref() {
         None | Some("auto") => !rustix::process::geteuid().is_root(),
         Some("true") => true,

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// The container's cgroup directory for `controller`: its v1 hierarchy here, the cgroup2 dir on

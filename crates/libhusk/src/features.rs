@@ -81,9 +81,9 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": NAMESPACES,
             "capabilities": capabilities(),
-            // Cgroup managers we drive: the fs drivers for v1 and v2 (rdma.max on both); no
-            // systemd driver yet, and no user-scoped one (rootless).
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
+            // Cgroup managers we drive: the fs drivers for v1 and v2 (rdma.max on both) and the
+            // system-wide systemd driver (v2 hosts); no user-scoped one (rootless).
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true },
             "seccomp": { "enabled": false },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
@@ -162,7 +162,8 @@ sys.exit(1 if errors else 0)
         assert_eq!(linux["namespaces"].as_array().unwrap().len(), 8);
         assert_eq!(linux["seccomp"]["enabled"], false);
         assert_eq!(linux["netDevices"]["enabled"], true);
-        assert_eq!(linux["cgroup"]["systemd"], false);
+        assert_eq!(linux["cgroup"]["systemd"], true);
+        assert_eq!(linux["cgroup"]["systemdUser"], false);
         assert!(linux["intelRdt"]["enabled"].is_boolean());
         assert_eq!(f["annotations"]["org.opencontainers.runc.checkpoint.enabled"], "false");
         // Round trip: what we print is what a caller parses.

@@ -71,6 +71,10 @@ impl Cgroup {
     /// host only what is needed (no extra writes on the create path).
     pub(super) fn enable_v2(&self, plan: &Plan) -> Result<()> {
         let Some(p) = self.placements.iter().find(|p| p.v2) else { return Ok(()) };
+        if self.systemd.is_some() {
+            // Delegate=yes: systemd enabled the controllers; its slices are not ours to write.
+            return Ok(());
+        }
         let all = self.mode == Some(Mode::V2);
         if plan.v2_needs.is_empty() && !all {
             return Ok(());

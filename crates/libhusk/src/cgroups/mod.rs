@@ -16,6 +16,7 @@ mod rdma;
 mod remove;
 mod resources;
 pub mod stats;
+pub mod systemd;
 #[cfg(test)]
 mod tests;
 mod v1;
@@ -56,6 +57,9 @@ pub struct Cgroup {
     /// merges into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<LinuxResources>,
+    /// The transient unit, with the systemd driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -261,12 +265,19 @@ impl Cgroup {
         }
         self.enable_v2(&plan)?;
         self.apply(&without_devices, &plan)?;
+        if let Some(unit) = &self.systemd {
+            self.update_unit(unit, &without_devices)?;
+        }
         self.resources = Some(merged);
         Ok(())
     }
 
     /// The cgroup2 placement as an fd for clone3's CLONE_INTO_CGROUP.
     pub fn v2_dir_fd(&self) -> Result<Option<OwnedFd>> {
+        if self.systemd.is_some() {
+            // The scope's cgroup exists only once systemd has started it, with the pid.
+            return Ok(None);
+        }
         match self.placements.iter().find(|p| p.v2) {
             Some(p) => open_dir(&p.dir).map(Some),
             None => Ok(None),
@@ -274,6 +285,9 @@ impl Cgroup {
     }
 
     pub fn add_process(&self, pid: i32, skip_v2: bool) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            return self.start_unit(unit, pid);
+        }
         let pid = pid.to_string();
         for p in self.placements.iter().filter(|p| !(skip_v2 && p.v2)) {
             resources::write(&p.dir, "cgroup.procs", &pid, "cgroup")?;
@@ -308,6 +322,9 @@ impl Cgroup {
     /// Remove what create made: the container's own dir with any sub-cgroups in it, then the
     /// parents husk created, if nothing else lives in them now.
     pub fn destroy(&self) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            return self.stop_unit(unit);
+        }
         let deadline = Instant::now() + remove::WAIT_LIMIT;
         let mut first_err = None;
         for p in &self.placements {

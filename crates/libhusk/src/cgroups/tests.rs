@@ -323,6 +323,7 @@ fn cgroup_state_round_trips() {
         }],
         mode: Some(Mode::Hybrid),
         resources: Some(res(r#"{"pids": {"limit": 5}}"#)),
+        systemd: None,
     };
     let back: Cgroup = serde_json::from_str(&serde_json::to_string(&cg).unwrap()).unwrap();
     assert_eq!(back.placements[0].dir, cg.placements[0].dir);
