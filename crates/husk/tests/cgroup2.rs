@@ -267,3 +267,82 @@ fn systemd_failed_create_leaves_no_unit() {
         assert!(o.stderr.contains("linux.cgroupsPath"), "{o}");
     }
 }
+
+/// A system container: systemd as the container's init, from a copy of this (Debian) host's
+/// root (an overlay over `/`, so nothing is copied), with a cgroup namespace and a writable
+/// cgroup2 mount it manages below its own cgroup; `kill SIGRTMIN+3` halts it.
+#[test]
+fn systemd_system_container_boots_and_halts() {
+    if !require(Feature::Systemd) || !require(Feature::Cgroup2) {
+        return;
+    }
+    if !Path::new("/sbin/init").exists() || !Path::new("/etc/debian_version").exists() {
+        panic!("a system container needs a Debian root with systemd as /sbin/init");
+    }
+    let mut ctx = Ctx::new("sysct");
+    let layers = ctx.dir.join("layers");
+    fs::create_dir_all(&layers).unwrap();
+    let sh = |cmd: &str| {
+        let st = Command::new("sh").args(["-c", cmd]).stdin(Stdio::null()).status().unwrap();
+        assert!(st.success(), "{cmd}");
+    };
+    let l = layers.display();
+    sh(&format!("mount -t tmpfs -o size=256m tmpfs {l} && mkdir {l}/upper {l}/work {l}/root"));
+    sh(&format!("mount -t overlay overlay -o lowerdir=/,upperdir={l}/upper,workdir={l}/work {l}/root"));
+    let root = layers.join("root");
+    // The guest's own job unit would power the container off: mask it inside.
+    let _ = fs::remove_file(root.join("etc/systemd/system/multi-user.target.wants/husk-guest-job.service"));
+    let _ = std::os::unix::fs::symlink("/dev/null", root.join("etc/systemd/system/husk-guest-job.service"));
+    let features: Value = serde_json::from_str(&ctx.husk(&["features"]).ok().stdout).unwrap();
+    let caps = features["linux"]["capabilities"].clone();
+    let c = &mut ctx.config;
+    c["root"] = json!({"path": root, "readonly": false});
+    c["process"]["args"] = json!(["/sbin/init"]);
+    c["process"]["env"].as_array_mut().unwrap().push(json!("container=husk"));
+    for set in ["bounding", "effective", "permitted"] {
+        c["process"]["capabilities"][set] = caps.clone();
+    }
+    c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "cgroup"}));
+    let mounts = c["mounts"].as_array_mut().unwrap();
+    for m in mounts.iter_mut() {
+        if m["destination"] == "/sys/fs/cgroup" {
+            m["options"] = json!(["nosuid", "noexec", "nodev", "relatime", "rw"]);
+        }
+    }
+    for (d, mode) in [("/run", "mode=755"), ("/run/lock", "mode=1777"), ("/tmp", "mode=1777")] {
+        mounts
+            .push(json!({"destination": d, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", mode]}));
+    }
+    let id = ctx.id();
+    let run = ctx.run_with(&id, &["-d"]).ok();
+    let pid = ctx.state(&id)["pid"].as_u64().unwrap();
+    // systemctl needs systemd's private socket: wait for systemd to make it.
+    let socket = PathBuf::from(format!("/proc/{pid}/root/run/systemd/private"));
+    let up = wait_for(240, || socket.exists() || !alive(pid as u32));
+    assert!(up && alive(pid as u32), "systemd did not come up; its output:\n{}", run.stdout_now());
+    let mut check = Command::new("timeout");
+    check.args(["300", "nsenter", "-t", &pid.to_string(), "-a", "systemctl", "is-system-running", "--wait"]);
+    // TCG: a full boot of the guest's units takes minutes.
+    let o = run_cmd(check, &ctx.dir, Duration::from_secs(320));
+    let state = o.stdout.trim().to_string();
+    let units = {
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &pid.to_string(), "-a", "systemctl", "--failed", "--no-legend"]);
+        ctx.exec(c).stdout
+    };
+    // systemd made its own cgroups below the container's, through the cgroup namespace.
+    let init_scope = cg2(&id).join("init.scope");
+    let had_scope = init_scope.is_dir();
+    ctx.husk(&["kill", &id, "SIGRTMIN+3"]).ok();
+    let stopped = wait_for(180, || ctx.status(&id) == "stopped");
+    ctx.husk(&["delete", "--force", &id]).ok();
+    let _ = Command::new("umount").arg("-R").arg(&layers).status();
+    assert!(
+        state == "running" || state == "degraded",
+        "is-system-running: {o}\nfailed units:\n{units}\nsystemd's output:\n{}",
+        run.stdout_now()
+    );
+    assert!(had_scope, "no init.scope below the container's cgroup");
+    assert!(stopped, "systemd did not halt on SIGRTMIN+3");
+    assert!(!cg2(&id).exists(), "{} remains after delete", cg2(&id).display());
+}

@@ -13,10 +13,21 @@ use crate::state::{ProcessId, StateDir, Status};
 pub fn parse_signal(text: &str) -> Result<Signal> {
     let bad = || Error::msg(format!("invalid signal: {text:?}"));
     if let Ok(n) = text.parse::<i32>() {
-        return Signal::from_named_raw(n).ok_or_else(bad);
+        return Signal::from_named_raw(n).or_else(|| realtime(n)).ok_or_else(bad);
     }
     let upper = text.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    // RTMIN+n and RTMAX-n, as runc names them (systemd stops on SIGRTMIN+3).
+    let rt = |base: i32, rest: &str, sign: i32| -> Result<Signal> {
+        let off: i32 = if rest.is_empty() { 0 } else { rest.parse().map_err(|_| bad())? };
+        realtime(base + sign * off).ok_or_else(bad)
+    };
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        return rt(libc::SIGRTMIN(), rest.strip_prefix('+').unwrap_or(rest), 1);
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        return rt(libc::SIGRTMAX(), rest.strip_prefix('-').unwrap_or(rest), -1);
+    }
     let sig = match name {
         "HUP" => Signal::HUP,
         "INT" => Signal::INT,
@@ -52,6 +63,15 @@ pub fn parse_signal(text: &str) -> Result<Signal> {
         _ => return Err(bad()),
     };
     Ok(sig)
+}
+
+/// A realtime signal number (SIGRTMIN..=SIGRTMAX as the C library counts them).
+fn realtime(n: i32) -> Option<Signal> {
+    if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) {
+        return None;
+    }
+    // SAFETY: n is a valid, non-zero realtime signal number for this system.
+    Some(unsafe { Signal::from_raw_unchecked(n) })
 }
 
 pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
@@ -111,6 +131,12 @@ mod tests {
         }
         assert_eq!(parse_signal("15").unwrap(), Signal::TERM);
         assert!(parse_signal("NOPE").is_err());
+        let rtmin = libc::SIGRTMIN();
+        assert_eq!(parse_signal("SIGRTMIN+3").unwrap().as_raw(), rtmin + 3);
+        assert_eq!(parse_signal("RTMIN").unwrap().as_raw(), rtmin);
+        assert_eq!(parse_signal("RTMAX-1").unwrap().as_raw(), libc::SIGRTMAX() - 1);
+        assert_eq!(parse_signal(&(rtmin + 3).to_string()).unwrap().as_raw(), rtmin + 3);
+        assert!(parse_signal("RTMIN+99").is_err() && parse_signal("RTMIN+x").is_err());
         assert!(parse_signal("0").is_err() || parse_signal("0").is_ok());
     }
 }
