@@ -56,7 +56,7 @@ pub struct Cgroup {
     /// The resources in force (the config's, with every `update` merged in): what an update
     /// merges into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<LinuxResources>,
+    pub resources: Option<SavedResources>,
     /// The transient unit, with the systemd driver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd: Option<systemd::Unit>,
@@ -71,6 +71,22 @@ pub struct Placement {
     pub dir: PathBuf,
     /// Directories husk created, outermost first: exactly these are removed on delete.
     pub created: Vec<PathBuf>,
+}
+
+/// `linux.resources` kept as JSON text in the state: parsed only by the commands that need it
+/// (update, the systemd driver), not by every `state` or `kill`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SavedResources(Box<serde_json::value::RawValue>);
+
+impl SavedResources {
+    pub fn new(r: &LinuxResources) -> Result<SavedResources> {
+        serde_json::value::to_raw_value(r).map(SavedResources).map_err(|e| Error::msg(format!("encode resources: {e}")))
+    }
+
+    pub fn get(&self) -> Result<LinuxResources> {
+        serde_json::from_str(self.0.get()).map_err(|e| Error::msg(format!("state: saved resources: {e}")))
+    }
 }
 
 impl Placement {
@@ -207,7 +223,7 @@ impl Cgroup {
             Some(r) => apply::Plan::new(&cg, r, !devices::is_allow_all(&rules))?,
             None => apply::Plan::default(),
         };
-        cg.resources = res.cloned();
+        cg.resources = res.map(SavedResources::new).transpose()?;
         match cg.make(res, &rules, &plan) {
             Ok(()) => Ok(cg),
             Err(e) => {
@@ -254,7 +270,8 @@ impl Cgroup {
     /// (runc's way: the kernel gets a consistent set, e.g. memory and memory+swap in the right
     /// order). The device list is not updated, as with runc.
     pub fn update(&mut self, change: &LinuxResources) -> Result<()> {
-        let merged = merge(self.resources.as_ref(), change)?;
+        let base = self.resources.as_ref().map(SavedResources::get).transpose()?;
+        let merged = merge(base.as_ref(), change)?;
         let mut without_devices = merged.clone();
         without_devices.set_devices(None);
         let plan = apply::Plan::new(self, &without_devices, false)?;
@@ -268,7 +285,7 @@ impl Cgroup {
         if let Some(unit) = &self.systemd {
             self.update_unit(unit, &without_devices)?;
         }
-        self.resources = Some(merged);
+        self.resources = Some(SavedResources::new(&merged)?);
         Ok(())
     }
 

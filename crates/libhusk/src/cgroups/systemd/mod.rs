@@ -162,7 +162,7 @@ impl Cgroup {
         let mut cg = Cgroup {
             placements: vec![Placement { mount, controllers: Vec::new(), v2: true, dir, created: Vec::new() }],
             mode: Some(Mode::V2),
-            resources: res.cloned(),
+            resources: res.map(super::SavedResources::new).transpose()?,
             systemd: Some(unit),
         };
         // Refuse what cannot be applied before anything exists.
@@ -188,15 +188,16 @@ impl Cgroup {
             ("IOAccounting".into(), Val::Bool(true)),
             ("TasksAccounting".into(), Val::Bool(true)),
         ];
-        if let Some(r) = &self.resources {
+        let res = self.resources.as_ref().map(super::SavedResources::get).transpose()?;
+        if let Some(r) = &res {
             props.extend(resource_props(r)?);
         }
         Systemd::connect()?.start_transient_unit(&unit.name, &props)?;
-        let rules = super::devices::rules(self.resources.as_ref().and_then(|r| r.devices().as_ref()))?;
+        let rules = super::devices::rules(res.as_ref().and_then(|r| r.devices().as_ref()))?;
         if !super::devices::is_allow_all(&rules) {
             self.apply_devices(&rules)?;
         }
-        if let Some(r) = &self.resources {
+        if let Some(r) = &res {
             // Delegate=yes: systemd has enabled the controllers; husk does not touch the slices.
             let plan = super::apply::Plan::new(self, r, false)?;
             self.apply(r, &plan)?;
