@@ -82,8 +82,9 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": NAMESPACES,
             "capabilities": capabilities(),
-            // Cgroup managers we drive: the fs drivers for v1 and v2; no systemd driver yet.
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
+            // Cgroup managers we drive: the fs drivers for v1 and v2 (rdma.max on both) and the
+            // system-wide systemd driver (v2 hosts); no user-scoped one (rootless).
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true },
             "seccomp": {
                 "enabled": true,
                 "actions": seccomp::ACTIONS,
@@ -179,7 +180,8 @@ sys.exit(1 if errors else 0)
         assert!(linux["seccomp"]["supportedFlags"].as_array().unwrap().iter().all(|f| known.contains(f)));
         assert_eq!(f["annotations"]["io.github.seccomp.libseccomp.version"], "2.5.4");
         assert_eq!(linux["netDevices"]["enabled"], true);
-        assert_eq!(linux["cgroup"]["systemd"], false);
+        assert_eq!(linux["cgroup"]["systemd"], true);
+        assert_eq!(linux["cgroup"]["systemdUser"], false);
         assert!(linux["intelRdt"]["enabled"].is_boolean());
         assert_eq!(f["annotations"]["org.opencontainers.runc.checkpoint.enabled"], "false");
         // Round trip: what we print is what a caller parses.

@@ -148,6 +148,8 @@ impl State {
             Status::Creating if self.creator.is_alive() => Status::Creating,
             Status::Creating => Status::Stopped,
             _ if !self.init.is_alive() => Status::Stopped,
+            // A frozen container is paused whether it was created or running (runc alike).
+            _ if self.cgroup.is_frozen() => Status::Paused,
             _ if dir.path.join(START_SOCKET).exists() => Status::Created,
             _ => Status::Running,
         }

@@ -29,6 +29,8 @@ pub struct CreateOptions {
     /// Foreground `run`: with `process.terminal` and no console socket, husk takes the pty
     /// master itself (returned in `Created::console`).
     pub own_console: bool,
+    /// `--systemd-cgroup`: a transient systemd scope instead of cgroupfs directories.
+    pub systemd_cgroup: bool,
 }
 
 /// A created container: its init waits for `start`.
@@ -129,7 +131,12 @@ fn create_in(
     dir.save(&state)?;
 
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
-    let cgroup = Cgroup::create(cgroups_path, &opts.id, linux.and_then(|l| l.resources().as_ref()))?;
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    let cgroup = if opts.systemd_cgroup {
+        Cgroup::create_systemd(cgroups_path, &opts.id, resources)?
+    } else {
+        Cgroup::create(cgroups_path, &opts.id, resources)?
+    };
     state.cgroup = cgroup.clone();
     undo.cgroup = Some(cgroup.clone());
     dir.save(&state)?;
