@@ -13,8 +13,9 @@ use crate::logging::Logger;
 #[derive(Parser, Debug)]
 #[command(name = "husk", about = "husk: an OCI container runtime", disable_version_flag = true)]
 pub struct Cli {
-    /// Root directory for container state
-    #[arg(long, global = true, default_value = "/run/husk")]
+    /// Root directory for container state (default /run/husk; $XDG_RUNTIME_DIR/husk for a
+    /// non-root user, as runc)
+    #[arg(long, global = true, default_value_os_t = libhusk::rootless::default_root())]
     pub root: PathBuf,
     /// Log file (default: stderr)
     #[arg(long, global = true)]
@@ -28,8 +29,9 @@ pub struct Cli {
     /// Use the systemd cgroup driver
     #[arg(long = "systemd-cgroup", short = 's', global = true)]
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto (before the command, as runc takes it)
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    /// Rootless mode: true, false or auto (the default: rootless when not root). Rootless, cgroups
+    /// the user may not make are done without
+    #[arg(long, value_parser = ["true", "false", "auto"], num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// Path to criu (accepted for compatibility)
     #[arg(long, global = true, hide = true)]
@@ -217,6 +219,7 @@ pub fn logger(cli: &Cli) -> Result<Logger> {
 
 fn create_options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
     CreateOptions {
+        rootless: rootless(cli),
         root: cli.root.clone(),
         id: a.id.clone(),
         bundle: a.bundle.clone(),
@@ -230,17 +233,14 @@ fn create_options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
     }
 }
 
-fn check_modes(cli: &Cli) -> Result<()> {
-    let rootless = match cli.rootless.as_deref() {
-        None | Some("auto") => !rustix::process::geteuid().is_root(),
+/// runc's `--rootless`: `auto` (the default) means rootless when husk is not root, or is root
+/// only inside a user namespace.
+fn rootless(cli: &Cli) -> bool {
+    match cli.rootless.as_deref() {
         Some("true") => true,
         Some("false") => false,
-        Some(other) => return Err(Error::msg(format!("--rootless: invalid value {other:?} (true, false or auto)"))),
-    };
-    if rootless && !rustix::process::geteuid().is_root() {
-        return Err(Error::msg("rootless mode is not supported yet: run husk as root"));
+        _ => libhusk::rootless::is_rootless_caller(),
     }
-    Ok(())
 }
 
 pub fn dispatch(cli: Cli) -> Result<u8> {
@@ -263,12 +263,10 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 .map_err(|e| Error::from(e).context(format!("write {}", path.display())))?;
         }
         Command::Create(a) => {
-            check_modes(&cli)?;
             container::create(&create_options(&cli, a))?;
         }
         Command::Start { id } => container::start(&cli.root, id)?,
         Command::Run { create, detach, keep, no_subreaper } => {
-            check_modes(&cli)?;
             let opts = create_options(&cli, create);
             return crate::run::run(&opts, *detach, *keep, *no_subreaper);
         }

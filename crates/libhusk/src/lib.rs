@@ -16,10 +16,12 @@ pub mod namespaces;
 pub mod netdevices;
 pub mod process;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 pub mod spec_template;
 pub mod state;
 pub mod sync;
 pub mod syscalls;
+pub mod userns;
 
 pub use error::{Error, Result};

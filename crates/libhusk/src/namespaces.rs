@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
-use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+use oci_spec::runtime::{Linux, LinuxNamespaceType};
 use rustix::fs::{Mode, OFlags};
 use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 
@@ -133,21 +133,6 @@ pub fn enter_pid_ns_for_children(index: usize, path: &std::path::Path) -> Result
 
 pub fn restore_pid_ns_for_children(own: OwnedFd) -> Result<()> {
     move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::ProcessID)).ctx(|| "restore pid namespace")
-}
-
-fn map_text(maps: &[LinuxIdMapping]) -> String {
-    maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect()
-}
-
-/// Write the child's uid and gid maps (as root, directly; rootless multi-range maps go through
-/// newuidmap, which is the user-namespace issue).
-pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<()> {
-    let write = |file: &str, field: &str, maps: &Option<Vec<LinuxIdMapping>>| -> Result<()> {
-        let Some(maps) = maps.as_ref().filter(|m| !m.is_empty()) else { return Ok(()) };
-        std::fs::write(format!("/proc/{pid}/{file}"), map_text(maps)).ctx(|| format!("{field}: write {file}"))
-    };
-    write("uid_map", "linux.uidMappings", linux.uid_mappings())?;
-    write("gid_map", "linux.gidMappings", linux.gid_mappings())
 }
 
 /// Time namespace offsets, written by the init after unshare(CLONE_NEWTIME).

@@ -43,12 +43,13 @@ pub fn default_spec(rootless: bool) -> Value {
         }
     }
     if rootless {
-        // An unprivileged user owns one uid and gid and no network: map ourselves to root, drop the
-        // network namespace (no way to set it up) and device rules (no cgroup delegation assumed).
-        // Like runc, the template maps host id 0; `husk spec --rootless` callers substitute theirs.
-        let map = json!([{ "containerID": 0, "hostID": 0, "size": 1 }]);
-        linux["uidMappings"] = map.clone();
-        linux["gidMappings"] = map;
+        // An unprivileged user owns one uid and gid and no network: map the caller to root (runc's
+        // ToRootless: the effective ids), drop the network namespace (no way to set it up) and
+        // the device rules (no cgroup delegation assumed; devices are bound from the host).
+        let uid = rustix::process::geteuid().as_raw();
+        let gid = rustix::process::getegid().as_raw();
+        linux["uidMappings"] = json!([{ "containerID": 0, "hostID": uid, "size": 1 }]);
+        linux["gidMappings"] = json!([{ "containerID": 0, "hostID": gid, "size": 1 }]);
         // runc's ToRootless: the template's namespaces without network, then user.
         if let Some(ns) = linux["namespaces"].as_array_mut() {
             ns.retain(|n| n["type"] != "network");

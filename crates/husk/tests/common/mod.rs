@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod rootless;
+
 /// The runtime binary under test.
 pub fn bin() -> PathBuf {
     match std::env::var_os("HUSK_BIN") {
@@ -203,6 +205,8 @@ pub struct Ctx {
     pub config: Value,
     ids: Mutex<Vec<String>>,
     netns: Mutex<Vec<String>>,
+    /// Runtime calls run as this user ([`Ctx::rootless`]); root when None.
+    pub user: Option<rootless::User>,
 }
 
 pub const CGROUP_PARENT: &str = "husk-tests";
@@ -226,7 +230,16 @@ impl Ctx {
         let mut config: Value = serde_json::from_slice(&fs::read(base.join("config.json")).unwrap()).unwrap();
         config["process"]["terminal"] = json!(false);
         config["process"]["args"] = json!(["true"]);
-        Ctx { name: name.to_string(), dir, root, bundle, config, ids: Mutex::new(vec![]), netns: Mutex::new(vec![]) }
+        Ctx {
+            name: name.to_string(),
+            dir,
+            root,
+            bundle,
+            config,
+            ids: Mutex::new(vec![]),
+            netns: Mutex::new(vec![]),
+            user: None,
+        }
     }
 
     pub fn rootfs(&self) -> PathBuf {
@@ -271,6 +284,9 @@ impl Ctx {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(bin());
         c.arg("--root").arg(&self.root).stdin(Stdio::null()).current_dir(&self.dir);
+        if let Some(u) = &self.user {
+            rootless::as_user(&mut c, u, &self.dir);
+        }
         c
     }
 

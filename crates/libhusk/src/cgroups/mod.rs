@@ -15,6 +15,7 @@ pub mod oom;
 mod rdma;
 mod remove;
 mod resources;
+mod rootless;
 pub mod stats;
 pub mod systemd;
 #[cfg(test)]
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
 pub use mountinfo::Mode;
+pub use rootless::is_permission_error;
 
 /// A mounted cgroup hierarchy on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]

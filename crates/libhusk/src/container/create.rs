@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use rustix::net::{bind, listen, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
-use crate::cgroups::Cgroup;
+use crate::cgroups::{self, Cgroup};
 use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NsPlan};
@@ -14,7 +14,7 @@ use crate::process::init::{self, InitArgs};
 use crate::seccomp::{self, notify, Prepared};
 use crate::state::{self, ProcessId, State, StateDir, Status, START_SOCKET};
 use crate::syscalls::{self, Forked};
-use crate::{console, hooks, intel_rdt, lsm, netdevices, sync};
+use crate::{console, hooks, intel_rdt, lsm, netdevices, sync, userns};
 
 #[derive(Debug, Default, Clone)]
 pub struct CreateOptions {
@@ -31,6 +31,9 @@ pub struct CreateOptions {
     pub own_console: bool,
     /// `--systemd-cgroup`: a transient systemd scope instead of cgroupfs directories.
     pub systemd_cgroup: bool,
+    /// `--rootless` (true, or auto for a non-root caller): cgroups the user may not make are
+    /// done without rather than failing create.
+    pub rootless: bool,
 }
 
 /// A created container: its init waits for `start`.
@@ -51,6 +54,13 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         None => None,
     };
     let plan = NsPlan::from_config(bundle.spec.linux().as_ref())?;
+    if !userns::privileged() && !plan.in_userns {
+        return Err(Error::field(
+            "linux.namespaces",
+            "husk is not running as root: the container needs a user namespace with uidMappings and gidMappings \
+             (as `husk spec --rootless` writes)",
+        ));
+    }
     netdevices::check(bundle.spec.linux().as_ref().and_then(|l| l.net_devices().as_ref()), plan.new_net)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     if terminal && opts.console_socket.is_none() && !opts.own_console {
@@ -135,7 +145,11 @@ fn create_in(
     let cgroup = if opts.systemd_cgroup {
         Cgroup::create_systemd(cgroups_path, &opts.id, resources)?
     } else {
-        Cgroup::create(cgroups_path, &opts.id, resources)?
+        match Cgroup::create(cgroups_path, &opts.id, resources) {
+            Ok(cg) => cg,
+            Err(e) if opts.rootless && cgroups::is_permission_error(&e) => Cgroup::rootless_none(resources, &e)?,
+            Err(e) => return Err(e),
+        }
     };
     state.cgroup = cgroup.clone();
     undo.cgroup = Some(cgroup.clone());
@@ -168,6 +182,8 @@ fn create_in(
     // The cgroup namespace is unshared by the init once it is in its cgroups (see init.rs), so
     // that the namespace's root is the container's cgroup.
     let clone_flags = plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64);
+    // Decided before the clone: in the child, geteuid() changes once the parent has mapped it.
+    let dumpable_until_mapped = plan.new_user && !userns::privileged();
     let forked = syscalls::clone3(clone_flags, v2_fd.as_ref().map(|f| f.as_fd()));
     let (pid, pidfd) = match forked {
         Err(e) => {
@@ -194,6 +210,7 @@ fn create_in(
                 extra_env,
                 parent_hooks,
                 seccomp: filter,
+                dumpable_until_mapped,
             })
         }
         Ok(Forked::Parent { pid, pidfd }) => {
@@ -210,7 +227,11 @@ fn create_in(
 
     if plan.new_user {
         if let Some(l) = linux {
-            namespaces::write_id_maps(pid, l)?;
+            userns::write_maps(
+                pid,
+                &userns::ranges(l.uid_mappings().as_ref()),
+                &userns::ranges(l.gid_mappings().as_ref()),
+            )?;
         }
     }
     cgroup.add_process(pid, v2_fd.is_some())?;

@@ -59,7 +59,7 @@ fn kill_all(state: &crate::state::State) -> Result<()> {
             }
         }
     }
-    for pid in state.cgroup.pids().unwrap_or_default() {
+    for pid in super::kill::container_pids(state).unwrap_or_default() {
         if let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) {
             let _ = rustix::process::pidfd_send_signal(&fd, Signal::KILL);
             fds.push(fd);

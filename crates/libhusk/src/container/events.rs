@@ -36,6 +36,7 @@ pub fn events(
     if state.status(&dir) == Status::Stopped {
         return Err(Error::msg(format!("container with id {id} is not running")));
     }
+    state.cgroup.require("events")?;
     if stats_only {
         return emit(&event("stats", id, Some(state.cgroup.stats())));
     }

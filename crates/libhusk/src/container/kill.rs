@@ -5,9 +5,8 @@ use std::path::Path;
 
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
-use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
-use crate::state::{ProcessId, StateDir, Status};
+use crate::state::{ProcessId, State, StateDir, Status};
 
 /// `9`, `KILL`, `SIGKILL`, `sigkill` all name SIGKILL.
 pub fn parse_signal(text: &str) -> Result<Signal> {
@@ -83,7 +82,7 @@ pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
         _ => return Err(Error::msg("container not running")),
     }
     if all {
-        return kill_all(&state.cgroup, signal);
+        return kill_all(&state, signal);
     }
     signal_pid(state.init.pid, Some(state.init), signal)
 }
@@ -91,10 +90,11 @@ pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
 /// Signal every process of the cgroup. Frozen meanwhile, as runc does, so that nothing forks
 /// past the list; thawed afterwards unless the container was paused and the signal can wait
 /// (a frozen v1 task cannot even die of SIGKILL until thawed).
-pub(crate) fn kill_all(cgroup: &Cgroup, signal: Signal) -> Result<()> {
+pub(crate) fn kill_all(state: &State, signal: Signal) -> Result<()> {
+    let cgroup = &state.cgroup;
     let was_paused = cgroup.is_frozen();
     let froze = !was_paused && cgroup.freeze().is_ok();
-    let pids = cgroup.pids();
+    let pids = container_pids(state);
     for &pid in pids.as_deref().unwrap_or_default() {
         // A process that exits meanwhile is not an error.
         let _ = signal_pid(pid, None, signal);
@@ -103,6 +103,29 @@ pub(crate) fn kill_all(cgroup: &Cgroup, signal: Signal) -> Result<()> {
         cgroup.thaw()?;
     }
     pids.map(|_| ())
+}
+
+/// Every process of the container: its cgroup's, or without one (rootless husk without cgroup
+/// delegation) those in the init's pid namespace when it has its own, else the init alone.
+pub(crate) fn container_pids(state: &State) -> Result<Vec<i32>> {
+    if !state.cgroup.placements.is_empty() || state.cgroup.systemd.is_some() {
+        return state.cgroup.pids();
+    }
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let init = state.init.pid.to_string();
+    let Some(theirs) = ns(&init) else { return Ok(Vec::new()) };
+    if ns("self").as_ref() == Some(&theirs) {
+        return Ok(vec![state.init.pid]);
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").map_err(|e| Error::from(e).context("read /proc"))?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        if ns(&pid.to_string()).as_ref() == Some(&theirs) {
+            out.push(pid);
+        }
+    }
+    Ok(out)
 }
 
 /// Signal `pid` via a pidfd; with `expect`, only if it is still that same process.

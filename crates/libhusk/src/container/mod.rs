@@ -33,7 +33,9 @@ pub fn state(root: &Path, id: &str) -> Result<String> {
 /// `ps`: the pids of every process in the container's cgroup.
 pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
     let dir = StateDir::open(root, id)?;
-    dir.load()?.cgroup.pids()
+    let state = dir.load()?;
+    state.cgroup.require("ps")?;
+    state.cgroup.pids()
 }
 
 /// Every container under `root` with its live status; unreadable ones are skipped like runc.

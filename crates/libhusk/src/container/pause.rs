@@ -9,6 +9,7 @@ pub fn pause(root: &Path, id: &str) -> Result<()> {
     let dir = StateDir::open(root, id)?;
     dir.lock()?;
     let state = dir.load()?;
+    state.cgroup.require("pause")?;
     match state.status(&dir) {
         Status::Running | Status::Created => state.cgroup.freeze(),
         Status::Paused => Err(Error::msg("container already paused")),
@@ -20,6 +21,7 @@ pub fn resume(root: &Path, id: &str) -> Result<()> {
     let dir = StateDir::open(root, id)?;
     dir.lock()?;
     let state = dir.load()?;
+    state.cgroup.require("resume")?;
     match state.status(&dir) {
         Status::Paused => state.cgroup.thaw(),
         _ => Err(Error::msg("container not paused")),

@@ -23,6 +23,7 @@ pub fn update(root: &Path, id: &str, resources: &str, rdt: &RdtUpdate) -> Result
     let dir = StateDir::open(root, id)?;
     dir.lock()?;
     let mut state = dir.load()?;
+    state.cgroup.require("update")?;
     if state.status(&dir) == Status::Stopped {
         return Err(Error::msg(format!("cannot update container {id}: container not running")));
     }

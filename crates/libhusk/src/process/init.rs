@@ -41,6 +41,9 @@ pub struct InitArgs<'a> {
     pub parent_hooks: bool,
     /// `linux.seccomp`, compiled by the parent.
     pub seccomp: Option<&'a Prepared>,
+    /// An unprivileged parent writes our id maps (or has newuidmap do it): our /proc files must
+    /// be ours, not root's, until then.
+    pub dumpable_until_mapped: bool,
 }
 
 /// What is left to do after `start`: the labels and the filter applied last, then execve.
@@ -52,17 +55,11 @@ struct Final<'a> {
 
 /// The child's entry point after clone3.
 pub fn run(args: InitArgs) -> ! {
-    // Until exec nothing in the container may ptrace us or read our memory.
-    // SAFETY: PR_SET_DUMPABLE takes an integer.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_DUMPABLE,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
+    // Until exec nothing in the container may ptrace us or read our memory. Nothing of the
+    // container exists before `Go`, which comes once the maps are written.
+    if !args.dumpable_until_mapped {
+        set_dumpable(false);
+    }
     let err = match setup(&args) {
         Ok(last) => match args.sync.send(&Msg::Ready) {
             Ok(()) => {
@@ -76,6 +73,19 @@ pub fn run(args: InitArgs) -> ! {
     };
     let _ = args.sync.send(&Msg::Error(err.to_string()));
     exit(1)
+}
+
+fn set_dumpable(on: bool) {
+    // SAFETY: PR_SET_DUMPABLE takes an integer.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_DUMPABLE,
+            on as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
 }
 
 fn exit(code: i32) -> ! {
@@ -94,6 +104,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     let linux = spec.linux().as_ref();
     let process = spec.process().as_ref().ok_or_else(|| Error::field("process", "missing"))?;
     args.sync.expect(Msg::Go)?;
+    set_dumpable(false);
 
     if args.plan.new_user {
         become_namespace_root(linux)?;
@@ -189,7 +200,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     }
     caps.drop_bounding()?;
     set_keepcaps(true)?;
-    user::switch(process.user(), true)?;
+    user::switch(process.user(), crate::userns::setgroups_allowed())?;
     set_keepcaps(false)?;
     caps.apply()?;
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(process.user().umask().unwrap_or(0o022)));

@@ -3,14 +3,22 @@
 use oci_spec::runtime::User;
 use rustix::process::{Gid, Uid};
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 
 /// setgroups, setresgid, setresuid — in that order, since after setuid we could no longer
 /// change groups.
 pub fn switch(user: &User, setgroups_allowed: bool) -> Result<()> {
+    let groups: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
     if setgroups_allowed {
-        let groups: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
         rustix::thread::set_thread_groups(&groups).ctx(|| "process.user.additionalGids: setgroups")?;
+    } else if !groups.is_empty() {
+        // The kernel denies setgroups in a user namespace whose gid map an unprivileged user wrote
+        // alone; the supplementary groups then stay the caller's (shown as the overflow gid).
+        return Err(Error::field(
+            "process.user.additionalGids",
+            "cannot be set: setgroups is denied in this user namespace (its gid map is the caller's gid only; \
+             map a range from /etc/subgid to allow it)",
+        ));
     }
     let gid = Gid::from_raw(user.gid());
     rustix::thread::set_thread_res_gid(gid, gid, gid).ctx(|| format!("process.user.gid: setgid {}", user.gid()))?;

@@ -11,23 +11,51 @@ use super::mount_api::{attach, clone_path, new_fs, setattr};
 use super::mount_options::{Attrs, Data, MountOptions, ATTR_RDONLY};
 use super::mounts::{propagate, set_attrs};
 use super::RootfsContext;
-use crate::cgroups::{host_hierarchies, Hierarchy};
+use crate::cgroups::{host_hierarchies, Cgroup, Hierarchy};
 use crate::error::{Context, Error, Result};
 
 pub fn mount(ctx: &RootfsContext, target: BorrowedFd<'_>, opts: &MountOptions) -> Result<()> {
-    let fresh = opts.attrs.on_fresh_mount(&opts.rec_attrs);
     if ctx.in_cgroupns {
-        let hier = host_hierarchies()?;
-        if is_pure_v2(&hier)? {
-            let mnt = new_fs("cgroup2", Some("cgroup2"), &opts.data, fresh)?;
-            return attach_with(mnt, target, opts);
-        }
-        if hier.is_empty() {
-            return Err(Error::msg("no cgroup hierarchies found on the host"));
-        }
-        return with_tmpfs(target, opts, hier.iter().map(|h| (h.mount.as_path(), h)), |h| v1_fs(h, fresh));
+        return mount_namespaced(target, opts);
     }
-    let placements = &ctx.cgroup.placements;
+    // In a user namespace without a cgroup namespace the container does not own what it sees
+    // here, whatever the options say: read-only (CVE-2023-25809, where rootless runc left a
+    // delegated /sys/fs/cgroup writable).
+    let forced;
+    let opts = if ctx.in_userns {
+        forced = opts.read_only();
+        &forced
+    } else {
+        opts
+    };
+    // A rootless container without a cgroup of its own (no delegation) sees husk's.
+    let current;
+    let cgroup = if ctx.cgroup.placements.is_empty() {
+        current = Cgroup::current()?;
+        &current
+    } else {
+        ctx.cgroup
+    };
+    bind_own(cgroup, target, opts)
+}
+
+fn mount_namespaced(target: BorrowedFd<'_>, opts: &MountOptions) -> Result<()> {
+    let fresh = opts.attrs.on_fresh_mount(&opts.rec_attrs);
+    let hier = host_hierarchies()?;
+    if is_pure_v2(&hier)? {
+        let mnt = new_fs("cgroup2", Some("cgroup2"), &opts.data, fresh)?;
+        return attach_with(mnt, target, opts);
+    }
+    if hier.is_empty() {
+        return Err(Error::msg("no cgroup hierarchies found on the host"));
+    }
+    with_tmpfs(target, opts, hier.iter().map(|h| (h.mount.as_path(), h)), |h| v1_fs(h, fresh))
+}
+
+/// Without a cgroup namespace: the container's own cgroup directories bound from the host.
+fn bind_own(cgroup: &Cgroup, target: BorrowedFd<'_>, opts: &MountOptions) -> Result<()> {
+    let fresh = opts.attrs.on_fresh_mount(&opts.rec_attrs);
+    let placements = &cgroup.placements;
     if let [p] = placements.as_slice() {
         if p.v2 {
             let mnt = clone_path(&p.dir, false).ctx(|| format!("bind {}", p.dir.display()))?;

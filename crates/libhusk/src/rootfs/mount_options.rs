@@ -82,6 +82,16 @@ pub struct MountOptions {
     pub idmap: bool,
 }
 
+impl MountOptions {
+    /// The same options with the mount and everything below it read-only.
+    pub fn read_only(&self) -> MountOptions {
+        let mut o = self.clone();
+        o.attrs.apply(true, ATTR_RDONLY);
+        o.rec_attrs.apply(true, ATTR_RDONLY);
+        o
+    }
+}
+
 /// Parse one mount's options. Only options that can never work are errors here; the kernel
 /// judges the data options.
 pub fn parse(options: &[String]) -> Result<MountOptions> {

@@ -58,6 +58,15 @@ fn mount_one(ctx: &RootfsContext, root: BorrowedFd<'_>, m: &Mount) -> Result<()>
             setattr(mnt.as_fd(), true, all, 0).map_err(|e| Error::from(e).context(what()))?;
             mnt
         }
+        // Only filesystems the kernel marks as mountable in a user namespace (tmpfs, proc, mqueue,
+        // devpts, ...) work rootless; the rest need real root.
+        Err(e) if ctx.in_userns && e.errno() == Some(libc::EPERM) => {
+            return Err(e.context(format!(
+                "{}: the kernel lets only real root mount {fstype}, not a user namespace (bind-mount it from the host \
+                 instead)",
+                what()
+            )))
+        }
         Err(e) => return Err(e.context(what())),
     };
     let target = mkdir(root, dest)?;

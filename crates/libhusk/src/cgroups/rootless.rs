@@ -1,0 +1,83 @@
+//! cgroups for rootless husk: going on without any where the user may not make them (as runc
+//! does), and the clear error of the commands that need one.
+
+use oci_spec::runtime::LinuxResources;
+
+use super::{resources, Cgroup};
+use crate::error::{Error, Result};
+
+/// Did making cgroups fail for want of permission (an unprivileged user without delegation)?
+pub fn is_permission_error(e: &Error) -> bool {
+    matches!(e.errno(), Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS))
+}
+
+impl Cgroup {
+    /// Rootless husk that may not make cgroups here (cgroup v1, or v2 without delegation) goes on
+    /// without one, as runc does, unless the config asks for a limit only a cgroup can enforce.
+    /// Device rules need no cgroup then: a user namespace cannot create device nodes, and husk
+    /// binds the configured ones from the host.
+    pub fn rootless_none(res: Option<&LinuxResources>, why: &Error) -> Result<Cgroup> {
+        if let Some(r) = res {
+            let field = resources::wanted(r).first().map(|w| w.field().to_owned()).or_else(|| {
+                r.unified().as_ref().filter(|u| !u.is_empty()).map(|_| "linux.resources.unified".to_owned())
+            });
+            if let Some(field) = field {
+                return Err(Error::field(
+                    field,
+                    format!("cannot be applied: rootless husk could not create the container's cgroup ({why})"),
+                ));
+            }
+            if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+                tracing::debug!(
+                    "rootless: linux.resources.devices not applied (no cgroup; devices are bound from the host)"
+                );
+            }
+        }
+        tracing::debug!(
+            "rootless: no cgroup for the container ({why}); continuing without one: pause, resume, update, ps, \
+             events and resource limits need cgroup delegation (cgroup v2 with --systemd-cgroup)"
+        );
+        Ok(Cgroup::default())
+    }
+
+    /// Commands that need the container's cgroup fail with this when it has none.
+    pub fn require(&self, command: &str) -> Result<()> {
+        if self.placements.is_empty() && self.systemd.is_none() {
+            return Err(Error::msg(format!(
+                "{command}: the container has no cgroup: husk ran it rootless without cgroup delegation \
+                 (use cgroup v2 with --systemd-cgroup for {command})"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Cgroup {
+    /// Where the calling process is, in every hierarchy a container would be placed in (nothing
+    /// is created): what a container without a cgroup of its own sees at a `cgroup` mount.
+    pub fn current() -> Result<Cgroup> {
+        let hierarchies = super::host_hierarchies()?;
+        let own = super::mountinfo::read_proc_cgroup()?;
+        let mut cg = Cgroup { mode: Some(super::Mode::of(&hierarchies)), ..Cgroup::default() };
+        let mut have_v2 = false;
+        for h in &hierarchies {
+            let usable = if h.v2 {
+                !std::mem::replace(&mut have_v2, true)
+            } else {
+                h.controllers.iter().any(|c| !c.starts_with("name=") || c == "name=systemd")
+            };
+            if !usable {
+                continue;
+            }
+            let rel = super::mountinfo::own_relative(h, &own)?;
+            cg.placements.push(super::Placement {
+                mount: h.mount.clone(),
+                controllers: h.controllers.clone(),
+                v2: h.v2,
+                dir: h.mount.join(rel),
+                created: Vec::new(),
+            });
+        }
+        Ok(cg)
+    }
+}
