@@ -84,6 +84,7 @@ fn container(s: &Scenario, bundle: &Path, rootfs: &Path) -> Result<(), String> {
         in_userns: s.in_userns,
         in_cgroupns: false,
         cgroup: &cgroup,
+        idmapped: &[],
     };
     let steps = rootfs::prepare(&ctx)
         .and_then(|_| rootfs::apply_sysctls(&ctx))
@@ -422,7 +423,7 @@ fn scenarios(base: &Path) -> Vec<Scenario> {
             }),
         },
         Scenario {
-            name: "idmap option: unsupported error naming the mount",
+            name: "idmap on a tmpfs: refused naming the mount",
             spec: minimal(
                 json!([{"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}]),
                 json!({}),
@@ -430,7 +431,7 @@ fn scenarios(base: &Path) -> Vec<Scenario> {
             in_userns: false,
             no_pivot: false,
             setup: Box::new(|_, _| {}),
-            expect_err: Some("mounts[0]: /x: idmapped mounts are not supported yet"),
+            expect_err: Some("mounts[0]: idmapped mounts are supported for bind mounts only"),
             inside: ok(),
             after: ok(),
         },

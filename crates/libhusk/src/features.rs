@@ -11,7 +11,8 @@ use crate::seccomp;
 
 const HOOKS: [&str; 6] = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
 
-/// Every option the mount code understands, sorted as runc prints them.
+/// Every option the mount code understands (rootfs/mount_options.rs), sorted as runc prints them:
+/// each recursive `r` form mount_setattr(AT_RECURSIVE) applies, `idmap`/`ridmap` too.
 const MOUNT_OPTIONS: &[&str] = &[
     "async",
     "atime",
@@ -20,6 +21,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -43,6 +45,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -60,6 +63,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "rslave",
     "rstrictatime",
     "rsuid",
+    "rsymfollow",
     "runbindable",
     "rw",
     "shared",
@@ -67,6 +71,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "slave",
     "strictatime",
     "suid",
+    "symfollow",
     "sync",
     "unbindable",
 ];
@@ -99,7 +104,9 @@ pub fn features() -> Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": true },
             "intelRdt": { "enabled": true, "schemata": true, "monitoring": true },
-            "mountExtensions": { "idmap": { "enabled": false } },
+            // uidMappings/gidMappings of bind mounts (mount_setattr(MOUNT_ATTR_IDMAP)), root and
+            // rootless; the option without maps takes the container's.
+            "mountExtensions": { "idmap": { "enabled": true } },
             "netDevices": { "enabled": true },
             // features-linux.md gives memoryPolicy no `enabled`: empty lists say no mode is known.
             "memoryPolicy": { "modes": [], "flags": [] }
@@ -169,7 +176,11 @@ sys.exit(1 if errors else 0)
         let opts = f["mountOptions"].as_array().unwrap();
         assert!(opts.contains(&json!("rro")) && opts.contains(&json!("nosymfollow")));
         assert!(opts.windows(2).all(|w| w[0].as_str() < w[1].as_str()), "sorted and unique");
-        assert_eq!(opts.len(), 56);
+        assert_eq!(opts.len(), 60);
+        for o in ["idmap", "ridmap", "rsymfollow", "rnoexec"] {
+            assert!(opts.contains(&json!(o)), "{o}");
+        }
+        assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
         let linux = &f["linux"];
         assert_eq!(linux["namespaces"].as_array().unwrap().len(), 8);
         assert_eq!(linux["seccomp"]["enabled"], true);

@@ -69,6 +69,16 @@ fn unsafe_zeroed_clone_args() -> libc::clone_args {
     unsafe { std::mem::zeroed() }
 }
 
+/// `mount_setattr(2)` with `MOUNT_ATTR_IDMAP`: the mount tree at `fd` (just its top unless
+/// `recursive`) shows its files' owners through the id maps of the user namespace `userns`.
+pub fn mount_setattr_idmap(fd: BorrowedFd<'_>, recursive: bool, userns: BorrowedFd<'_>) -> Result<(), Errno> {
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    setattr_raw(fd, c"", flags, libc::MOUNT_ATTR_IDMAP, 0, 0, userns.as_raw_fd() as u64)
+}
+
 /// `mount_setattr(2)` on a mount fd (or a path relative to it).
 pub fn mount_setattr(
     dirfd: BorrowedFd<'_>,
@@ -78,6 +88,18 @@ pub fn mount_setattr(
     clear: u64,
     propagation: u64,
 ) -> Result<(), Errno> {
+    setattr_raw(dirfd, path, flags, set, clear, propagation, 0)
+}
+
+fn setattr_raw(
+    dirfd: BorrowedFd<'_>,
+    path: &std::ffi::CStr,
+    flags: u32,
+    set: u64,
+    clear: u64,
+    propagation: u64,
+    userns_fd: u64,
+) -> Result<(), Errno> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -85,7 +107,7 @@ pub fn mount_setattr(
         propagation: u64,
         userns_fd: u64,
     }
-    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation, userns_fd: 0 };
+    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation, userns_fd };
     // SAFETY: the pointers are valid for the duration of the call and the size matches the
     // struct (MOUNT_ATTR_SIZE_VER0).
     check(unsafe {

@@ -217,7 +217,7 @@ pub fn own_maps() -> Result<(Vec<Range>, Vec<Range>)> {
 pub fn mapped_namespace(uid: &[Range], gid: &[Range], what: &str) -> Result<OwnedFd> {
     let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "pipe")?;
     let (hold_r, hold_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "pipe")?;
-    let (pid, _pidfd) = match syscalls::clone3(libc::CLONE_NEWUSER as u64, None) {
+    let (pid, pidfd) = match syscalls::clone3(libc::CLONE_NEWUSER as u64, None) {
         Ok(Forked::Child) => holder(ready_r, ready_w, hold_r, hold_w),
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => return Err(Error::from(e).context(format!("{what}: clone a user namespace"))),
@@ -225,6 +225,9 @@ pub fn mapped_namespace(uid: &[Range], gid: &[Range], what: &str) -> Result<Owne
     drop(ready_w);
     drop(hold_r);
     let result = (|| {
+        // The init calls this in the container's pid namespace with the host's /proc still
+        // mounted: its pid there is not `pid`. The pidfd's fdinfo says which it is.
+        let pid = proc_pid(&pidfd)?;
         let mut byte = [0u8; 1];
         let mut ready = std::fs::File::from(ready_r);
         if !matches!(ready.read(&mut byte), Ok(1)) {
@@ -240,6 +243,16 @@ pub fn mapped_namespace(uid: &[Range], gid: &[Range], what: &str) -> Result<Owne
     drop(hold_w);
     let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty());
     result
+}
+
+/// The pid of `pidfd`'s process as /proc (the mounted one) numbers it.
+fn proc_pid(pidfd: &OwnedFd) -> Result<i32> {
+    let file = format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd());
+    let text = std::fs::read_to_string(&file).ctx(|| format!("read {file}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pid:").and_then(|v| v.trim().parse::<i32>().ok()))
+        .filter(|p| *p > 0)
+        .ok_or_else(|| Error::msg(format!("{file}: no pid of the user namespace holder")))
 }
 
 /// The child of [`mapped_namespace`]: only raw system calls (the parent may be a library caller's

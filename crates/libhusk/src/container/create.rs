@@ -174,6 +174,8 @@ fn create_in(
     let parent_hooks = !prestart.is_empty() || !create_runtime.is_empty();
 
     let rdt_root = linux.and_then(|l| l.intel_rdt().as_ref()).map(|_| intel_rdt::resctrl_root()).transpose()?;
+    // Inherited by the init through the clone; closed in the parent when this returns.
+    let idmapped = crate::rootfs::idmap::prepare(spec, &bundle.dir, plan.new_user)?;
     let v2_fd = cgroup.v2_dir_fd()?;
     let pid_ns_restore = match plan.pid_ns_path() {
         Some((i, _, path)) => Some(namespaces::enter_pid_ns_for_children(*i, path)?),
@@ -211,6 +213,7 @@ fn create_in(
                 parent_hooks,
                 seccomp: filter,
                 dumpable_until_mapped,
+                idmapped: &idmapped,
             })
         }
         Ok(Forked::Parent { pid, pidfd }) => {

@@ -44,6 +44,8 @@ pub struct InitArgs<'a> {
     /// An unprivileged parent writes our id maps (or has newuidmap do it): our /proc files must
     /// be ours, not root's, until then.
     pub dumpable_until_mapped: bool,
+    /// Idmapped bind trees made by husk as root, by `mounts` index, for the rootfs to attach.
+    pub idmapped: &'a [(usize, OwnedFd)],
 }
 
 /// What is left to do after `start`: the labels and the filter applied last, then execve.
@@ -156,6 +158,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         in_userns: args.plan.in_userns,
         in_cgroupns: args.plan.new_cgroup,
         cgroup: args.cgroup,
+        idmapped: args.idmapped,
     };
     rootfs::prepare(&ctx)?;
     rootfs::apply_sysctls(&ctx)?;

@@ -6,6 +6,7 @@
 
 mod cgroupfs;
 mod devices;
+pub mod idmap;
 mod masked;
 mod mount_api;
 pub mod mount_options;
@@ -37,6 +38,8 @@ pub struct RootfsContext<'a> {
     /// In a new cgroup namespace: `cgroup` mounts mount cgroupfs instead of binding our cgroup.
     pub in_cgroupns: bool,
     pub cgroup: &'a Cgroup,
+    /// Idmapped bind trees husk made before the clone (as root), by `mounts` index.
+    pub idmapped: &'a [(usize, std::os::fd::OwnedFd)],
 }
 
 /// Before pivot_root: propagation, the rootfs bind, `mounts`, /dev and `linux.devices`.

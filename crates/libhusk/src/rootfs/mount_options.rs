@@ -80,6 +80,8 @@ pub struct MountOptions {
     pub data: Vec<Data>,
     /// `idmap`/`ridmap` was asked for.
     pub idmap: bool,
+    /// `ridmap`: the idmapping applies to every mount of an `rbind` tree, not just its top.
+    pub ridmap: bool,
 }
 
 impl MountOptions {
@@ -119,7 +121,11 @@ pub fn parse(options: &[String]) -> Result<MountOptions> {
             "rprivate" => o.propagation.push((PROP_PRIVATE, true)),
             "unbindable" => o.propagation.push((PROP_UNBINDABLE, false)),
             "runbindable" => o.propagation.push((PROP_UNBINDABLE, true)),
-            "idmap" | "ridmap" => o.idmap = true,
+            "idmap" => o.idmap = true,
+            "ridmap" => {
+                o.idmap = true;
+                o.ridmap = true;
+            }
             "tmpcopyup" | "copy-symlink" => return Err(Error::msg(format!("option {opt:?} is not supported"))),
             "" => {}
             _ => match plain_attr(opt) {
@@ -245,7 +251,7 @@ mod tests {
                 Data::Value("nr_inodes".into(), "10".into()),
             ]
         );
-        assert!(p(&["idmap"]).idmap && p(&["ridmap"]).idmap);
+        assert!(p(&["idmap"]).idmap && !p(&["idmap"]).ridmap && p(&["ridmap"]).idmap && p(&["ridmap"]).ridmap);
         assert!(parse(&["tmpcopyup".to_string()]).is_err());
     }
 

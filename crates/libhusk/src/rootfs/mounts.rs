@@ -8,12 +8,14 @@ use rustix::fs::FileType;
 
 use super::mount_api::{attach, clone_path, new_fs, setattr};
 use super::mount_options::{self, Attrs, MountOptions};
-use super::{cgroupfs, safe_path, RootfsContext};
+use super::{cgroupfs, idmap, safe_path, RootfsContext};
 use crate::error::{Error, Result};
 
 pub fn mount_all(ctx: &RootfsContext, root: BorrowedFd<'_>) -> Result<()> {
     for (i, m) in ctx.spec.mounts().iter().flatten().enumerate() {
-        mount_one(ctx, root, m).map_err(|e| e.context(format!("mounts[{i}]")))?;
+        let field = format!("mounts[{i}]");
+        // Errors that name a field of the mount already (`mounts[3].uidMappings`) keep it alone.
+        mount_one(ctx, root, i, m).map_err(|e| if e.message().starts_with(&field) { e } else { e.context(field) })?;
     }
     Ok(())
 }
@@ -23,16 +25,14 @@ pub fn is_bind(m: &Mount, opts: &MountOptions) -> bool {
     opts.bind || matches!(m.typ().as_deref(), Some("bind") | Some("rbind"))
 }
 
-fn mount_one(ctx: &RootfsContext, root: BorrowedFd<'_>, m: &Mount) -> Result<()> {
+fn mount_one(ctx: &RootfsContext, root: BorrowedFd<'_>, i: usize, m: &Mount) -> Result<()> {
     let dest = m.destination();
     let opts = mount_options::parse(m.options().as_deref().unwrap_or(&[]))
         .map_err(|e| e.context(format!("options of {}", dest.display())))?;
-    if opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(Error::msg(format!("{}: idmapped mounts are not supported yet", dest.display())));
-    }
     if is_bind(m, &opts) {
-        return bind(ctx, root, m, &opts);
+        return bind(ctx, root, i, m, &opts);
     }
+    idmap::request(i, m, &opts, None, false)?;
     let fstype = match m.typ().as_deref() {
         Some(t) if !t.is_empty() => t,
         _ => return Err(Error::msg(format!("{}: type is missing", dest.display()))),
@@ -74,23 +74,38 @@ fn mount_one(ctx: &RootfsContext, root: BorrowedFd<'_>, m: &Mount) -> Result<()>
     propagate(mnt.as_fd(), &opts).map_err(|e| e.context(what()))
 }
 
-fn bind(ctx: &RootfsContext, root: BorrowedFd<'_>, m: &Mount, opts: &MountOptions) -> Result<()> {
+fn bind(ctx: &RootfsContext, root: BorrowedFd<'_>, i: usize, m: &Mount, opts: &MountOptions) -> Result<()> {
     let dest = m.destination();
     let source =
         m.source().as_ref().ok_or_else(|| Error::msg(format!("{}: bind source is missing", dest.display())))?;
     let source = if source.is_absolute() { source.clone() } else { ctx.bundle.join(source) };
     let what = || format!("bind {} on {}", source.display(), dest.display());
+    if let Some((_, tree)) = ctx.idmapped.iter().find(|(n, _)| *n == i) {
+        // Made and idmapped by husk as root before the clone: only attaching is left.
+        return attach_tree(root, dest, tree.as_fd(), opts).map_err(|e| e.context(what()));
+    }
+    let linux = ctx.spec.linux().as_ref();
+    let new_user = ctx.in_userns && linux.is_some_and(|l| l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()));
+    let idmap = idmap::request(i, m, opts, linux, new_user)?;
     let tree = clone_path(&source, opts.recursive_bind).map_err(|e| Error::from(e).context(what()))?;
-    let is_dir = rustix::fs::fstat(&tree).map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)?;
+    if let Some(req) = &idmap {
+        idmap::apply_in_container(i, tree.as_fd(), req, &source)?;
+    }
+    set_attrs(tree.as_fd(), opts).map_err(|e| e.context(what()))?;
+    attach_tree(root, dest, tree.as_fd(), opts).map_err(|e| e.context(what()))
+}
+
+/// Attach a detached bind tree on `dest`, made a directory or a file to match it.
+fn attach_tree(root: BorrowedFd<'_>, dest: &Path, tree: BorrowedFd<'_>, opts: &MountOptions) -> Result<()> {
+    let is_dir = rustix::fs::fstat(tree).map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)?;
     let target = if is_dir {
         mkdir(root, dest)?
     } else {
         safe_path::create_file(root, dest)
             .map_err(|e| Error::os(format!("create {}", dest.display()), e.raw_os_error()))?
     };
-    set_attrs(tree.as_fd(), opts).map_err(|e| e.context(what()))?;
-    attach(tree.as_fd(), target.as_fd()).map_err(|e| Error::from(e).context(what()))?;
-    propagate(tree.as_fd(), opts).map_err(|e| e.context(what()))
+    attach(tree, target.as_fd())?;
+    propagate(tree, opts)
 }
 
 /// Plain attributes first, then the recursive ones (runc's order): on a detached tree, so the
