@@ -100,6 +100,58 @@ fn cgroupfs_read_only() {
     }
 }
 
+/// A pids cgroup owned by the rootless test user, as a delegation would give it; removed on drop.
+struct DelegatedCgroup(std::path::PathBuf);
+
+impl Drop for DelegatedCgroup {
+    fn drop(&mut self) {
+        for d in common::rootless::subdirs_deepest_first(&self.0) {
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn cgroupfs_read_only_rootless() {
+    // CVE-2023-25809: rootless without a cgroup namespace, runc bound the host's cgroupfs
+    // writable, so a container could write to a cgroup its user owns (a delegated one). Here the
+    // runtime runs, as the test user, inside a pids cgroup that user owns, and the config's
+    // cgroup mount even lacks "ro": nothing under /sys/fs/cgroup may be writable.
+    // How we know it catches the bug: husk with the forced read-only undone (cgroupfs.rs, by
+    // hand) fails it (MADE-/sys/fs/cgroup/pids).
+    // runc 1.1 differs: 1.1.5 fixed this only for cgroup v2; on this v1 host its tmpfs and the
+    // bound pids cgroup stay writable (MADE-/sys/fs/cgroup/pids).
+    let pids = Path::new("/sys/fs/cgroup/pids");
+    if !pids.join("cgroup.procs").exists() {
+        eprintln!("no v1 pids hierarchy: skipping");
+        return;
+    }
+    let mut ctx = Ctx::rootless("cgrorl");
+    let u = ctx.user.clone().unwrap();
+    let own = DelegatedCgroup(pids.join(CGROUP_PARENT).join(format!("rootless-{}", std::process::id())));
+    fs::create_dir_all(&own.0).unwrap();
+    common::rootless::chown_to(&own.0, &u);
+    for m in ctx.config["mounts"].as_array_mut().unwrap() {
+        if m["type"] == "cgroup" {
+            m["options"] = json!(["nosuid", "noexec", "nodev", "relatime"]);
+        }
+    }
+    ctx.sh("for d in /sys/fs/cgroup /sys/fs/cgroup/*; do mkdir $d/husk-escape 2>/dev/null && echo MADE-$d; \
+         echo 1 > $d/husk-file 2>/dev/null && echo WROTE-$d; done; true");
+    let id = ctx.id();
+    ctx.write_config(&id);
+    let mut c = std::process::Command::new("sh");
+    let script = r#"u=$1 g=$2; shift 2; echo $$ > "$0/cgroup.procs" && exec setpriv --reuid "$u" --regid "$g" --clear-groups "$@""#;
+    c.args(["-c", script]);
+    c.arg(&own.0).arg(u.uid.to_string()).arg(u.gid.to_string());
+    c.arg(bin()).arg("--root").arg(&ctx.root).args(["run", "--bundle"]).arg(&ctx.bundle).arg(&id);
+    common::rootless::user_env(&mut c, &u, &ctx.dir);
+    c.current_dir(&ctx.dir).stdin(std::process::Stdio::null());
+    let o = ctx.exec(c).ok();
+    assert_eq!(o.stdout, "", "{o}");
+    assert!(!own.0.join("husk-escape").exists() && !own.0.join("husk-file").exists());
+}
+
 #[test]
 fn cwd_symlink_to_host_stays_inside() {
     // process.cwd through a symlink in the rootfs that points at a host path.

@@ -110,6 +110,20 @@ pub fn guest_user() -> Option<User> {
     lookup(GUEST_USER)
 }
 
+/// `dir` and every directory below it, the deepest first (for rmdir of a cgroup tree).
+pub fn subdirs_deepest_first(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(subdirs_deepest_first(&e.path()));
+            }
+        }
+    }
+    out.push(dir.to_path_buf());
+    out
+}
+
 /// `chown -R user: path`.
 pub fn chown_to(path: &Path, user: &User) {
     sh(&["chown", "-R", "-h", &format!("{}:{}", user.uid, user.gid), path.to_str().unwrap()]);
@@ -119,6 +133,11 @@ pub fn chown_to(path: &Path, user: &User) {
 /// supplementary groups of a root parent), a login-like environment, `XDG_RUNTIME_DIR` in `dir`.
 pub fn as_user(cmd: &mut Command, user: &User, dir: &Path) {
     cmd.uid(user.uid).gid(user.gid);
+    user_env(cmd, user, dir);
+}
+
+/// The environment of [`as_user`] alone (for a command that drops to the user itself).
+pub fn user_env(cmd: &mut Command, user: &User, dir: &Path) {
     cmd.env("USER", &user.name).env("LOGNAME", &user.name).env("HOME", dir.join("home"));
     cmd.env("XDG_RUNTIME_DIR", dir.join("xdg"));
     cmd.env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
