@@ -599,3 +599,12 @@ pub fn require(f: Feature) -> bool {
     let _ = std::io::stderr().write_all(line.as_bytes());
     false
 }
+
+/// Add a new namespace of type `ty` to `config` unless it has one (the default spec's set depends
+/// on the host: a pure cgroup v2 host gets a cgroup namespace).
+pub fn add_namespace(config: &mut Value, ty: &str) {
+    let ns = config["linux"]["namespaces"].as_array_mut().expect("linux.namespaces");
+    if !ns.iter().any(|n| n["type"] == ty) {
+        ns.push(json!({ "type": ty }));
+    }
+}
