@@ -12,6 +12,8 @@
 //! again later for the container's own output).
 #![allow(dead_code)]
 
+pub mod audit;
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -383,6 +385,32 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// What the leak audit looks at for this test: its ids so far, its dir, its `--root`, its
+    /// netns (see `audit.rs`). Make the ids before taking the first snapshot.
+    pub fn audit_scope(&self) -> audit::Scope {
+        audit::Scope {
+            ids: self.ids.lock().unwrap().clone(),
+            dir: self.dir.clone(),
+            roots: vec![self.root.clone()],
+            netns: self.netns.lock().unwrap().clone(),
+        }
+    }
+
+    /// A leak-audit snapshot of this test's world.
+    pub fn audit(&self) -> audit::Snapshot {
+        audit::Snapshot::take(&self.audit_scope())
+    }
+
+    /// Fail if anything this test's containers could have left is there now and was not in
+    /// `before` (dying processes get 5 s).
+    #[track_caller]
+    pub fn assert_no_leaks(&self, before: &audit::Snapshot) {
+        let leaks = audit::wait_clean(&self.audit_scope(), before, Duration::from_secs(5));
+        assert!(leaks.is_empty(), "left behind:\n  {}", leaks.join("\n  "));
+    }
+}
+
 /// Live processes whose command line mentions `id` or whose cwd or root is inside `dir`.
 pub fn procs_of(id: &str, dir: &Path) -> Vec<(u32, String)> {
     let me = std::process::id();
@@ -557,8 +585,9 @@ impl Feature {
         match self {
             Feature::Cgroup2 => Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
             Feature::Systemd => Path::new("/run/systemd/system").is_dir(),
-            Feature::AppArmor => fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-                .is_ok_and(|s| s.trim() == "Y"),
+            Feature::AppArmor => {
+                fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y")
+            }
             Feature::SELinux => Path::new("/sys/fs/selinux/enforce").exists(),
             Feature::Criu => Command::new("criu")
                 .arg("check")
