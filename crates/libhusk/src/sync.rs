@@ -17,6 +17,9 @@ pub enum Msg {
     HooksDone,
     /// init → parent: everything is set up; waiting for `start`.
     Ready,
+    /// parent → init: the state says created; wait for `start`. An init that reads end-of-file
+    /// instead (husk died before it saved the state) exits rather than wait for ever.
+    Created,
     /// init → parent: the real init is this pid (its pid-1 child after a late pid namespace).
     Pid(i32),
     /// Either way: setup failed, with the message to report.
@@ -29,6 +32,7 @@ const HOOKS_DONE: u8 = 3;
 const READY: u8 = 4;
 const ERROR: u8 = 5;
 const PID: u8 = 6;
+const CREATED: u8 = 7;
 
 pub struct Channel(OwnedFd);
 
@@ -46,6 +50,7 @@ impl Channel {
             Msg::RunHooks => buf.push(RUN_HOOKS),
             Msg::HooksDone => buf.push(HOOKS_DONE),
             Msg::Ready => buf.push(READY),
+            Msg::Created => buf.push(CREATED),
             Msg::Pid(pid) => {
                 buf.push(PID);
                 buf.extend_from_slice(&pid.to_ne_bytes());
@@ -78,6 +83,7 @@ impl Channel {
             RUN_HOOKS => Msg::RunHooks,
             HOOKS_DONE => Msg::HooksDone,
             READY => Msg::Ready,
+            CREATED => Msg::Created,
             ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
             PID if n == 5 => Msg::Pid(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
             other => return Err(Error::msg(format!("sync: unexpected message {other}"))),

@@ -115,17 +115,35 @@ fn mkdir_p(dir: &Path, stop: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
     }
 }
 
+/// The directories `mkdir_p(dir, stop)` would make now, outermost first.
+fn missing_dirs(dir: &Path, stop: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> =
+        dir.ancestors().take_while(|d| *d != stop).take_while(|d| !d.exists()).map(Path::to_path_buf).collect();
+    out.reverse();
+    out
+}
+
 /// A new v1 cpuset cgroup starts with no cpus and no mems, and no task may join it until they
-/// are set: copy them from the parent, as runc does.
-fn cpuset_inherit(created: &[PathBuf]) -> Result<()> {
-    for dir in created {
-        let Some(parent) = dir.parent() else { continue };
+/// are set: copy them from the parent, as runc does. Every level from the hierarchy's root down
+/// is checked, not only the ones we made: a parent that a concurrent create has just made is
+/// still empty (found by 50 creates at once under one new parent).
+fn cpuset_inherit(p: &Placement) -> Result<()> {
+    let rel = p.dir.strip_prefix(&p.mount).unwrap_or(Path::new(""));
+    let mut dir = p.mount.clone();
+    for comp in rel.components() {
+        let parent = dir.clone();
+        dir.push(comp);
         for file in ["cpuset.cpus", "cpuset.mems"] {
+            let own = dir.join(file);
+            let current = std::fs::read_to_string(&own).ctx(|| format!("read {}", own.display()))?;
+            if !current.trim().is_empty() {
+                continue;
+            }
             let from = parent.join(file);
             let value = std::fs::read_to_string(&from).ctx(|| format!("read {}", from.display()))?;
             let value = value.trim();
             if !value.is_empty() {
-                resources::write(dir, file, value, "linux.resources.cpu")?;
+                resources::write(&dir, file, value, "linux.resources.cpu")?;
             }
         }
     }
@@ -188,15 +206,38 @@ fn v2_enable(p: &Placement, needs: &[(&str, String)]) -> Result<()> {
 
 impl Cgroup {
     pub fn create(cgroups_path: Option<&Path>, id: &str, resources: Option<&LinuxResources>) -> Result<Cgroup> {
-        let hierarchies = host_hierarchies()?;
-        Self::create_in(&hierarchies, cgroups_path, id, resources)
+        Self::create_recorded(cgroups_path, id, resources, |_| Ok(()))
     }
 
+    /// `create`, calling `record` with the plan before the first directory is made: the plan's
+    /// `created` lists the directories that do not exist yet, so a husk killed while making them
+    /// leaves a record from which `delete` removes them.
+    pub fn create_recorded(
+        cgroups_path: Option<&Path>,
+        id: &str,
+        resources: Option<&LinuxResources>,
+        record: impl FnOnce(&Cgroup) -> Result<()>,
+    ) -> Result<Cgroup> {
+        let hierarchies = host_hierarchies()?;
+        Self::create_in_recorded(&hierarchies, cgroups_path, id, resources, record)
+    }
+
+    #[cfg(test)]
     fn create_in(
         hierarchies: &[Hierarchy],
         cgroups_path: Option<&Path>,
         id: &str,
         res: Option<&LinuxResources>,
+    ) -> Result<Cgroup> {
+        Self::create_in_recorded(hierarchies, cgroups_path, id, res, |_| Ok(()))
+    }
+
+    fn create_in_recorded(
+        hierarchies: &[Hierarchy],
+        cgroups_path: Option<&Path>,
+        id: &str,
+        res: Option<&LinuxResources>,
+        record: impl FnOnce(&Cgroup) -> Result<()>,
     ) -> Result<Cgroup> {
         let mode = Mode::of(hierarchies);
         if mode == Mode::None {
@@ -240,6 +281,11 @@ impl Cgroup {
                 created: Vec::new(),
             });
         }
+        let mut plan = cg.clone();
+        for p in &mut plan.placements {
+            p.created = missing_dirs(&p.dir, &p.mount);
+        }
+        record(&plan)?;
         match cg.make(mode, res, &rules, &needs) {
             Ok(()) => Ok(cg),
             Err(e) => {
@@ -258,10 +304,13 @@ impl Cgroup {
         rules: &[devices::Rule],
         needs: &[(&str, String)],
     ) -> Result<()> {
-        for p in &mut self.placements {
+        for (i, p) in self.placements.iter_mut().enumerate() {
             mkdir_p(&p.dir, &p.mount, &mut p.created)?;
+            if i == 0 {
+                crate::crashpoint::here("cgroup:first-made");
+            }
             if !p.v2 && p.has("cpuset") {
-                cpuset_inherit(&p.created)?;
+                cpuset_inherit(p)?;
             }
         }
         match mode {
@@ -380,6 +429,16 @@ impl Cgroup {
             out.extend(remove::read_ids(&dir.join("cgroup.procs"))?);
         }
         Ok(out)
+    }
+
+    /// `pids()`, but only when the container created its cgroup (in every hierarchy): a joined,
+    /// shared cgroup holds processes that are not the container's.
+    pub fn own_pids(&self) -> Result<Vec<i32>> {
+        if self.placements.iter().all(|p| p.created.contains(&p.dir)) {
+            self.pids()
+        } else {
+            Ok(Vec::new())
+        }
     }
 
     /// Remove what create made: the container's own dir with any sub-cgroups in it, then the
