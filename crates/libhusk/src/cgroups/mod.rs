@@ -125,8 +125,8 @@ fn missing_dirs(dir: &Path, stop: &Path) -> Vec<PathBuf> {
 
 /// A new v1 cpuset cgroup starts with no cpus and no mems, and no task may join it until they
 /// are set: copy them from the parent, as runc does. Every level from the hierarchy's root down
-/// is checked, not only the ones we made: a parent that a concurrent create has just made is
-/// still empty (found by 50 creates at once under one new parent).
+/// is checked, not only the ones we made: a parent that a concurrent create has just made may
+/// still be empty.
 fn cpuset_inherit(p: &Placement) -> Result<()> {
     let rel = p.dir.strip_prefix(&p.mount).unwrap_or(Path::new(""));
     let mut dir = p.mount.clone();
