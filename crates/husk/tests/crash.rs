@@ -241,3 +241,28 @@ fn corrupt_state_is_named_and_deletable() {
         ctx.assert_no_leaks(&before);
     }
 }
+
+/// A state dir without state.json is removed only if it holds nothing but husk's own files: a
+/// --root pointed at the wrong directory must not lose anyone's files (runc removes the dir).
+#[test]
+fn delete_never_removes_a_directory_husk_did_not_make() {
+    if !is_husk() {
+        return; // runc 1.1 differs: it removes <root>/<id> whatever is in it.
+    }
+    let ctx = Ctx::new("notours");
+    let other = ctx.root.join("precious");
+    fs::create_dir_all(other.join("sub")).unwrap();
+    fs::write(other.join("data.txt"), "keep me").unwrap();
+    for args in [&["delete", "precious"][..], &["delete", "--force", "precious"]] {
+        let o = ctx.husk(args).fails_with("does not exist");
+        assert_eq!(o.stderr_lines().len(), 1, "{o}");
+    }
+    assert_eq!(fs::read_to_string(other.join("data.txt")).unwrap(), "keep me");
+    assert!(other.join("sub").is_dir());
+    // What a create killed before its first save leaves is husk's: removed.
+    let id = ctx.id();
+    fs::create_dir_all(ctx.root.join(&id)).unwrap();
+    fs::write(ctx.root.join(&id).join(format!(".state.json.{}.tmp", std::process::id())), "{").unwrap();
+    ctx.husk(&["delete", &id]).fails_with("does not exist");
+    assert!(!ctx.root.join(&id).exists());
+}

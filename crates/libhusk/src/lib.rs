@@ -10,6 +10,8 @@ pub mod container;
 pub mod crashpoint;
 pub mod error;
 pub mod features;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod hooks;
 pub mod intel_rdt;
 pub mod namespaces;

@@ -293,6 +293,25 @@ impl StateDir {
         let _ = rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty());
     }
 
+    /// Remove a directory that has no `state.json` (a create killed before its first save, a
+    /// delete killed half way) — but only if everything in it is a file husk makes there: a
+    /// `--root` pointed at the wrong place must not cost the files of a directory named like an id.
+    pub fn remove_unclaimed(self) -> Result<()> {
+        let names = rustix::fs::Dir::read_from(&self.fd).ctx(|| format!("read {}", self.path.display()))?;
+        for e in names.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy();
+            let husk_made = [".", "..", PLAN_FILE, START_SOCKET, "console.sock"].contains(&name.as_ref())
+                || (name.starts_with('.') && name.ends_with(".tmp"));
+            if !husk_made || e.file_type() == rustix::fs::FileType::Directory && name != "." && name != ".." {
+                return Err(Error::msg(format!(
+                    "{} has no state.json and holds {name:?}, which husk does not make: not removed",
+                    self.path.display()
+                )));
+            }
+        }
+        self.remove()
+    }
+
     /// Remove the directory, `state.json` last: a call killed half way leaves a container that
     /// the next `delete` still knows. The directory itself goes only while it is still ours.
     pub fn remove(self) -> Result<()> {

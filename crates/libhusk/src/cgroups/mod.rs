@@ -476,6 +476,22 @@ fn open_dir(dir: &Path) -> Result<OwnedFd> {
         .ctx(|| format!("open {}", dir.display()))
 }
 
+/// Every check create makes on `linux.resources` before it makes a cgroup, on any host layout:
+/// what `update` must refuse too. Pure (touches nothing), so the fuzzer runs it.
+pub fn check_resources(r: &LinuxResources) -> Result<()> {
+    let rules = devices::rules(r.devices().as_ref())?;
+    let _ = devices::bpf_program(&rules);
+    resources::check_supported(r)?;
+    v2_needs(r, Mode::V2)?;
+    v2_needs(r, Mode::Hybrid)?;
+    if let Some(m) = r.memory() {
+        if let (Some(limit), Some(swap)) = (m.limit(), m.swap()) {
+            resources::v2_swap(limit, swap)?;
+        }
+    }
+    Ok(())
+}
+
 /// The host's cgroup hierarchies, from /proc/self/mountinfo.
 pub fn host_hierarchies() -> Result<Vec<Hierarchy>> {
     mountinfo::read_mountinfo()

@@ -24,7 +24,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         // A create killed before its first save, or a delete killed after it removed the state:
         // nothing else was made. runc removes such a directory too, with or without --force.
         Err(e) if e.errno() == Some(libc::ENOENT) => {
-            dir.remove()?;
+            dir.remove_unclaimed().map_err(|e| e.context(format!("container does not exist: {id}")))?;
             return if force { Ok(()) } else { Err(Error::msg(format!("container does not exist: {id}"))) };
         }
         Err(e) if force => match dir.load_plan() {
