@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 /// What a snapshot is limited to.
 #[derive(Debug, Clone)]
 pub struct Scope {
-    pub ids: Vec<String>,
+    pub ids: BTreeSet<String>,
     pub dir: PathBuf,
     pub roots: Vec<PathBuf>,
     pub netns: Vec<String>,
@@ -46,7 +46,7 @@ impl Scope {
     }
 
     fn is_id(&self, word: &str) -> bool {
-        self.ids.iter().any(|id| id == word)
+        self.ids.contains(word)
     }
 }
 

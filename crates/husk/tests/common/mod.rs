@@ -390,7 +390,7 @@ impl Ctx {
     /// netns (see `audit.rs`). Make the ids before taking the first snapshot.
     pub fn audit_scope(&self) -> audit::Scope {
         audit::Scope {
-            ids: self.ids.lock().unwrap().clone(),
+            ids: self.ids.lock().unwrap().iter().cloned().collect(),
             dir: self.dir.clone(),
             roots: vec![self.root.clone()],
             netns: self.netns.lock().unwrap().clone(),
