@@ -59,7 +59,13 @@ pub struct ProcessId {
 
 impl ProcessId {
     pub fn of(pid: i32) -> Result<ProcessId> {
-        let stat = read_stat(pid).ok_or_else(|| Error::msg(format!("process {pid}: no such process")))?;
+        let path = format!("/proc/{pid}/stat");
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ESRCH) => Error::msg(format!("process {pid}: no such process")),
+            // Out of fds, say: that is what the caller must hear, not "no such process".
+            _ => Error::from(e).context(format!("read {path}")),
+        })?;
+        let stat = parse_stat(&text).ok_or_else(|| Error::msg(format!("{path}: cannot parse")))?;
         Ok(ProcessId { pid, start_time: stat.start_time })
     }
 
@@ -85,7 +91,10 @@ fn read_stat(pid: i32) -> Option<Stat> {
     if pid <= 0 {
         return None;
     }
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(text: &str) -> Option<Stat> {
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let close = text.rfind(')')?;
     let comm = text.get(text.find('(')? + 1..close)?.to_string();
@@ -297,12 +306,11 @@ impl StateDir {
     /// delete killed half way) — but only if everything in it is a file husk makes there: a
     /// `--root` pointed at the wrong place must not cost the files of a directory named like an id.
     pub fn remove_unclaimed(self) -> Result<()> {
-        let names = rustix::fs::Dir::read_from(&self.fd).ctx(|| format!("read {}", self.path.display()))?;
-        for e in names.filter_map(|e| e.ok()) {
-            let name = e.file_name().to_string_lossy();
-            let husk_made = [".", "..", PLAN_FILE, START_SOCKET, "console.sock"].contains(&name.as_ref())
+        for (name, kind) in entries(&self.fd).ctx(|| format!("read {}", self.path.display()))? {
+            let name = name.to_string_lossy();
+            let husk_made = [PLAN_FILE, START_SOCKET, "console.sock"].contains(&name.as_ref())
                 || (name.starts_with('.') && name.ends_with(".tmp"));
-            if !husk_made || e.file_type() == rustix::fs::FileType::Directory && name != "." && name != ".." {
+            if !husk_made || kind == rustix::fs::FileType::Directory {
                 return Err(Error::msg(format!(
                     "{} has no state.json and holds {name:?}, which husk does not make: not removed",
                     self.path.display()
@@ -316,11 +324,11 @@ impl StateDir {
     /// the next `delete` still knows. The directory itself goes only while it is still ours.
     pub fn remove(self) -> Result<()> {
         let what = || format!("remove {}", self.path.display());
-        let names: Vec<std::ffi::CString> = rustix::fs::Dir::read_from(&self.fd)
+        let names: Vec<std::ffi::CString> = entries(&self.fd)
             .ctx(what)?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_owned())
-            .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b".." && n.as_bytes() != STATE_FILE.as_bytes())
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| n.as_bytes() != STATE_FILE.as_bytes())
             .collect();
         for name in &names {
             match rustix::fs::unlinkat(&self.fd, name.as_c_str(), rustix::fs::AtFlags::empty()) {
@@ -343,6 +351,23 @@ impl StateDir {
             Err(e) => Err(Error::from(e).context(what())),
         }
     }
+}
+
+/// The entries of a directory (but `.` and `..`), read through its own fd: no new fd, so a
+/// create that failed for want of fds can still clean up after itself.
+fn entries(fd: &OwnedFd) -> rustix::io::Result<Vec<(std::ffi::CString, rustix::fs::FileType)>> {
+    rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0))?;
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+    let mut dir = rustix::fs::RawDir::new(fd, &mut buf);
+    let mut out = Vec::new();
+    while let Some(e) = dir.next() {
+        let e = e?;
+        let name = e.file_name();
+        if name.to_bytes() != b"." && name.to_bytes() != b".." {
+            out.push((name.to_owned(), e.file_type()));
+        }
+    }
+    Ok(out)
 }
 
 /// A state file's content: the one reader of `state.json` (fuzzed in `state::tests`).
