@@ -220,6 +220,20 @@ fn delete_killed_after_a_sweep_of_delays() {
 }
 
 #[test]
+#[ignore = "needs exec (issue 7)"]
+fn exec_killed_after_a_sweep_of_delays() {
+    // The container outlives the killed exec: check_after_crash sees it running and deletes it.
+    sweep_delays(
+        "sweepexec",
+        "exec sleep 100",
+        |ctx, id| {
+            ctx.run_with(id, &["-d"]).ok();
+        },
+        |_, id| ["exec", id, "sh", "-c", "sleep 0.01"].map(String::from).to_vec(),
+    );
+}
+
+#[test]
 fn corrupt_state_is_named_and_deletable() {
     let mut ctx = Ctx::new("corrupt");
     ctx.sh("exec sleep 100");

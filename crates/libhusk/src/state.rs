@@ -361,7 +361,12 @@ fn entries(fd: &OwnedFd) -> rustix::io::Result<Vec<(std::ffi::CString, rustix::f
     let mut dir = rustix::fs::RawDir::new(fd, &mut buf);
     let mut out = Vec::new();
     while let Some(e) = dir.next() {
-        let e = e?;
+        let e = match e {
+            Ok(e) => e,
+            // Removed meanwhile (by a delete that held the lock before us): it has no entries.
+            Err(rustix::io::Errno::NOENT) if out.is_empty() => return Ok(out),
+            Err(e) => return Err(e),
+        };
         let name = e.file_name();
         if name.to_bytes() != b"." && name.to_bytes() != b".." {
             out.push((name.to_owned(), e.file_type()));
