@@ -129,6 +129,9 @@ pub struct State {
     /// The resctrl group husk placed the container in (`linux.intelRdt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intel_rdt: Option<crate::intel_rdt::RdtPlacement>,
+    /// The container's seccomp filter (its program is `seccomp.bpf` in the state dir), for exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<crate::seccomp::Record>,
 }
 
 /// The OCI state as `state` prints it and hooks receive it, with runc's extra fields.
@@ -308,7 +311,8 @@ impl StateDir {
     pub fn remove_unclaimed(self) -> Result<()> {
         for (name, kind) in entries(&self.fd).ctx(|| format!("read {}", self.path.display()))? {
             let name = name.to_string_lossy();
-            let husk_made = [PLAN_FILE, START_SOCKET, "console.sock"].contains(&name.as_ref())
+            let husk_made = [PLAN_FILE, START_SOCKET, "console.sock", crate::seccomp::STATE_FILE]
+                .contains(&name.as_ref())
                 || (name.starts_with('.') && name.ends_with(".tmp"));
             if !husk_made || kind == rustix::fs::FileType::Directory {
                 return Err(Error::msg(format!(

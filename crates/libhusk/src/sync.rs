@@ -1,9 +1,13 @@
 //! The parent/init handshake during create: a SOCK_SEQPACKET pair, so every message arrives whole
 //! and a dead peer reads as end-of-file instead of a hang.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::net::{socketpair, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use rustix::net::{
+    socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
 
 use crate::error::{Error, Result};
 
@@ -22,6 +26,8 @@ pub enum Msg {
     Created,
     /// init → parent: the real init is this pid (its pid-1 child after a late pid namespace).
     Pid(i32),
+    /// init → parent: the seccomp notify fd comes with this message (SCM_RIGHTS), for the agent.
+    SeccompFd,
     /// Either way: setup failed, with the message to report.
     Error(String),
 }
@@ -32,7 +38,8 @@ const HOOKS_DONE: u8 = 3;
 const READY: u8 = 4;
 const ERROR: u8 = 5;
 const PID: u8 = 6;
-const CREATED: u8 = 7;
+const SECCOMP_FD: u8 = 7;
+const CREATED: u8 = 8;
 
 pub struct Channel(OwnedFd);
 
@@ -51,6 +58,7 @@ impl Channel {
             Msg::HooksDone => buf.push(HOOKS_DONE),
             Msg::Ready => buf.push(READY),
             Msg::Created => buf.push(CREATED),
+            Msg::SeccompFd => buf.push(SECCOMP_FD),
             Msg::Pid(pid) => {
                 buf.push(PID);
                 buf.extend_from_slice(&pid.to_ne_bytes());
@@ -65,19 +73,55 @@ impl Channel {
         Ok(())
     }
 
+    /// Send `msg` with `fd` attached.
+    pub fn send_with_fd(&self, msg: &Msg, fd: BorrowedFd<'_>) -> Result<()> {
+        let byte = match msg {
+            Msg::SeccompFd => [SECCOMP_FD],
+            other => return Err(Error::msg(format!("sync: {other:?} carries no fd"))),
+        };
+        let fds = [fd];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut cmsg = SendAncillaryBuffer::new(&mut space);
+        cmsg.push(SendAncillaryMessage::ScmRights(&fds));
+        rustix::net::sendmsg(self.0.as_fd(), &[IoSlice::new(&byte)], &mut cmsg, SendFlags::NOSIGNAL)
+            .map_err(|e| Error::from(e).context("sync send"))?;
+        Ok(())
+    }
+
     /// The next message, or `None` when the peer has gone (closed or died).
     pub fn recv(&self) -> Result<Option<Msg>> {
+        self.recv_with_fd().map(|(m, _)| m)
+    }
+
+    /// The next message and the fd that came with it, if any.
+    pub fn recv_with_fd(&self) -> Result<(Option<Msg>, Option<OwnedFd>)> {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut cmsg = RecvAncillaryBuffer::new(&mut space);
         let n = loop {
-            match rustix::net::recv(self.0.as_fd(), &mut buf, RecvFlags::empty()) {
-                Ok((n, _)) => break n,
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match rustix::net::recvmsg(self.0.as_fd(), &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC) {
+                Ok(r) => break r.bytes,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(Error::from(e).context("sync recv")),
             }
         };
-        if n == 0 {
-            return Ok(None);
+        let mut fd = None;
+        for m in cmsg.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = m {
+                for f in fds {
+                    fd.get_or_insert(f);
+                }
+            }
         }
+        if n == 0 {
+            return Ok((None, None));
+        }
+        Ok((Some(Self::decode(&buf[..n])?), fd))
+    }
+
+    fn decode(buf: &[u8]) -> Result<Msg> {
+        let n = buf.len();
         let msg = match buf[0] {
             GO => Msg::Go,
             RUN_HOOKS => Msg::RunHooks,
@@ -85,10 +129,11 @@ impl Channel {
             READY => Msg::Ready,
             CREATED => Msg::Created,
             ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+            SECCOMP_FD => Msg::SeccompFd,
             PID if n == 5 => Msg::Pid(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
             other => return Err(Error::msg(format!("sync: unexpected message {other}"))),
         };
-        Ok(Some(msg))
+        Ok(msg)
     }
 
     /// Wait for exactly `want`; an error message from the peer becomes our error.

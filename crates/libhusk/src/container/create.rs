@@ -11,9 +11,10 @@ use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NsPlan};
 use crate::process::init::{self, InitArgs};
+use crate::seccomp::{self, notify, Prepared};
 use crate::state::{self, ProcessId, State, StateDir, Status, START_SOCKET};
 use crate::syscalls::{self, Forked};
-use crate::{console, crashpoint, hooks, intel_rdt, netdevices, sync};
+use crate::{console, crashpoint, hooks, intel_rdt, lsm, netdevices, sync};
 
 #[derive(Debug, Default, Clone)]
 pub struct CreateOptions {
@@ -41,7 +42,12 @@ pub struct Created {
 
 pub fn create(opts: &CreateOptions) -> Result<Created> {
     let bundle = Bundle::load(&opts.bundle)?;
-    reject_unsupported(&bundle)?;
+    lsm::check(&bundle.spec)?;
+    // Checked and compiled (or found in the cache) before anything exists to clean up.
+    let filter = match bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::prepare(s, Some(&opts.root.join(seccomp::cache::DIR_NAME)))?),
+        None => None,
+    };
     let plan = NsPlan::from_config(bundle.spec.linux().as_ref())?;
     netdevices::check(bundle.spec.linux().as_ref().and_then(|l| l.net_devices().as_ref()), plan.new_net)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
@@ -51,7 +57,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     let dir = StateDir::create(&opts.root, &opts.id)?;
     crashpoint::here("create:state-dir");
     let mut undo = Undo { dir: Some(dir), cgroup: None, child: None, rdt: None };
-    match create_in(opts, &bundle, &plan, &mut undo) {
+    match create_in(opts, &bundle, &plan, filter.as_ref(), &mut undo) {
         Ok((pid, pidfd, console)) => {
             let state_dir = undo.dir.take().ok_or_else(|| Error::msg("state dir lost"))?;
             undo.cgroup = None;
@@ -97,6 +103,7 @@ fn create_in(
     opts: &CreateOptions,
     bundle: &Bundle,
     plan: &NsPlan,
+    filter: Option<&Prepared>,
     undo: &mut Undo,
 ) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
     let spec = &bundle.spec;
@@ -116,9 +123,13 @@ fn create_in(
         cgroup: Cgroup::default(),
         hooks: spec.hooks().clone(),
         intel_rdt: None,
+        seccomp: None,
     };
-    // The plan names the cgroup dirs before they exist: a husk killed from here on leaves a
-    // state from which `delete` removes what was made.
+    if let (Some(f), Some(s)) = (filter, linux.and_then(|l| l.seccomp().as_ref())) {
+        state.seccomp = Some(f.save(&dir.fd, s)?);
+    }
+    // The plan (the first save) names the cgroup dirs before they exist: a husk killed from
+    // here on leaves a state from which `delete` removes what was made.
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
     let resources = linux.and_then(|l| l.resources().as_ref());
     let cgroup = Cgroup::create_recorded(cgroups_path, &opts.id, resources, |plan| {
@@ -187,6 +198,7 @@ fn create_in(
                 keep_fds,
                 extra_env,
                 parent_hooks,
+                seccomp: filter,
             })
         }
         Ok(Forked::Parent { pid, pidfd }) => {
@@ -235,7 +247,7 @@ fn create_in(
         hooks::run("createRuntime", &create_runtime, &json)?;
         parent_end.send(&sync::Msg::HooksDone)?;
     }
-    parent_end.expect(sync::Msg::Ready)?;
+    wait_ready(&parent_end, &state)?;
     crashpoint::here("create:ready");
     let console = own_listener.as_ref().map(console::receive_master).transpose()?;
 
@@ -294,29 +306,33 @@ fn socket_activation() -> (u32, Vec<String>) {
     }
 }
 
-/// Fields whose support lands with later issues: refuse them by name rather than ignore them.
-fn reject_unsupported(bundle: &Bundle) -> Result<()> {
-    let spec = &bundle.spec;
-    if let Some(p) = spec.process() {
-        if p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(Error::field("process.apparmorProfile", "AppArmor is not enabled on this host"));
-        }
-        if p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(Error::field("process.selinuxLabel", "SELinux is not enabled on this host"));
-        }
-    }
-    if let Some(l) = spec.linux() {
-        let unsupported = [
-            ("linux.seccomp", l.seccomp().is_some()),
-            ("linux.mountLabel", l.mount_label().as_ref().is_some_and(|s| !s.is_empty())),
-        ];
-        for (field, present) in unsupported {
-            if present {
-                return Err(Error::field(field, "not supported yet"));
+/// Wait for the init's `Ready`; a seccomp notify fd that arrives first goes to the agent.
+fn wait_ready(sync: &sync::Channel, state: &State) -> Result<()> {
+    loop {
+        match sync.recv_with_fd()? {
+            (Some(sync::Msg::Ready), _) => return Ok(()),
+            (Some(sync::Msg::SeccompFd), Some(fd)) => {
+                let record = state.seccomp.as_ref().ok_or_else(|| Error::msg("seccomp notify fd without a filter"))?;
+                let listener = record
+                    .listener_path
+                    .as_deref()
+                    .ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?;
+                // runc sends the state as it is at this moment: still creating.
+                let container = notify::Container {
+                    oci_version: &state.oci_version,
+                    id: &state.id,
+                    status: Status::Creating.as_str(),
+                    bundle: &state.bundle,
+                    annotations: &state.annotations,
+                };
+                let payload = notify::payload(&container, state.init.pid, record.listener_metadata.as_deref());
+                notify::send_to_agent(listener, &payload, fd.as_fd())?;
             }
+            (Some(sync::Msg::Error(text)), _) => return Err(Error::msg(text)),
+            (Some(other), _) => return Err(Error::msg(format!("sync: expected Ready, got {other:?}"))),
+            (None, _) => return Err(Error::msg("container init exited during setup")),
         }
     }
-    Ok(())
 }
 
 pub(crate) fn connect_start(dir: &StateDir) -> Result<OwnedFd> {

@@ -6,7 +6,6 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
 
 use rustix::net::{accept_with, SocketFlags};
 use rustix::process::{Gid, Uid};
@@ -15,9 +14,11 @@ use crate::capabilities::CapSets;
 use crate::cgroups::Cgroup;
 use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
+use crate::lsm::ExecLabels;
 use crate::namespaces::{self, NsPlan};
 use crate::process::{exec, rlimits, sched, user};
 use crate::rootfs::{self, RootfsContext};
+use crate::seccomp::{self, LoadPoint, Prepared};
 use crate::state::{State, Status};
 use crate::sync::{Channel, Msg};
 use crate::{console, hooks};
@@ -38,6 +39,15 @@ pub struct InitArgs<'a> {
     pub extra_env: Vec<String>,
     /// Whether the parent runs prestart/createRuntime hooks (then we stop and let it).
     pub parent_hooks: bool,
+    /// `linux.seccomp`, compiled by the parent.
+    pub seccomp: Option<&'a Prepared>,
+}
+
+/// What is left to do after `start`: the labels and the filter applied last, then execve.
+struct Final<'a> {
+    program: exec::Program,
+    labels: ExecLabels,
+    seccomp: Option<&'a Prepared>,
 }
 
 /// The child's entry point after clone3.
@@ -55,7 +65,7 @@ pub fn run(args: InitArgs) -> ! {
         )
     };
     let err = match setup(&args) {
-        Ok(program) => match args.sync.send(&Msg::Ready) {
+        Ok(last) => match args.sync.send(&Msg::Ready) {
             Ok(()) => {
                 crate::crashpoint::here("init:ready");
                 if args.sync.expect(Msg::Created).is_err() {
@@ -65,7 +75,7 @@ pub fn run(args: InitArgs) -> ! {
                 crate::crashpoint::here("init:created");
                 let InitArgs { sync, start_listener, state, .. } = args;
                 drop(sync);
-                wait_for_start_and_exec(start_listener, state, &program)
+                wait_for_start_and_exec(start_listener, state, &last)
             }
             Err(e) => e,
         },
@@ -93,7 +103,7 @@ fn hook_state(state: &State, status: Status) -> Vec<u8> {
     serde_json::to_vec(&s.oci_with(status)).unwrap_or_default()
 }
 
-fn setup(args: &InitArgs) -> Result<exec::Program> {
+fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     let spec = &args.bundle.spec;
     let linux = spec.linux().as_ref();
     let process = spec.process().as_ref().ok_or_else(|| Error::field("process", "missing"))?;
@@ -185,18 +195,39 @@ fn setup(args: &InitArgs) -> Result<exec::Program> {
     apply_placement(process, linux)?;
     close_stray_fds(args)?;
     enter_cwd(process.cwd())?;
+    let labels = ExecLabels::open(process)?;
 
     let caps = CapSets::from_config(process.capabilities().as_ref());
+    let no_new_privs = process.no_new_privileges() == Some(true);
+    let point = args.seccomp.map(|f| seccomp::load_point(f, no_new_privs, caps.effective & CAP_SYS_ADMIN != 0));
+    if point == Some(LoadPoint::BeforeCapDrop) {
+        load_seccomp(args)?;
+    }
     caps.drop_bounding()?;
     set_keepcaps(true)?;
     user::switch(process.user(), true)?;
     set_keepcaps(false)?;
     caps.apply()?;
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(process.user().umask().unwrap_or(0o022)));
-    if process.no_new_privileges() == Some(true) {
+    if no_new_privs {
         rustix::thread::set_no_new_privs(true).ctx(|| "process.noNewPrivileges")?;
     }
-    Ok(program)
+    if point == Some(LoadPoint::BeforeReady) {
+        load_seccomp(args)?;
+    }
+    let seccomp = args.seccomp.filter(|_| point == Some(LoadPoint::BeforeExec));
+    Ok(Final { program, labels, seccomp })
+}
+
+const CAP_SYS_ADMIN: u64 = 1 << 21;
+
+/// Load the filter now; a notify fd goes to husk, which hands it to the agent.
+fn load_seccomp(args: &InitArgs) -> Result<()> {
+    let Some(filter) = args.seccomp else { return Ok(()) };
+    if let Some(fd) = filter.load()? {
+        args.sync.send_with_fd(&Msg::SeccompFd, fd.as_fd())?;
+    }
+    Ok(())
 }
 
 fn unshare(flags: u64, what: &str) -> Result<()> {
@@ -289,17 +320,16 @@ fn close_stray_fds(args: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// runc creates a missing cwd; after pivot_root, `/` is the container's root, and no container
-/// process exists yet that could race us. Done before the root may become read-only.
+/// runc creates a missing cwd; after pivot_root, `/` is the container's root. Made fd by fd
+/// inside it (no symlink in the image or a shared volume can lead the mkdir elsewhere), before
+/// the root may become read-only.
 fn create_cwd(cwd: &std::path::Path) -> Result<()> {
-    if cwd.exists() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(cwd)
-        .ctx(|| format!("process.cwd: create {}", cwd.display()))
+    use rustix::fs::{Mode, OFlags};
+    let root =
+        rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ctx(|| "open /")?;
+    rootfs::safe_path::mkdir_all(root.as_fd(), cwd, 0o755)
+        .map(drop)
+        .map_err(|e| Error::os(format!("process.cwd: create {}", cwd.display()), e.raw_os_error()))
 }
 
 fn enter_cwd(cwd: &std::path::Path) -> Result<()> {
@@ -313,7 +343,7 @@ fn enter_cwd(cwd: &std::path::Path) -> Result<()> {
 
 /// Block until `start` connects, then run startContainer hooks and exec. Errors go back over the
 /// connection so `start` can report them.
-fn wait_for_start_and_exec(listener: OwnedFd, state: &State, program: &exec::Program) -> ! {
+fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final) -> ! {
     let conn = loop {
         match accept_with(listener.as_fd(), SocketFlags::CLOEXEC) {
             Ok(c) => {
@@ -329,10 +359,19 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, program: &exec::Pro
     };
     drop(listener);
     crate::crashpoint::here("init:accepted");
-    let err = start_container_hooks(state).err().unwrap_or_else(|| {
+    let err = start_container_hooks(state).and_then(|()| {
         reset_signals();
-        program.exec()
+        // Last, so nothing husk still does needs what they forbid.
+        last.labels.apply()?;
+        if let Some(f) = last.seccomp {
+            f.load()?;
+        }
+        Ok(())
     });
+    let err = match err {
+        Ok(()) => last.program.exec(),
+        Err(e) => e,
+    };
     let mut conn = conn;
     let _ = conn.write_all(err.to_string().as_bytes());
     exit(if err.errno() == Some(libc::ENOENT) { 127 } else { 126 })
