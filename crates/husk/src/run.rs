@@ -35,10 +35,12 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool, no_subreaper: bool) -
     let opts = &opts;
     let created = container::create(opts)?;
     start_or_cleanup(opts)?;
+    libhusk::crashpoint::here("run:started");
     let code = match &created.console {
         Some(master) => crate::tty::proxy(created.pid, &created.pidfd, &signals, master)?,
         None => wait_forwarding(created.pid, &created.pidfd, &signals)?,
     };
+    libhusk::crashpoint::here("run:exited");
     if !keep {
         container::delete(&opts.root, &opts.id, true)?;
     }

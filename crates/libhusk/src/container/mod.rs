@@ -15,7 +15,7 @@ pub use events::events;
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, resume};
 pub use start::start;
-pub use update::{update, RdtUpdate};
+pub use update::{parse_resources, update, RdtUpdate};
 
 use std::path::Path;
 

@@ -52,6 +52,7 @@ struct Final<'a> {
 
 /// The child's entry point after clone3.
 pub fn run(args: InitArgs) -> ! {
+    set_comm(crate::state::INIT_COMM);
     // Until exec nothing in the container may ptrace us or read our memory.
     // SAFETY: PR_SET_DUMPABLE takes an integer.
     unsafe {
@@ -66,6 +67,12 @@ pub fn run(args: InitArgs) -> ! {
     let err = match setup(&args) {
         Ok(last) => match args.sync.send(&Msg::Ready) {
             Ok(()) => {
+                crate::crashpoint::here("init:ready");
+                if args.sync.expect(Msg::Created).is_err() {
+                    // husk died (or failed) before the container was recorded as created.
+                    exit(1);
+                }
+                crate::crashpoint::here("init:created");
                 let InitArgs { sync, start_listener, state, .. } = args;
                 drop(sync);
                 wait_for_start_and_exec(start_listener, state, &last)
@@ -76,6 +83,13 @@ pub fn run(args: InitArgs) -> ! {
     };
     let _ = args.sync.send(&Msg::Error(err.to_string()));
     exit(1)
+}
+
+/// What `ps` and `state` see until exec replaces it.
+fn set_comm(name: &str) {
+    let Ok(name) = std::ffi::CString::new(name) else { return };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes; `name` outlives it.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
 }
 
 fn exit(code: i32) -> ! {
@@ -94,6 +108,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     let linux = spec.linux().as_ref();
     let process = spec.process().as_ref().ok_or_else(|| Error::field("process", "missing"))?;
     args.sync.expect(Msg::Go)?;
+    crate::crashpoint::here("init:go");
 
     if args.plan.new_user {
         become_namespace_root(linux)?;
@@ -147,6 +162,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         cgroup: args.cgroup,
     };
     rootfs::prepare(&ctx)?;
+    crate::crashpoint::here("init:rootfs");
     rootfs::apply_sysctls(&ctx)?;
     if args.parent_hooks {
         args.sync.send(&Msg::RunHooks)?;
@@ -342,6 +358,7 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final) -> ! 
         }
     };
     drop(listener);
+    crate::crashpoint::here("init:accepted");
     let err = start_container_hooks(state).and_then(|()| {
         reset_signals();
         // Last, so nothing husk still does needs what they forbid.
