@@ -150,6 +150,11 @@ fn setup(args: &InitArgs) -> Result<exec::Program> {
         let sock = args.console_socket.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         let sock = sock.try_clone().ctx(|| "console socket")?;
         console::setup(sock, process.console_size().as_ref())?;
+    } else {
+        // A session of its own, as runc's init has, terminal or not: the container does not
+        // share the caller's session and process group (and CRIU can dump it without
+        // --shell-job).
+        rustix::process::setsid().ctx(|| "setsid")?;
     }
     create_cwd(process.cwd())?;
     rootfs::finalize(&ctx)?;
