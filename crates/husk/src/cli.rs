@@ -31,9 +31,9 @@ pub struct Cli {
     /// Rootless mode: true, false or auto (before the command, as runc takes it)
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
-    /// Path to criu (accepted for compatibility)
-    #[arg(long, global = true, hide = true)]
-    pub criu: Option<String>,
+    /// Path to the criu binary used for checkpoint and restore (default: criu in $PATH)
+    #[arg(long, global = true)]
+    pub criu: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -124,6 +124,10 @@ pub enum Command {
     },
     /// Print what this runtime supports, as JSON
     Features,
+    /// Checkpoint a running container with CRIU
+    Checkpoint(crate::checkpoint::CheckpointArgs),
+    /// Restore a container from a checkpoint
+    Restore(crate::checkpoint::RestoreArgs),
 }
 
 /// Long flags that runc (urfave/cli) also takes with a single dash, e.g. `-no-subreaper`.
@@ -163,7 +167,7 @@ pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
             } else if let Some(s) = arg.to_str() {
                 if let Some(rest) = s.strip_prefix('-').filter(|r| !r.starts_with('-')) {
                     let name = rest.split('=').next().unwrap_or("");
-                    if name.len() > 1 && LONG_FLAGS.contains(&name) {
+                    if name.len() > 1 && (LONG_FLAGS.contains(&name) || crate::checkpoint::LONG_FLAGS.contains(&name)) {
                         out.push(OsString::from(format!("-{s}")));
                         continue;
                     }
@@ -257,6 +261,11 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Delete { force, id } => container::delete(&cli.root, id, *force)?,
         Command::Features => {
             println!("{}", serde_json::to_string_pretty(&libhusk::features::features()).unwrap_or_default())
+        }
+        Command::Checkpoint(a) => crate::checkpoint::checkpoint(cli.root.clone(), cli.criu.clone(), a)?,
+        Command::Restore(a) => {
+            check_modes(&cli)?;
+            return crate::checkpoint::restore(cli.root.clone(), cli.criu.clone(), a);
         }
     }
     Ok(0)
@@ -357,6 +366,56 @@ mod tests {
         assert!(parse(&["husk", "--root=/r", "create", "--bundle=/b", "--preserve-fds=2", "x"]).is_ok());
         assert!(parse(&["husk", "run", "-d", "--no-subreaper", "-b", "/b", "x"]).is_ok());
         assert!(parse(&["husk", "restore-like", "-no-subreaper"]).is_err());
+        // containerd's shim (drop-in.md), single-dash flag included.
+        assert!(parse(&[
+            "husk",
+            "--root",
+            "/r",
+            "restore",
+            "--detach",
+            "--pid-file",
+            "/p",
+            "--no-pivot",
+            "-no-subreaper",
+            "--bundle",
+            "/b",
+            "--image-path",
+            "/i",
+            "--work-path",
+            "/w",
+            "x"
+        ])
+        .is_ok());
+        assert!(parse(&[
+            "husk",
+            "checkpoint",
+            "--image-path",
+            "/i",
+            "--work-path",
+            "/w",
+            "--leave-running",
+            "--tcp-established",
+            "--ext-unix-sk",
+            "--shell-job",
+            "--file-locks",
+            "--pre-dump",
+            "--manage-cgroups-mode",
+            "soft",
+            "--empty-ns",
+            "network",
+            "--auto-dedup",
+            "--link-remap",
+            "--tcp-skip-in-flight",
+            "-parent-path",
+            "../p",
+            "--status-fd",
+            "-1",
+            "--page-server",
+            "h:1",
+            "--lazy-pages",
+            "x"
+        ])
+        .is_ok());
         assert!(parse(&["husk", "kill", "--all", "x", "9"]).is_ok());
         assert!(parse(&["husk", "--rootless=false", "delete", "--force", "x"]).is_ok());
         assert!(parse(&["husk", "list", "-f", "json", "-q"]).is_ok());

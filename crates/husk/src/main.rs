@@ -1,5 +1,6 @@
 //! husk: a runc-compatible command line over libhusk.
 
+mod checkpoint;
 mod cli;
 mod logging;
 mod run;

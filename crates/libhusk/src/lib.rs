@@ -7,6 +7,7 @@ pub mod cgroups;
 pub mod config;
 pub mod console;
 pub mod container;
+pub mod criu;
 pub mod error;
 pub mod features;
 pub mod hooks;

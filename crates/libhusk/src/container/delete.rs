@@ -28,12 +28,20 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     };
     let status = state.status(&dir);
     match status {
-        Status::Stopped => {}
-        Status::Created => kill_all(&state)?,
-        _ if force => kill_all(&state)?,
+        Status::Stopped | Status::Created => {}
+        _ if force => {}
         other => {
             return Err(Error::msg(format!("cannot delete container {id} that is not stopped: {}", other.as_str())))
         }
+    }
+    destroy(dir, &state)
+}
+
+/// Kill whatever is left of the container, remove its cgroup and state, run poststop hooks.
+/// `dir` is locked by the caller.
+pub(crate) fn destroy(dir: StateDir, state: &crate::state::State) -> Result<()> {
+    if state.status(&dir) != Status::Stopped {
+        kill_all(state)?;
     }
     state.cgroup.destroy()?;
     if let Some(rdt) = &state.intel_rdt {

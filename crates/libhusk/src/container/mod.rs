@@ -1,13 +1,17 @@
-//! The lifecycle commands: create, start, state, list, kill, delete, run.
+//! The lifecycle commands: create, start, state, list, kill, delete, run, checkpoint, restore.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod kill;
+mod restore;
 mod start;
 
+pub use checkpoint::{checkpoint, parse_cg_mode, parse_empty_ns, CheckpointOptions};
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
 pub use kill::{kill, parse_signal};
+pub use restore::{restore, RestoreOptions, Restored};
 pub use start::start;
 
 use std::path::Path;
