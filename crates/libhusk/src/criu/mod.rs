@@ -91,6 +91,8 @@ pub fn spawn_error(path: &Path, e: std::io::Error) -> Error {
 /// A failed CRIU call, with the first error CRIU logged and where the whole log is.
 pub fn with_log(err: Error, log: &Path) -> Error {
     let text = match first_log_error(log) {
+        // CRIU's own error message is often that same line.
+        Some(line) if err.message().contains(&line) => format!("{err} (full log: {})", log.display()),
         Some(line) => format!("{err}: {line} (full log: {})", log.display()),
         None => format!("{err} (see {})", log.display()),
     };
@@ -104,12 +106,18 @@ pub fn with_log(err: Error, log: &Path) -> Error {
 fn first_log_error(log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
     let line = text.lines().find(|l| l.contains("Error") || l.contains("error:"))?;
-    // "(00.012345) Error (criu/files-reg.c:1711): Can't lookup mount=...": keep the message.
+    Some(log_message(line))
+}
+
+/// "(00.012345) Error (criu/files-reg.c:1711): Can't lookup mount=..." → "Can't lookup mount=...".
+pub(crate) fn log_message(line: &str) -> String {
+    let line = line.trim();
+    let line = line.trim_start_matches(|c: char| c == '(' || c == ')' || c == '.' || c.is_ascii_digit()).trim();
     let msg = match line.find("): ") {
-        Some(i) if line[..i].contains("Error (") => &line[i + 3..],
-        _ => line.trim_start_matches(|c: char| c == '(' || c == ')' || c == '.' || c.is_ascii_digit()).trim(),
+        Some(i) if line.starts_with("Error (") => &line[i + 3..],
+        _ => line,
     };
-    Some(msg.trim().to_string())
+    msg.trim().to_string()
 }
 
 #[cfg(test)]
@@ -138,6 +146,12 @@ mod tests {
             e.to_string(),
             format!("criu dump failed: Can't lookup mount=29 for fd=1 path=/x (full log: {})", log.display())
         );
+        let e = with_log(Error::msg("criu dump failed: Can't lookup mount=29 for fd=1 path=/x"), &log);
+        assert_eq!(
+            e.to_string(),
+            format!("criu dump failed: Can't lookup mount=29 for fd=1 path=/x (full log: {})", log.display())
+        );
+        assert_eq!(log_message("Error (criu/mount-v2.c:891): mnt-v2: Failed\n"), "mnt-v2: Failed");
         let e = with_log(Error::msg("criu dump failed"), &dir.join("missing.log"));
         assert!(e.to_string().starts_with("criu dump failed (see "), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();

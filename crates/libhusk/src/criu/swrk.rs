@@ -123,7 +123,7 @@ fn converse(sock: &OwnedFd, req: &Req, notify: &mut dyn FnMut(Notification) -> R
 fn failure(resp: &Resp) -> Error {
     let what = ReqType::try_from(resp.r#type).map(|t| format!("{t:?}").to_lowercase()).unwrap_or_default();
     let mut msg = format!("criu {what} failed");
-    if let Some(m) = resp.cr_errmsg.as_deref().filter(|m| !m.is_empty()) {
+    if let Some(m) = resp.cr_errmsg.as_deref().map(super::log_message).filter(|m| !m.is_empty()) {
         msg.push_str(&format!(": {m}"));
     }
     match resp.cr_errno.filter(|e| *e != 0) {

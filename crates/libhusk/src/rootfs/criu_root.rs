@@ -1,15 +1,14 @@
 //! The root CRIU restores a container into. CRIU wants a mount point whose parent is not
-//! overmounted, so for the time of a restore the rootfs is bound (recursively, private: nothing
-//! propagates to the host) onto a directory in the state dir, like runc's `criu-root`; the mount
-//! points of bind mounts are made in it first, since a rootfs on another host may lack them.
+//! overmounted, so for the time of a restore the rootfs is bound (recursively) onto a directory
+//! in the state dir, like runc's `criu-root`; the mount points of bind mounts are made in it
+//! first, since a rootfs on another host may lack them.
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use rustix::mount::UnmountFlags;
 
-use super::mount_api::{attach, clone_path, setattr};
-use super::mount_options::{Attrs, PROP_PRIVATE};
+use super::mount_api::{attach, clone_path};
 use super::safe_path;
 use crate::error::{Context, Error, Result};
 
@@ -19,8 +18,9 @@ pub fn prepare(rootfs: &Path, target: &Path, binds: &[(PathBuf, PathBuf)]) -> Re
     let what = || format!("bind {} on {}", rootfs.display(), target.display());
     let tree = clone_path(rootfs, true).ctx(what)?;
     let dir = safe_path::open_dir_nofollow(target).ctx(|| format!("open {}", target.display()))?;
+    // Not made private: CRIU copies the sharing of a container root that was a slave of the
+    // host's mount from this bind (MOVE_MOUNT_SET_GROUP refuses a private source).
     attach(tree.as_fd(), dir.as_fd()).ctx(what)?;
-    setattr(tree.as_fd(), true, Attrs::default(), PROP_PRIVATE).ctx(what)?;
     for (dest, source) in binds {
         let is_dir = std::fs::metadata(source).map(|m| m.is_dir()).unwrap_or(true);
         let made = if is_dir {
