@@ -146,8 +146,12 @@ fn criu(ctx: &Ctx, root: &Path, args: &[&str]) -> Out {
 
 /// `restore -d` from `images` under `root`, its stdout a new pipe.
 fn restore(ctx: &Ctx, root: &Path, id: &str, images: &Path, extra: &[&str]) -> (Out, Pipe) {
+    restore_from(ctx, &ctx.bundle, root, id, images, extra)
+}
+
+fn restore_from(ctx: &Ctx, bundle: &Path, root: &Path, id: &str, images: &Path, extra: &[&str]) -> (Out, Pipe) {
     let (pipe, w) = Pipe::new();
-    let b = ctx.bundle.to_str().unwrap().to_string();
+    let b = bundle.to_str().unwrap().to_string();
     let img = images.to_str().unwrap().to_string();
     let mut args = vec!["restore", "-d", "--bundle", &b, "--image-path", &img];
     args.extend_from_slice(extra);
@@ -320,6 +324,74 @@ fn criu_restore_under_another_root() {
     assert!(wait_for(20, || criu(&ctx, &other.root, &["state", &id]).stdout.contains("\"stopped\"")));
     criu(&ctx, &other.root, &["delete", &id]).ok();
     other.ids.clear();
+}
+
+#[test]
+fn criu_bind_mount_comes_back_from_the_new_source() {
+    if !require(Feature::Criu) {
+        return;
+    }
+    let mut ctx = Ctx::new("criu-bind");
+    let data = ctx.dir.join("data");
+    fs::create_dir_all(&data).unwrap();
+    let mount = |src: &Path| json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "rw"]});
+    ctx.config["mounts"].as_array_mut().unwrap().push(mount(&data));
+    let (id, mut out) =
+        start_counter(&mut ctx, "i=0; while :; do i=$((i+1)); echo $i; echo $i > /data/count; sleep 0.1; done");
+    out.wait_numbers(10, 60);
+    let img = images(&ctx, "img");
+    criu(&ctx, &ctx.root, &["checkpoint", "--image-path", img.to_str().unwrap(), &id]).ok();
+    let last = *out.drain(20).last().unwrap();
+
+    // Another host's copy of the bundle: the rootfs lacks the mount point, the data is elsewhere.
+    let bundle2 = ctx.dir.join("bundle2");
+    let st = Command::new("cp").arg("-a").arg(&ctx.bundle).arg(&bundle2).status().unwrap();
+    assert!(st.success());
+    fs::remove_dir(bundle2.join("rootfs/data")).unwrap();
+    let data2 = ctx.dir.join("data2");
+    fs::create_dir_all(&data2).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&fs::read(bundle2.join("config.json")).unwrap()).unwrap();
+    let mounts = config["mounts"].as_array_mut().unwrap();
+    let i = mounts.iter().position(|m| m["destination"] == "/data").unwrap();
+    mounts[i] = mount(&data2);
+    fs::write(bundle2.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+
+    let (o, mut after) = restore_from(&ctx, &bundle2, &ctx.root, &id, &img, &[]);
+    o.ok();
+    assert_continues(&after.wait_numbers(5, 60), last);
+    let count = || fs::read_to_string(data2.join("count")).ok().and_then(|c| c.trim().parse::<u64>().ok());
+    assert!(wait_for(30, || count().is_some_and(|c| c > last)), "nothing written to the new source: {:?}", count());
+    assert!(bundle2.join("rootfs/data").is_dir(), "the mount point was made");
+    assert_eq!(ctx.state(&id)["bundle"], bundle2.to_str().unwrap());
+}
+
+#[test]
+fn criu_joined_network_namespace_stays_the_same() {
+    if !require(Feature::Criu) {
+        return;
+    }
+    let mut ctx = Ctx::new("criu-netns");
+    let ns = ctx.netns();
+    let ns_path = format!("/run/netns/{ns}");
+    for n in ctx.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "network" {
+            n["path"] = json!(ns_path);
+        }
+    }
+    let (id, mut out) = start_counter(&mut ctx, COUNTER);
+    out.wait_numbers(10, 60);
+    let img = images(&ctx, "img");
+    criu(&ctx, &ctx.root, &["checkpoint", "--image-path", img.to_str().unwrap(), &id]).ok();
+    let last = *out.drain(20).last().unwrap();
+    let (o, mut after) = restore(&ctx, &ctx.root, &id, &img, &[]);
+    o.ok();
+    assert_continues(&after.wait_numbers(5, 60), last);
+    let pid = ctx.state(&id)["pid"].as_u64().unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let want = fs::metadata(&ns_path).unwrap().ino();
+    let got = fs::metadata(format!("/proc/{pid}/ns/net")).unwrap().ino();
+    assert_eq!(got, want, "the restored container is back in the joined network namespace");
 }
 
 #[test]
