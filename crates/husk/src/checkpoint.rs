@@ -242,6 +242,32 @@ pub fn restore(root: PathBuf, criu: Option<PathBuf>, a: &RestoreArgs) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+    use std::path::Path;
+
+    #[test]
+    fn parses_runc_command_lines() {
+        let parse = |a: &[&str]| {
+            crate::cli::Cli::try_parse_from(crate::cli::normalize_args(a.iter().map(std::ffi::OsString::from)))
+        };
+        // containerd's shim (drop-in.md), single-dash flag included.
+        let words = "husk --root /r restore --detach --pid-file /p --no-pivot -no-subreaper --bundle /b \
+                     --image-path /i --work-path /w x";
+        let cli = parse(&words.split_whitespace().collect::<Vec<_>>()).unwrap();
+        let Some(crate::cli::Command::Restore(a)) = cli.command else { panic!("not a restore") };
+        assert!(a.detach && a.no_pivot && a.no_subreaper);
+        assert_eq!((a.bundle.to_str(), a.pid_file.as_deref(), a.id.as_str()), (Some("/b"), Some(Path::new("/p")), "x"));
+        let words = "husk checkpoint --image-path /i --work-path /w --leave-running --tcp-established --ext-unix-sk \
+                     --shell-job --file-locks --pre-dump --manage-cgroups-mode soft --empty-ns network --auto-dedup \
+                     --link-remap --tcp-skip-in-flight -parent-path ../p --status-fd -1 --page-server h:1 --lazy-pages x";
+        let cli = parse(&words.split_whitespace().collect::<Vec<_>>()).unwrap();
+        let Some(crate::cli::Command::Checkpoint(a)) = cli.command else { panic!("not a checkpoint") };
+        assert!(a.leave_running && a.pre_dump && a.lazy_pages && a.tcp_skip_in_flight && a.link_remap);
+        assert_eq!(
+            (a.parent_path.as_deref(), a.status_fd, a.empty_ns.as_slice()),
+            (Some(Path::new("../p")), -1, &["network".to_string()][..])
+        );
+    }
 
     #[test]
     fn page_server_addresses() {

@@ -366,56 +366,6 @@ mod tests {
         assert!(parse(&["husk", "--root=/r", "create", "--bundle=/b", "--preserve-fds=2", "x"]).is_ok());
         assert!(parse(&["husk", "run", "-d", "--no-subreaper", "-b", "/b", "x"]).is_ok());
         assert!(parse(&["husk", "restore-like", "-no-subreaper"]).is_err());
-        // containerd's shim (drop-in.md), single-dash flag included.
-        assert!(parse(&[
-            "husk",
-            "--root",
-            "/r",
-            "restore",
-            "--detach",
-            "--pid-file",
-            "/p",
-            "--no-pivot",
-            "-no-subreaper",
-            "--bundle",
-            "/b",
-            "--image-path",
-            "/i",
-            "--work-path",
-            "/w",
-            "x"
-        ])
-        .is_ok());
-        assert!(parse(&[
-            "husk",
-            "checkpoint",
-            "--image-path",
-            "/i",
-            "--work-path",
-            "/w",
-            "--leave-running",
-            "--tcp-established",
-            "--ext-unix-sk",
-            "--shell-job",
-            "--file-locks",
-            "--pre-dump",
-            "--manage-cgroups-mode",
-            "soft",
-            "--empty-ns",
-            "network",
-            "--auto-dedup",
-            "--link-remap",
-            "--tcp-skip-in-flight",
-            "-parent-path",
-            "../p",
-            "--status-fd",
-            "-1",
-            "--page-server",
-            "h:1",
-            "--lazy-pages",
-            "x"
-        ])
-        .is_ok());
         assert!(parse(&["husk", "kill", "--all", "x", "9"]).is_ok());
         assert!(parse(&["husk", "--rootless=false", "delete", "--force", "x"]).is_ok());
         assert!(parse(&["husk", "list", "-f", "json", "-q"]).is_ok());

@@ -12,6 +12,8 @@
 //! again later for the container's own output).
 #![allow(dead_code)]
 
+pub mod criu;
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

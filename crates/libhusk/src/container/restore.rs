@@ -81,16 +81,20 @@ pub fn restore(opts: &RestoreOptions) -> Result<Restored> {
 
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let mut undo = Undo { dir: Some(dir), cgroup: None, child: None, criu_root: None };
-    let result = restore_in(opts, &bundle, &plan, &criu, &images, work.as_ref(), &stdio, &mut undo);
-    match result {
-        Ok(restored) => {
-            undo.dir = None;
-            undo.cgroup = None;
-            undo.child = None;
-            Ok(restored)
-        }
-        Err(e) => Err(criu::with_log(e.context(format!("restore {}", opts.id)), &log)),
-    }
+    let dirs = Dirs { images: &images, work: work.as_ref(), log: &log };
+    let restored = restore_in(opts, &bundle, &plan, &criu, &dirs, &stdio, &mut undo)
+        .map_err(|e| e.context(format!("restore {}", opts.id)))?;
+    undo.dir = None;
+    undo.cgroup = None;
+    undo.child = None;
+    Ok(restored)
+}
+
+/// Where CRIU reads the images and writes its work files and log.
+struct Dirs<'a> {
+    images: &'a OwnedFd,
+    work: Option<&'a OwnedFd>,
+    log: &'a Path,
 }
 
 /// Undoes a failed restore: nothing may be left (process, mount, cgroup, state).
@@ -122,14 +126,12 @@ impl Drop for Undo {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn restore_in(
     opts: &RestoreOptions,
     bundle: &Bundle,
     plan: &NsPlan,
     criu: &Criu,
-    images: &OwnedFd,
-    work: Option<&OwnedFd>,
+    dirs: &Dirs,
     stdio: &[String],
     undo: &mut Undo,
 ) -> Result<Restored> {
@@ -187,8 +189,8 @@ fn restore_in(
     let (swrk, numbers) = Swrk::spawn(&criu.path, &inherit)?;
     swrk.join(&cgroup)?;
     let mut o = Opts {
-        images_dir_fd: images.as_raw_fd(),
-        work_dir_fd: work.map(|w| w.as_raw_fd()),
+        images_dir_fd: dirs.images.as_raw_fd(),
+        work_dir_fd: dirs.work.map(|w| w.as_raw_fd()),
         evasive_devices: Some(true),
         log_level: Some(4),
         log_file: Some("restore.log".into()),
@@ -220,29 +222,31 @@ fn restore_in(
     let mut master = None;
     let prestart = spec.hooks().as_ref().and_then(|h| h.prestart().clone()).unwrap_or_default();
     let create_runtime = spec.hooks().as_ref().and_then(|h| h.create_runtime().clone()).unwrap_or_default();
-    let resp = swrk.call(&req, &mut |n| {
-        match n.script.as_str() {
-            // The namespaces exist, nothing runs yet: the hooks that prepare them (networking).
-            "setup-namespaces" => {
-                let mut s = state.clone();
-                s.init.pid = n.pid.unwrap_or(0);
-                let json = serde_json::to_vec(&s.oci_with(Status::Creating)).unwrap_or_default();
-                hooks::run("prestart", &prestart, &json)?;
-                hooks::run("createRuntime", &create_runtime, &json)?;
-            }
-            "post-restore" => restored_pid = n.pid,
-            // The container's terminal, made anew by CRIU: its master goes where create sends it.
-            "orphan-pts-master" => {
-                let fd = n.fd.ok_or_else(|| Error::msg("criu sent no pty master"))?;
-                match &console_socket {
-                    Some(sock) => console::send_master(sock, &fd)?,
-                    None => master = Some(fd),
+    let resp = swrk
+        .call(&req, &mut |n| {
+            match n.script.as_str() {
+                // The namespaces exist, nothing runs yet: the hooks that prepare them (networking).
+                "setup-namespaces" => {
+                    let mut s = state.clone();
+                    s.init.pid = n.pid.unwrap_or(0);
+                    let json = serde_json::to_vec(&s.oci_with(Status::Creating)).unwrap_or_default();
+                    hooks::run("prestart", &prestart, &json)?;
+                    hooks::run("createRuntime", &create_runtime, &json)?;
                 }
+                "post-restore" => restored_pid = n.pid,
+                // The container's terminal, made anew by CRIU: its master goes where create sends it.
+                "orphan-pts-master" => {
+                    let fd = n.fd.ok_or_else(|| Error::msg("criu sent no pty master"))?;
+                    match &console_socket {
+                        Some(sock) => console::send_master(sock, &fd)?,
+                        None => master = Some(fd),
+                    }
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })
+        .map_err(|e| criu::with_log(e, dirs.log))?;
     let pid =
         resp.restore.map(|r| r.pid).or(restored_pid).ok_or_else(|| Error::msg("criu did not say the restored pid"))?;
     let raw = rustix::process::Pid::from_raw(pid).ok_or_else(|| Error::msg(format!("criu restored bad pid {pid}")))?;
