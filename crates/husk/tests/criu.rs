@@ -31,7 +31,8 @@ fn criu_counter_continues_after_restore() {
     // The rootfs bind CRIU restored from is gone again.
     assert!(!ctx.root.join(&id).join("criu-root").exists());
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains("criu-root"), "{mounts}");
+    let ours = ctx.root.join(&id).join("criu-root");
+    assert!(!mounts.contains(ours.to_str().unwrap()), "{mounts}");
     let st = ctx.state(&id);
     assert_eq!(st["status"], "running", "{st}");
     let pid = st["pid"].as_u64().unwrap() as u32;
