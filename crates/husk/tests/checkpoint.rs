@@ -19,7 +19,7 @@ fn criu_checkpoint_failure_leaves_it_running() {
     if !require(Feature::Criu) {
         return;
     }
-    checkpoint_failure_leaves_it_running("criu-ckfail", true);
+    checkpoint_failure_leaves_it_running("ckfail-guest", true);
 }
 
 /// The host's half of the same: here CRIU fails to dump (or is missing); the container goes on.
@@ -75,7 +75,7 @@ fn criu_restore_failure_leaves_nothing() {
     if !require(Feature::Criu) {
         return;
     }
-    restore_failure_leaves_nothing("criu-rsfail");
+    restore_failure_leaves_nothing("rsfail-guest");
 }
 
 #[test]
@@ -95,7 +95,10 @@ fn restore_failure_leaves_nothing(name: &str) {
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     let (o, _) = restore(&ctx, &ctx.root, &id, &img, &[]);
     let o = o.fails();
-    assert!(o.stderr.to_lowercase().contains("criu"), "{o}");
+    // runc 1.1 differs: it fails earlier, on the missing descriptors.json.
+    if is_husk() {
+        assert!(o.stderr.contains("criu restore failed") || o.stderr.contains("criu: "), "{o}");
+    }
     ctx.assert_nothing_left(&id, &mounts);
 }
 
@@ -128,7 +131,7 @@ fn checkpoint_needs_a_running_container() {
 
 #[test]
 fn checkpoint_without_criu_says_what_is_needed() {
-    let mut ctx = Ctx::new("cknocriu");
+    let mut ctx = Ctx::new("cknoc");
     ctx.sh(COUNTER);
     let id = ctx.id();
     ctx.run_with(&id, &["-d"]).ok();
@@ -145,8 +148,13 @@ fn checkpoint_without_criu_says_what_is_needed() {
             assert!(o.stderr.contains("not found") && o.stderr.contains("CRIU 3.11 or newer"), "{o}");
         }
     }
-    let o = criu(&ctx, &ctx.root, &["--criu", "/nonexistent/criu", "restore", "--image-path", imgs, "new-id"]).fails();
+    let b = ctx.bundle.to_str().unwrap();
+    let o = criu(&ctx, &ctx.root, &["--criu", "/nonexistent/criu", "restore", "-b", b, "--image-path", imgs, "new-id"])
+        .fails();
     assert!(o.stderr.contains("criu"), "{o}");
+    if is_husk() {
+        assert!(o.stderr.contains("/nonexistent/criu not found"), "{o}");
+    }
     assert_eq!(ctx.status(&id), "running");
     assert!(!ctx.root.join("new-id").exists());
 }
@@ -170,7 +178,7 @@ fn checkpoint_with_too_old_criu_says_so() {
     if !is_husk() || !Path::new("/usr/bin/python3").exists() {
         return;
     }
-    let mut ctx = Ctx::new("ckoldcriu");
+    let mut ctx = Ctx::new("ckold");
     ctx.sh(COUNTER);
     let id = ctx.id();
     ctx.run_with(&id, &["-d"]).ok();
@@ -186,8 +194,18 @@ fn checkpoint_and_restore_check_their_flags() {
     ctx.sh(COUNTER);
     let id = ctx.id();
     ctx.run_with(&id, &["-d"]).ok();
-    criu(&ctx, &ctx.root, &["checkpoint", "--manage-cgroups-mode", "sloppy", &id]).fails_with("manage-cgroups-mode");
-    criu(&ctx, &ctx.root, &["restore", "--manage-cgroups-mode", "sloppy", "other"]).fails_with("manage-cgroups-mode");
+    // runc 1.1 words it "Invalid manage cgroups mode".
+    let bad_mode = |o: Out| {
+        let e = o.fails().stderr.to_lowercase().replace('-', " ");
+        assert!(e.contains("manage cgroups mode"), "{e}");
+    };
+    bad_mode(criu(&ctx, &ctx.root, &["checkpoint", "--manage-cgroups-mode", "sloppy", &id]));
+    // runc 1.1 differs: restore checks the mode only once it has set the container up.
+    if is_husk() {
+        let b = ctx.bundle.to_str().unwrap();
+        bad_mode(criu(&ctx, &ctx.root, &["restore", "-b", b, "--manage-cgroups-mode", "sloppy", "other"]));
+        assert!(!ctx.root.join("other").exists());
+    }
     if is_husk() {
         criu(&ctx, &ctx.root, &["checkpoint", "--page-server", "nohost", &id]).fails_with("ADDRESS:PORT");
         criu(&ctx, &ctx.root, &["checkpoint", "--empty-ns", "pid", &id]).fails_with("empty-ns");
