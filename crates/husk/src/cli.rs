@@ -31,9 +31,9 @@ pub struct Cli {
     /// Rootless mode: true, false or auto (before the command, as runc takes it)
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
-    /// Path to criu (accepted for compatibility)
-    #[arg(long, global = true, hide = true)]
-    pub criu: Option<String>,
+    /// Path to the criu binary used for checkpoint and restore (default: criu in $PATH)
+    #[arg(long, global = true)]
+    pub criu: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -149,6 +149,10 @@ pub enum Command {
         stats: bool,
         id: String,
     },
+    /// Checkpoint a running container with CRIU
+    Checkpoint(crate::checkpoint::CheckpointArgs),
+    /// Restore a container from a checkpoint
+    Restore(crate::checkpoint::RestoreArgs),
 }
 
 /// Long flags that runc (urfave/cli) also takes with a single dash, e.g. `-no-subreaper`.
@@ -188,8 +192,12 @@ pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
             } else if let Some(s) = arg.to_str() {
                 if let Some(rest) = s.strip_prefix('-').filter(|r| !r.starts_with('-')) {
                     let name = rest.split('=').next().unwrap_or("");
-                    if name.len() > 1 && (LONG_FLAGS.contains(&name) || crate::cgroup_cmds::LONG_FLAGS.contains(&name))
-                    {
+                    let long = |n: &str| {
+                        LONG_FLAGS.contains(&n)
+                            || crate::cgroup_cmds::LONG_FLAGS.contains(&n)
+                            || crate::checkpoint::LONG_FLAGS.contains(&n)
+                    };
+                    if name.len() > 1 && long(name) {
                         out.push(OsString::from(format!("-{s}")));
                         continue;
                     }
@@ -297,6 +305,11 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Resume { id } => container::resume(&cli.root, id)?,
         Command::Ps { format, id, ps_args } => crate::cgroup_cmds::ps(&cli.root, id, format, ps_args)?,
         Command::Events { interval, stats, id } => crate::cgroup_cmds::events(&cli.root, id, interval, *stats)?,
+        Command::Checkpoint(a) => crate::checkpoint::checkpoint(cli.root.clone(), cli.criu.clone(), a)?,
+        Command::Restore(a) => {
+            check_modes(&cli)?;
+            return crate::checkpoint::restore(cli.root.clone(), cli.criu.clone(), a);
+        }
     }
     Ok(0)
 }

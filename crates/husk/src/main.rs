@@ -1,6 +1,7 @@
 //! husk: a runc-compatible command line over libhusk.
 
 mod cgroup_cmds;
+mod checkpoint;
 mod cli;
 mod logging;
 mod run;

@@ -8,6 +8,7 @@ pub mod config;
 pub mod console;
 pub mod container;
 pub mod crashpoint;
+pub mod criu;
 pub mod error;
 pub mod features;
 #[doc(hidden)]

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod audit;
+pub mod criu;
 
 use std::fs;
 use std::io::Write;

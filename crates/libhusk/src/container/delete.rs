@@ -41,15 +41,21 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     };
     let status = state.status(&dir);
     match status {
-        // What is left in its own cgroup after the init died (an init whose creator died before
-        // it was created, children of a shared pid namespace) goes too, as runc does.
-        Status::Stopped => kill_all(&state, true)?,
-        Status::Created => kill_all(&state, false)?,
-        _ if force => kill_all(&state, false)?,
+        Status::Stopped | Status::Created => {}
+        _ if force => {}
         other => {
             return Err(Error::msg(format!("cannot delete container {id} that is not stopped: {}", other.as_str())))
         }
     }
+    destroy(dir, &state, status)
+}
+
+/// Kill whatever is left of the container, remove its cgroup and state, run poststop hooks.
+/// `dir` is locked by the caller; `status` is the container's as the caller last read it.
+pub(crate) fn destroy(dir: StateDir, state: &State, status: Status) -> Result<()> {
+    // What is left in its own cgroup after the init died (an init whose creator died before it
+    // was created, children of a shared pid namespace) goes too, as runc does.
+    kill_all(state, status == Status::Stopped)?;
     crate::crashpoint::here("delete:killed");
     state.cgroup.destroy()?;
     crate::crashpoint::here("delete:cgroup-removed");

@@ -176,6 +176,12 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         let sock = args.console_socket.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         let sock = sock.try_clone().ctx(|| "console socket")?;
         console::setup(sock, process.console_size().as_ref())?;
+    } else {
+        // A session of its own, as runc's init has, terminal or not: the container does not
+        // share the caller's session and process group (and CRIU can dump it without
+        // --shell-job).
+        rustix::process::setsid().ctx(|| "setsid")?;
+        reopen_dev_null();
     }
     create_cwd(process.cwd())?;
     rootfs::finalize(&ctx)?;
@@ -250,6 +256,34 @@ fn enter_late_pid_namespace(sync: &Channel) -> Result<()> {
     }
     let code = if sync.send(&Msg::Pid(pid)).is_ok() { 0 } else { 1 };
     exit(code)
+}
+
+/// Stdio that is the host's /dev/null becomes the container's own, as runc does: the container
+/// holds no file of the host's mounts (CRIU cannot dump one: "Can't lookup mount"). Runs after
+/// pivot_root; left as it is when the container's /dev/null is not the null device.
+fn reopen_dev_null() {
+    let null_dev = rustix::fs::makedev(1, 3);
+    let is_null = |st: &rustix::fs::Stat| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice
+            && st.st_rdev == null_dev
+    };
+    let flags = rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC;
+    let Ok(ours) = rustix::fs::open("/dev/null", flags, rustix::fs::Mode::empty()) else { return };
+    let Ok(our_st) = rustix::fs::fstat(&ours) else { return };
+    if !is_null(&our_st) {
+        return;
+    }
+    for target in 0..3 {
+        // SAFETY: fds 0-2 are stdio, owned by no Rust object here.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(target) };
+        match rustix::fs::fstat(fd) {
+            Ok(st) if is_null(&st) && (st.st_dev, st.st_ino) != (our_st.st_dev, our_st.st_ino) => {
+                // SAFETY: dup2 onto a stdio fd, which this process owns.
+                unsafe { libc::dup2(ours.as_raw_fd(), target) };
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Scheduler, I/O priority, personality and NUMA policy: before the capability drop, since
