@@ -30,19 +30,32 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool, no_subreaper: bool) -
         let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
     }
     // Blocked before the clone so nothing is lost; the init unblocks them before exec.
-    let signals = SignalFd::block(FORWARDED)?;
+    let signals = block_forwarded()?;
     let opts = CreateOptions { own_console: true, ..opts.clone() };
     let opts = &opts;
     let created = container::create(opts)?;
     start_or_cleanup(opts)?;
-    let code = match &created.console {
-        Some(master) => crate::tty::proxy(created.pid, &created.pidfd, &signals, master)?,
-        None => wait_forwarding(created.pid, &created.pidfd, &signals)?,
-    };
+    libhusk::crashpoint::here("run:started");
+    let code = wait(created.pid, &created.pidfd, created.console.as_ref(), &signals)?;
+    libhusk::crashpoint::here("run:exited");
     if !keep {
         container::delete(&opts.root, &opts.id, true)?;
     }
     Ok(code)
+}
+
+/// The signals a foreground container gets from us, blocked and readable from a signalfd.
+pub(crate) fn block_forwarded() -> Result<SignalFd> {
+    SignalFd::block(FORWARDED)
+}
+
+/// Wait in the foreground for a running container's init (our child), forwarding signals and
+/// proxying its pty when we hold the master; its exit status as `run` reports it.
+pub(crate) fn wait(pid: i32, pidfd: &OwnedFd, console: Option<&OwnedFd>, signals: &SignalFd) -> Result<u8> {
+    match console {
+        Some(master) => crate::tty::proxy(pid, pidfd, signals, master),
+        None => wait_forwarding(pid, pidfd, signals),
+    }
 }
 
 fn start_or_cleanup(opts: &CreateOptions) -> Result<()> {

@@ -64,7 +64,7 @@ fn cgroup2_every_resource_from_the_config() {
         res["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4 << 20}]);
     }
     ctx.config["linux"]["resources"] = res;
-    ctx.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "cgroup"}));
+    add_namespace(&mut ctx.config, "cgroup");
     let (id, pid) = sleeper(&mut ctx, "cat /sys/fs/cgroup/memory.max > /dev/shm/x; exec sleep 100", &[]);
     let d = cg2(&id);
     let procs = read(&d, "cgroup.procs");
@@ -302,7 +302,7 @@ fn systemd_system_container_boots_and_halts() {
     for set in ["bounding", "effective", "permitted"] {
         c["process"]["capabilities"][set] = caps.clone();
     }
-    c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "cgroup"}));
+    add_namespace(c, "cgroup");
     let mounts = c["mounts"].as_array_mut().unwrap();
     for m in mounts.iter_mut() {
         if m["destination"] == "/sys/fs/cgroup" {

@@ -119,6 +119,13 @@ fn bind_dev_console(slave: &OwnedFd) -> Result<()> {
     .ctx(|| "bind pty onto /dev/console")
 }
 
+/// Send a pty master made elsewhere (CRIU's, after a restore) to a console socket, named by its
+/// slave's path as `setup` names a new one.
+pub fn send_master(socket: &OwnedFd, master: &OwnedFd) -> Result<()> {
+    let name = ptsname(master, Vec::new()).map(|n| n.into_bytes()).unwrap_or_else(|_| b"/dev/ptmx".to_vec());
+    send_fd(socket, &name, master).ctx(|| "--console-socket: send pty master")
+}
+
 fn send_fd(socket: &OwnedFd, data: &[u8], fd: &OwnedFd) -> Result<()> {
     let fds = [fd.as_fd()];
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];

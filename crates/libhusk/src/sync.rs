@@ -21,6 +21,9 @@ pub enum Msg {
     HooksDone,
     /// init → parent: everything is set up; waiting for `start`.
     Ready,
+    /// parent → init: the state says created; wait for `start`. An init that reads end-of-file
+    /// instead (husk died before it saved the state) exits rather than wait for ever.
+    Created,
     /// init → parent: the real init is this pid (its pid-1 child after a late pid namespace).
     Pid(i32),
     /// init → parent: the seccomp notify fd comes with this message (SCM_RIGHTS), for the agent.
@@ -36,6 +39,7 @@ const READY: u8 = 4;
 const ERROR: u8 = 5;
 const PID: u8 = 6;
 const SECCOMP_FD: u8 = 7;
+const CREATED: u8 = 8;
 
 pub struct Channel(OwnedFd);
 
@@ -53,6 +57,7 @@ impl Channel {
             Msg::RunHooks => buf.push(RUN_HOOKS),
             Msg::HooksDone => buf.push(HOOKS_DONE),
             Msg::Ready => buf.push(READY),
+            Msg::Created => buf.push(CREATED),
             Msg::SeccompFd => buf.push(SECCOMP_FD),
             Msg::Pid(pid) => {
                 buf.push(PID);
@@ -122,6 +127,7 @@ impl Channel {
             RUN_HOOKS => Msg::RunHooks,
             HOOKS_DONE => Msg::HooksDone,
             READY => Msg::Ready,
+            CREATED => Msg::Created,
             ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
             SECCOMP_FD => Msg::SeccompFd,
             PID if n == 5 => Msg::Pid(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),

@@ -12,6 +12,9 @@
 //! again later for the container's own output).
 #![allow(dead_code)]
 
+pub mod audit;
+pub mod criu;
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -406,6 +409,32 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// What the leak audit looks at for this test: its ids so far, its dir, its `--root`, its
+    /// netns (see `audit.rs`). Make the ids before taking the first snapshot.
+    pub fn audit_scope(&self) -> audit::Scope {
+        audit::Scope {
+            ids: self.ids.lock().unwrap().iter().cloned().collect(),
+            dir: self.dir.clone(),
+            roots: vec![self.root.clone()],
+            netns: self.netns.lock().unwrap().clone(),
+        }
+    }
+
+    /// A leak-audit snapshot of this test's world.
+    pub fn audit(&self) -> audit::Snapshot {
+        audit::Snapshot::take(&self.audit_scope())
+    }
+
+    /// Fail if anything this test's containers could have left is there now and was not in
+    /// `before` (dying processes get 5 s).
+    #[track_caller]
+    pub fn assert_no_leaks(&self, before: &audit::Snapshot) {
+        let leaks = audit::wait_clean(&self.audit_scope(), before, Duration::from_secs(5));
+        assert!(leaks.is_empty(), "left behind:\n  {}", leaks.join("\n  "));
+    }
+}
+
 /// Live processes whose command line mentions `id` or whose cwd or root is inside `dir`.
 pub fn procs_of(id: &str, dir: &Path) -> Vec<(u32, String)> {
     let me = std::process::id();
@@ -614,4 +643,13 @@ pub fn require(f: Feature) -> bool {
     let line = format!("skipped {test} at {}: this host lacks {}\n", std::panic::Location::caller(), f.name());
     let _ = std::io::stderr().write_all(line.as_bytes());
     false
+}
+
+/// Add a new namespace of type `ty` to `config` unless it has one (the default spec's set depends
+/// on the host: a pure cgroup v2 host gets a cgroup namespace).
+pub fn add_namespace(config: &mut Value, ty: &str) {
+    let ns = config["linux"]["namespaces"].as_array_mut().expect("linux.namespaces");
+    if !ns.iter().any(|n| n["type"] == ty) {
+        ns.push(json!({ "type": ty }));
+    }
 }

@@ -75,6 +75,11 @@ fn realtime(n: i32) -> Option<Signal> {
 
 pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
     let dir = StateDir::open(root, id)?;
+    // --all freezes and thaws the cgroup: exclusive with pause/resume, and with a delete that
+    // would remove the cgroup between our freeze and thaw.
+    if all {
+        dir.lock()?;
+    }
     let state = dir.load()?;
     match state.status(&dir) {
         Status::Created | Status::Running | Status::Paused => {}
@@ -108,7 +113,7 @@ pub(crate) fn kill_all(state: &State, signal: Signal) -> Result<()> {
 /// Every process of the container: its cgroup's, or without one (rootless husk without cgroup
 /// delegation) those in the init's pid namespace when it has its own, else the init alone.
 pub(crate) fn container_pids(state: &State) -> Result<Vec<i32>> {
-    if !state.cgroup.placements.is_empty() || state.cgroup.systemd.is_some() {
+    if has_cgroup(state) {
         return state.cgroup.pids();
     }
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
@@ -126,6 +131,19 @@ pub(crate) fn container_pids(state: &State) -> Result<Vec<i32>> {
         }
     }
     Ok(out)
+}
+
+/// [`container_pids`], but from a cgroup only when the container created it (a joined, shared
+/// cgroup holds processes that are not the container's).
+pub(crate) fn own_pids(state: &State) -> Result<Vec<i32>> {
+    if has_cgroup(state) {
+        return state.cgroup.own_pids();
+    }
+    container_pids(state)
+}
+
+fn has_cgroup(state: &State) -> bool {
+    !state.cgroup.placements.is_empty() || state.cgroup.systemd.is_some()
 }
 
 /// Signal `pid` via a pidfd; with `expect`, only if it is still that same process.

@@ -1,21 +1,25 @@
-//! The lifecycle commands: create, start, state, list, kill, delete, run; and the cgroup ones:
-//! update, pause, resume, ps, events.
+//! The lifecycle commands: create, start, state, list, kill, delete, run, checkpoint, restore;
+//! and the cgroup ones: update, pause, resume, ps, events.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
 mod kill;
 mod pause;
+mod restore;
 mod start;
 mod update;
 
+pub use checkpoint::{checkpoint, parse_cg_mode, parse_empty_ns, CheckpointOptions};
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
 pub use events::events;
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, resume};
+pub use restore::{restore, RestoreOptions, Restored};
 pub use start::start;
-pub use update::{update, RdtUpdate};
+pub use update::{parse_resources, update, RdtUpdate};
 
 use std::path::Path;
 

@@ -57,6 +57,7 @@ struct Final<'a> {
 
 /// The child's entry point after clone3.
 pub fn run(args: InitArgs) -> ! {
+    set_comm(crate::state::INIT_COMM);
     // Until exec nothing in the container may ptrace us or read our memory. Nothing of the
     // container exists before `Go`, which comes once the maps are written.
     if !args.dumpable_until_mapped {
@@ -65,6 +66,12 @@ pub fn run(args: InitArgs) -> ! {
     let err = match setup(&args) {
         Ok(last) => match args.sync.send(&Msg::Ready) {
             Ok(()) => {
+                crate::crashpoint::here("init:ready");
+                if args.sync.expect(Msg::Created).is_err() {
+                    // husk died (or failed) before the container was recorded as created.
+                    exit(1);
+                }
+                crate::crashpoint::here("init:created");
                 let InitArgs { sync, start_listener, state, .. } = args;
                 drop(sync);
                 wait_for_start_and_exec(start_listener, state, &last)
@@ -90,6 +97,13 @@ fn set_dumpable(on: bool) {
     };
 }
 
+/// What `ps` and `state` see until exec replaces it.
+fn set_comm(name: &str) {
+    let Ok(name) = std::ffi::CString::new(name) else { return };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes; `name` outlives it.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
+
 fn exit(code: i32) -> ! {
     // SAFETY: _exit skips atexit handlers and stdio flushing that belong to the parent's copy.
     unsafe { libc::_exit(code) }
@@ -107,6 +121,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     let process = spec.process().as_ref().ok_or_else(|| Error::field("process", "missing"))?;
     args.sync.expect(Msg::Go)?;
     set_dumpable(false);
+    crate::crashpoint::here("init:go");
 
     if args.plan.new_user {
         become_namespace_root(linux)?;
@@ -161,6 +176,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         idmapped: args.idmapped,
     };
     rootfs::prepare(&ctx)?;
+    crate::crashpoint::here("init:rootfs");
     rootfs::apply_sysctls(&ctx)?;
     if args.parent_hooks {
         args.sync.send(&Msg::RunHooks)?;
@@ -174,6 +190,12 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         let sock = args.console_socket.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         let sock = sock.try_clone().ctx(|| "console socket")?;
         console::setup(sock, process.console_size().as_ref())?;
+    } else {
+        // A session of its own, as runc's init has, terminal or not: the container does not
+        // share the caller's session and process group (and CRIU can dump it without
+        // --shell-job).
+        rustix::process::setsid().ctx(|| "setsid")?;
+        reopen_dev_null();
     }
     create_cwd(process.cwd())?;
     rootfs::finalize(&ctx)?;
@@ -248,6 +270,34 @@ fn enter_late_pid_namespace(sync: &Channel) -> Result<()> {
     }
     let code = if sync.send(&Msg::Pid(pid)).is_ok() { 0 } else { 1 };
     exit(code)
+}
+
+/// Stdio that is the host's /dev/null becomes the container's own, as runc does: the container
+/// holds no file of the host's mounts (CRIU cannot dump one: "Can't lookup mount"). Runs after
+/// pivot_root; left as it is when the container's /dev/null is not the null device.
+fn reopen_dev_null() {
+    let null_dev = rustix::fs::makedev(1, 3);
+    let is_null = |st: &rustix::fs::Stat| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice
+            && st.st_rdev == null_dev
+    };
+    let flags = rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC;
+    let Ok(ours) = rustix::fs::open("/dev/null", flags, rustix::fs::Mode::empty()) else { return };
+    let Ok(our_st) = rustix::fs::fstat(&ours) else { return };
+    if !is_null(&our_st) {
+        return;
+    }
+    for target in 0..3 {
+        // SAFETY: fds 0-2 are stdio, owned by no Rust object here.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(target) };
+        match rustix::fs::fstat(fd) {
+            Ok(st) if is_null(&st) && (st.st_dev, st.st_ino) != (our_st.st_dev, our_st.st_ino) => {
+                // SAFETY: dup2 onto a stdio fd, which this process owns.
+                unsafe { libc::dup2(ours.as_raw_fd(), target) };
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Scheduler, I/O priority, personality and NUMA policy: before the capability drop, since
@@ -356,6 +406,7 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final) -> ! 
         }
     };
     drop(listener);
+    crate::crashpoint::here("init:accepted");
     let err = start_container_hooks(state).and_then(|()| {
         reset_signals();
         // Last, so nothing husk still does needs what they forbid.
