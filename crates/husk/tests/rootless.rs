@@ -241,6 +241,37 @@ fn rootless_devices_are_bound_from_the_host() {
 }
 
 #[test]
+fn rootless_device_the_host_lacks_is_refused_by_field() {
+    // The bind needs the host's node at the same path with the same numbers: a node the host does
+    // not have, or one whose numbers differ, is an error naming the device, and nothing is left.
+    // runc 1.1 differs: it binds whatever the host has at the path, without checking its numbers.
+    let mut ctx = Ctx::rootless("rldevbad");
+    for (i, dev) in [
+        json!({"path": "/dev/husk-no-such-device", "type": "c", "major": 1, "minor": 3}),
+        json!({"path": "/dev/zero", "type": "c", "major": 1, "minor": 3}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        ctx.config["linux"]["devices"] = json!([dev]);
+        let id = ctx.id();
+        let before = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let o = ctx.run(&id);
+        if i == 1 && !is_husk() {
+            continue;
+        }
+        let o = o.fails();
+        if is_husk() {
+            assert!(o.stderr.contains(&format!("linux.devices[0].path: {}", dev["path"].as_str().unwrap())), "{o}");
+            let why = ["no such device on the host", "the host's node is 1:5, which is not device 1:3"][i];
+            assert!(o.stderr.contains(why), "{o}");
+            assert_eq!(o.stderr_lines().len(), 1, "{o}");
+        }
+        ctx.assert_nothing_left(&id, &before);
+    }
+}
+
+#[test]
 fn rootless_sysfs_mount_is_replaced_by_the_hosts() {
     // The rootful spec's `sysfs` mount: without its own network namespace a user namespace cannot
     // mount sysfs; the host's /sys is bound instead, read-only as asked.

@@ -64,7 +64,8 @@ fn setup_dev(ctx: &RootfsContext, root: BorrowedFd<'_>) -> Result<()> {
         }
         let node =
             Node { kind: FileType::CharacterDevice, major, minor, mode: 0o666, uid: 0, gid: 0, host: Path::new(&path) };
-        make(ctx, dev.as_fd(), OsStr::new(name), &node)?;
+        make(ctx, dev.as_fd(), OsStr::new(name), &node)
+            .map_err(|e| if ctx.in_userns { e.context(&path) } else { e })?;
     }
     for (target, name) in SYMLINKS {
         symlink(dev.as_fd(), target, name)?;
@@ -111,7 +112,7 @@ fn device(ctx: &RootfsContext, root: BorrowedFd<'_>, d: &LinuxDevice) -> Result<
 fn make(ctx: &RootfsContext, dir: BorrowedFd<'_>, name: &OsStr, n: &Node) -> Result<()> {
     let shown = || n.host.display().to_string();
     if ctx.in_userns && n.kind != FileType::Fifo {
-        return bind_host(dir, name, n).map_err(|e| e.context(shown()));
+        return bind_host(dir, name, n);
     }
     let dev = rustix::fs::makedev(n.major, n.minor);
     let mode = Mode::from_raw_mode(n.mode);
@@ -131,13 +132,21 @@ fn make(ctx: &RootfsContext, dir: BorrowedFd<'_>, name: &OsStr, n: &Node) -> Res
 }
 
 /// In a user namespace mknod is refused: bind the host's node onto an empty file, after checking
-/// the host path really is that device.
+/// the host path really is that device. Errors leave the path to the caller's context.
 fn bind_host(dir: BorrowedFd<'_>, name: &OsStr, n: &Node) -> Result<()> {
-    let tree = clone_path(n.host, false)?;
+    let tree = clone_path(n.host, false).map_err(|e| match e {
+        Errno::NOENT => Error::msg("no such device on the host to bind (a user namespace cannot mknod)")
+            .with_errno(e.raw_os_error()),
+        e => Error::os("bind the host's node", e.raw_os_error()),
+    })?;
     let st = rustix::fs::fstat(&tree)?;
     let want = rustix::fs::makedev(n.major, n.minor);
     if FileType::from_raw_mode(st.st_mode) != n.kind || st.st_rdev != want {
-        return Err(Error::msg(format!("host {} is not device {}:{}", n.host.display(), n.major, n.minor)));
+        let (major, minor) = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+        return Err(Error::msg(format!(
+            "the host's node is {major}:{minor}, which is not device {}:{} (a user namespace cannot mknod)",
+            n.major, n.minor
+        )));
     }
     match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => {}
