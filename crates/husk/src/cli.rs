@@ -261,10 +261,10 @@ fn rootless(cli: &Cli) -> bool {
     }
 }
 
-/// CRIU restores only as root; rootless husk says so before it asks CRIU.
-fn check_restore() -> Result<()> {
+/// CRIU checkpoints and restores only as root; rootless husk says so before it asks CRIU.
+fn check_criu(command: &str) -> Result<()> {
     if !rustix::process::geteuid().is_root() {
-        return Err(Error::msg("restore: rootless husk cannot restore a container: CRIU needs root"));
+        return Err(Error::msg(format!("{command}: rootless husk cannot {command} a container: CRIU needs root")));
     }
     Ok(())
 }
@@ -311,9 +311,12 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Resume { id } => container::resume(&cli.root, id)?,
         Command::Ps { format, id, ps_args } => crate::cgroup_cmds::ps(&cli.root, id, format, ps_args)?,
         Command::Events { interval, stats, id } => crate::cgroup_cmds::events(&cli.root, id, interval, *stats)?,
-        Command::Checkpoint(a) => crate::checkpoint::checkpoint(cli.root.clone(), cli.criu.clone(), a)?,
+        Command::Checkpoint(a) => {
+            check_criu("checkpoint")?;
+            crate::checkpoint::checkpoint(cli.root.clone(), cli.criu.clone(), a)?
+        }
         Command::Restore(a) => {
-            check_restore()?;
+            check_criu("restore")?;
             return crate::checkpoint::restore(cli.root.clone(), cli.criu.clone(), a);
         }
     }
