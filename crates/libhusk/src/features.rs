@@ -88,8 +88,8 @@ pub fn features() -> Value {
             "namespaces": NAMESPACES,
             "capabilities": capabilities(),
             // Cgroup managers we drive: the fs drivers for v1 and v2 (rdma.max on both) and the
-            // system-wide systemd driver (v2 hosts); no user-scoped one (rootless).
-            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true },
+            // systemd driver (v2 hosts), PID 1's or, rootless, the user's own manager.
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": true, "rdma": true },
             "seccomp": {
                 "enabled": true,
                 "actions": seccomp::ACTIONS,
@@ -194,7 +194,7 @@ sys.exit(1 if errors else 0)
         assert_eq!(f["annotations"]["io.github.seccomp.libseccomp.version"], "2.5.4");
         assert_eq!(linux["netDevices"]["enabled"], true);
         assert_eq!(linux["cgroup"]["systemd"], true);
-        assert_eq!(linux["cgroup"]["systemdUser"], false);
+        assert_eq!(linux["cgroup"]["systemdUser"], true);
         assert!(linux["intelRdt"]["enabled"].is_boolean());
         assert_eq!(f["annotations"]["org.opencontainers.runc.checkpoint.enabled"], "true");
         // Round trip: what we print is what a caller parses.

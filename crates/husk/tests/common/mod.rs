@@ -210,6 +210,12 @@ pub struct Ctx {
     netns: Mutex<Vec<String>>,
     /// Runtime calls run as this user ([`Ctx::rootless`]); root when None.
     pub user: Option<rootless::User>,
+    /// Extra environment of runtime calls.
+    pub env: Vec<(String, String)>,
+    /// A command runtime calls run under (`systemd-run --user --scope --`): empty for none.
+    pub wrap: Vec<String>,
+    /// Global flags of every runtime call, after `--root` (`--systemd-cgroup`).
+    pub global: Vec<String>,
 }
 
 pub const CGROUP_PARENT: &str = "husk-tests";
@@ -242,6 +248,9 @@ impl Ctx {
             ids: Mutex::new(vec![]),
             netns: Mutex::new(vec![]),
             user: None,
+            env: vec![],
+            wrap: vec![],
+            global: vec![],
         }
     }
 
@@ -285,11 +294,19 @@ impl Ctx {
 
     /// A runtime command with this test's `--root`.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(bin());
-        c.arg("--root").arg(&self.root).stdin(Stdio::null()).current_dir(&self.dir);
+        let mut c = match self.wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        c.arg("--root").arg(&self.root).args(&self.global).stdin(Stdio::null()).current_dir(&self.dir);
         if let Some(u) = &self.user {
             rootless::as_user(&mut c, u, &self.dir);
         }
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 

@@ -152,7 +152,7 @@ fn create_in(
     };
     let cgroup = if opts.systemd_cgroup {
         // Nothing exists before the unit starts (with the init's pid, below): record the plan.
-        let cg = Cgroup::create_systemd(cgroups_path, &opts.id, resources)?;
+        let cg = Cgroup::create_systemd(cgroups_path, &opts.id, resources, opts.rootless)?;
         record(&cg)?;
         cg
     } else {

@@ -1,13 +1,16 @@
-//! The few systemd Manager calls the driver makes, over the system bus with rustbus: start a
-//! transient unit and wait for its job, set properties, stop a unit. Only `--systemd-cgroup`
-//! reaches this file: the cgroupfs path never opens a D-Bus connection.
+//! The few systemd Manager calls the driver makes, with rustbus: start a transient unit and wait
+//! for its job, set properties, stop a unit, read the manager's own cgroup. Over the system bus
+//! to PID 1, or for rootless husk over the user's session bus to the user's manager. Only
+//! `--systemd-cgroup` reaches this file: the cgroupfs path never opens a D-Bus connection.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rustbus::connection::Timeout;
 use rustbus::message_builder::{MarshalledMessage, MessageType};
+use rustbus::wire::unmarshal::traits::Variant;
 use rustbus::wire::ObjectPath;
-use rustbus::{get_system_bus_path, DuplexConn, MessageBuilder};
+use rustbus::{get_session_bus_path, get_system_bus_path, DuplexConn, MessageBuilder};
 
 use crate::error::{Error, Result};
 
@@ -34,10 +37,37 @@ fn bus_err(what: &str) -> impl Fn(rustbus::connection::Error) -> Error + '_ {
     move |e| Error::msg(format!("systemd: {what}: {e:?}"))
 }
 
+/// The user's session bus, as runc finds it: `$DBUS_SESSION_BUS_ADDRESS`, else
+/// `$XDG_RUNTIME_DIR/bus`, else `/run/user/UID/bus`.
+fn session_bus() -> Result<nix::sys::socket::UnixAddr> {
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty()) {
+        return get_session_bus_path().map_err(bus_err("the session bus of $DBUS_SESSION_BUS_ADDRESS"));
+    }
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", rustix::process::getuid().as_raw())));
+    let path = dir.join("bus");
+    if !path.exists() {
+        return Err(Error::msg(format!(
+            "systemd: no user session bus at {} (rootless --systemd-cgroup needs the user's systemd manager: \
+             a login session or `loginctl enable-linger`; or set DBUS_SESSION_BUS_ADDRESS)",
+            path.display()
+        )));
+    }
+    nix::sys::socket::UnixAddr::new(&path).map_err(|e| Error::msg(format!("systemd: {}: {e}", path.display())))
+}
+
 impl Systemd {
-    pub fn connect() -> Result<Systemd> {
-        let addr = get_system_bus_path().map_err(bus_err("the system bus"))?;
-        let mut conn = DuplexConn::connect_to_bus(addr, false).map_err(bus_err("connect to the system bus"))?;
+    /// PID 1's manager over the system bus, or with `user` the caller's own manager.
+    pub fn connect(user: bool) -> Result<Systemd> {
+        let (addr, bus) = if user {
+            (session_bus()?, "the user's session bus")
+        } else {
+            (get_system_bus_path().map_err(bus_err("the system bus"))?, "the system bus")
+        };
+        let what = format!("connect to {bus}");
+        let mut conn = DuplexConn::connect_to_bus(addr, false).map_err(bus_err(&what))?;
         conn.send_hello(Timeout::Duration(JOB_LIMIT)).map_err(bus_err("hello"))?;
         let mut s = Systemd { conn };
         // JobRemoved tells when a unit's start or stop has finished; systemd sends its signals
@@ -131,6 +161,24 @@ impl Systemd {
                 seen.push(m);
             }
         }
+    }
+
+    /// The manager's own cgroup (`/user.slice/user-1000.slice/user@1000.service` for a user's):
+    /// the units of a user's manager live below it.
+    pub fn control_group(&mut self) -> Result<String> {
+        let what = "read the manager's ControlGroup";
+        let mut m = MessageBuilder::new()
+            .call("Get")
+            .with_interface("org.freedesktop.DBus.Properties")
+            .on(PATH)
+            .at(DEST)
+            .build();
+        let e = |e| Error::msg(format!("systemd: {what}: {e:?}"));
+        m.body.push_param(MANAGER).map_err(e)?;
+        m.body.push_param("ControlGroup").map_err(e)?;
+        let reply = self.call(m, what)?;
+        let v: Variant = reply.body.parser().get().map_err(|e| Error::msg(format!("systemd: {what}: {e:?}")))?;
+        v.get::<String>().map_err(|e| Error::msg(format!("systemd: {what}: {e:?}")))
     }
 
     pub fn start_transient_unit(&mut self, unit: &str, props: &Props) -> Result<()> {

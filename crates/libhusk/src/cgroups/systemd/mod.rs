@@ -3,7 +3,9 @@
 //! over D-Bus with the init's pid and the resource properties systemd knows (so that systemd's
 //! view matches and a daemon-reload does not undo them); everything is then also written to the
 //! scope's cgroup files like the cgroupfs driver does, and the device list is husk's eBPF filter.
-//! Only on cgroup v2: a v1 host gets an error that says so.
+//! Only on cgroup v2: a v1 host gets an error that says so. Rootless husk asks the user's own
+//! manager (its session bus), whose units live below the manager's cgroup, delegated to the
+//! user: the default slice is then `user.slice` there, as runc's.
 
 mod dbus;
 
@@ -24,6 +26,9 @@ const FIELD: &str = "linux.cgroupsPath";
 pub struct Unit {
     pub name: String,
     pub slice: String,
+    /// In the user's manager (rootless husk), not PID 1's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user: bool,
 }
 
 /// `a-b-c.slice` → `/a.slice/a-b.slice/a-b-c.slice` (systemd's slice nesting); `-.slice` is `/`.
@@ -49,8 +54,14 @@ pub fn expand_slice(slice: &str) -> Result<PathBuf> {
 }
 
 /// The unit and its cgroup directory for `cgroupsPath` (`slice:prefix:name`; empty: the default
-/// `system.slice:husk:<id>`).
-pub fn unit_for(cgroups_path: Option<&Path>, id: &str, mount: &Path) -> Result<(Unit, PathBuf)> {
+/// `system.slice:husk:<id>`). With `user_manager` (the user's manager's own cgroup) the unit is
+/// that manager's, its slice below that cgroup, `user.slice` by default.
+pub fn unit_for(
+    cgroups_path: Option<&Path>,
+    id: &str,
+    mount: &Path,
+    user_manager: Option<&Path>,
+) -> Result<(Unit, PathBuf)> {
     let text = cgroups_path.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     let (slice, prefix, name) = if text.is_empty() {
         (String::new(), "husk".to_owned(), id.to_owned())
@@ -70,7 +81,11 @@ pub fn unit_for(cgroups_path: Option<&Path>, id: &str, mount: &Path) -> Result<(
     if name.ends_with(".slice") {
         return Err(Error::field(FIELD, "a slice as the container's own unit is not supported; name a scope"));
     }
-    let slice = if slice.is_empty() { "system.slice".to_owned() } else { slice };
+    let slice = match slice.is_empty() {
+        false => slice,
+        true if user_manager.is_some() => "user.slice".to_owned(),
+        true => "system.slice".to_owned(),
+    };
     let unit = if name.ends_with(".scope") {
         name
     } else if prefix.is_empty() {
@@ -79,8 +94,12 @@ pub fn unit_for(cgroups_path: Option<&Path>, id: &str, mount: &Path) -> Result<(
         format!("{prefix}-{name}.scope")
     };
     let rel = expand_slice(&slice)?;
-    let dir = mount.join(rel.strip_prefix("/").unwrap_or(&rel)).join(&unit);
-    Ok((Unit { name: unit, slice }, dir))
+    let base = match user_manager {
+        Some(m) => mount.join(m.strip_prefix("/").unwrap_or(m)),
+        None => mount.to_path_buf(),
+    };
+    let dir = base.join(rel.strip_prefix("/").unwrap_or(&rel)).join(&unit);
+    Ok((Unit { name: unit, slice, user: user_manager.is_some() }, dir))
 }
 
 /// "0-2,5" as systemd's AllowedCPUs bitmask: bit n of byte n/8 for CPU n.
@@ -152,13 +171,23 @@ fn resource_props(r: &LinuxResources) -> Result<Props> {
 
 impl Cgroup {
     /// The systemd placement: nothing is created until [`Cgroup::add_process`] has the pid.
-    pub fn create_systemd(cgroups_path: Option<&Path>, id: &str, res: Option<&LinuxResources>) -> Result<Cgroup> {
+    /// `rootless`: in the calling user's manager.
+    pub fn create_systemd(
+        cgroups_path: Option<&Path>,
+        id: &str,
+        res: Option<&LinuxResources>,
+        rootless: bool,
+    ) -> Result<Cgroup> {
         let hierarchies = super::host_hierarchies()?;
         if Mode::of(&hierarchies) != Mode::V2 {
             return Err(Error::msg("--systemd-cgroup: the systemd cgroup driver needs a cgroup v2 (unified) host"));
         }
         let mount = hierarchies.iter().find(|h| h.v2).map(|h| h.mount.clone()).unwrap_or_default();
-        let (unit, dir) = unit_for(cgroups_path, id, &mount)?;
+        let manager = match rootless {
+            true => Some(PathBuf::from(Systemd::connect(true)?.control_group()?)),
+            false => None,
+        };
+        let (unit, dir) = unit_for(cgroups_path, id, &mount, manager.as_deref())?;
         let mut cg = Cgroup {
             placements: vec![Placement { mount, controllers: Vec::new(), v2: true, dir, created: Vec::new() }],
             mode: Some(Mode::V2),
@@ -192,9 +221,16 @@ impl Cgroup {
         if let Some(r) = &res {
             props.extend(resource_props(r)?);
         }
-        Systemd::connect()?.start_transient_unit(&unit.name, &props)?;
+        Systemd::connect(unit.user)?.start_transient_unit(&unit.name, &props)?;
         let rules = super::devices::rules(res.as_ref().and_then(|r| r.devices().as_ref()))?;
-        if !super::devices::is_allow_all(&rules) {
+        if unit.user {
+            // Loading a device filter needs CAP_SYS_ADMIN on the host, which a user does not have;
+            // runc ignores the failure rootless too. The user namespace is the limit: no mknod
+            // there, and the nodes bound from the host keep the host's permissions.
+            if !super::devices::is_allow_all(&rules) {
+                tracing::debug!("rootless: linux.resources.devices not applied (no eBPF device filter for a user)");
+            }
+        } else if !super::devices::is_allow_all(&rules) {
             self.apply_devices(&rules)?;
         }
         if let Some(r) = &res {
@@ -210,11 +246,11 @@ impl Cgroup {
         if props.is_empty() {
             return Ok(());
         }
-        Systemd::connect()?.set_unit_properties(&unit.name, &props)
+        Systemd::connect(unit.user)?.set_unit_properties(&unit.name, &props)
     }
 
     pub(super) fn stop_unit(&self, unit: &Unit) -> Result<()> {
-        Systemd::connect()?.stop_unit(&unit.name)?;
+        Systemd::connect(unit.user)?.stop_unit(&unit.name)?;
         // systemd removes the scope's cgroup; sub-cgroups the container made are left to it.
         match self.placements.first() {
             Some(p) if p.dir.exists() => {
@@ -236,15 +272,26 @@ mod tests {
         assert_eq!(expand_slice("a-b-c.slice").unwrap(), PathBuf::from("/a.slice/a-b.slice/a-b-c.slice"));
         assert!(expand_slice("a--b.slice").is_err() && expand_slice("nope").is_err());
         let m = Path::new("/sys/fs/cgroup");
-        let (u, d) = unit_for(Some(Path::new("machine.slice:libpod:abc")), "x", m).unwrap();
+        let (u, d) = unit_for(Some(Path::new("machine.slice:libpod:abc")), "x", m, None).unwrap();
         assert_eq!((u.name.as_str(), u.slice.as_str()), ("libpod-abc.scope", "machine.slice"));
         assert_eq!(d, PathBuf::from("/sys/fs/cgroup/machine.slice/libpod-abc.scope"));
-        let (u, d) = unit_for(None, "id1", m).unwrap();
+        let (u, d) = unit_for(None, "id1", m, None).unwrap();
         assert_eq!(u.name, "husk-id1.scope");
         assert_eq!(d, PathBuf::from("/sys/fs/cgroup/system.slice/husk-id1.scope"));
-        let (u, _) = unit_for(Some(Path::new("user-1000.slice::x.scope")), "x", m).unwrap();
+        assert!(!u.user);
+        // Rootless: below the user's manager, in its user.slice by default (runc's layout).
+        let mgr = Path::new("/user.slice/user-1000.slice/user@1000.service");
+        let (u, d) = unit_for(None, "id1", m, Some(mgr)).unwrap();
+        assert_eq!((u.slice.as_str(), u.user), ("user.slice", true));
+        assert_eq!(
+            d,
+            PathBuf::from("/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/user.slice/husk-id1.scope")
+        );
+        let (_, d) = unit_for(Some(Path::new("app-a.slice:p:n")), "x", m, Some(mgr)).unwrap();
+        assert_eq!(d, m.join("user.slice/user-1000.slice/user@1000.service/app.slice/app-a.slice/p-n.scope"));
+        let (u, _) = unit_for(Some(Path::new("user-1000.slice::x.scope")), "x", m, None).unwrap();
         assert_eq!((u.name.as_str(), u.slice.as_str()), ("x.scope", "user-1000.slice"));
-        let e = unit_for(Some(Path::new("/husk/x")), "x", m).unwrap_err();
+        let e = unit_for(Some(Path::new("/husk/x")), "x", m, None).unwrap_err();
         assert!(e.to_string().starts_with("linux.cgroupsPath: expected \"slice:prefix:name\""), "{e}");
         assert_eq!(cpu_mask("0-2,9", "f").unwrap(), vec![0b111, 0b10]);
         assert!(cpu_mask("3-1", "f").is_err());
