@@ -74,7 +74,8 @@ impl NsPlan {
         plan.new_net = new(LinuxNamespaceType::Network);
         plan.new_mount = new(LinuxNamespaceType::Mount);
         plan.new_cgroup = new(LinuxNamespaceType::Cgroup);
-        plan.in_userns = plan.new_user || joins(LinuxNamespaceType::User);
+        // husk itself in a user namespace (run by rootless Podman) puts the init there too.
+        plan.in_userns = plan.new_user || joins(LinuxNamespaceType::User) || crate::userns::in_user_namespace();
         if !plan.new_mount && !joins(LinuxNamespaceType::Mount) {
             return Err(Error::field("linux.namespaces", "a mount namespace is required"));
         }

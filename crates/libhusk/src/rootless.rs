@@ -4,11 +4,15 @@
 
 use std::path::PathBuf;
 
-/// `/run/husk`, or for a non-root caller `$XDG_RUNTIME_DIR/husk` (runc: `$XDG_RUNTIME_DIR/runc`),
-/// a directory the user owns and that goes away with the user's last session.
+/// `/run/husk`, or `$XDG_RUNTIME_DIR/husk` (a directory the user owns and that goes away with the
+/// user's last session) when runc would use `$XDG_RUNTIME_DIR/runc`: for a non-root caller, and
+/// for root inside a user namespace unless `$USER` is root (rootless Podman runs the runtime as
+/// root in its user namespace, with its own user's XDG_RUNTIME_DIR and no --root).
 pub fn default_root() -> PathBuf {
-    if !rustix::process::geteuid().is_root() {
-        if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        let honour = !rustix::process::geteuid().is_root()
+            || (crate::userns::in_user_namespace() && !matches!(std::env::var_os("USER"), Some(u) if u == "root"));
+        if honour {
             return PathBuf::from(dir).join("husk");
         }
     }
