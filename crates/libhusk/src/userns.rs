@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use oci_spec::runtime::LinuxIdMapping;
 use rustix::fs::{Mode, OFlags};
@@ -93,16 +93,27 @@ impl Kind {
 /// group that denies it access); anything else goes through the setuid helpers
 /// newuidmap/newgidmap, which check the ranges against /etc/subuid and /etc/subgid.
 pub fn write_maps(pid: i32, uid: &[Range], gid: &[Range]) -> Result<()> {
-    write_map(pid, Kind::Uid, uid)?;
-    write_map(pid, Kind::Gid, gid)
+    // The helpers are two setuid programs of a few ms each: both run at once.
+    let uid_map = start_map(pid, Kind::Uid, uid)?;
+    let gid_map = start_map(pid, Kind::Gid, gid);
+    let uid_done = finish_map(pid, uid_map);
+    uid_done.and(gid_map.and_then(|g| finish_map(pid, g)))
 }
 
-fn write_map(pid: i32, kind: Kind, maps: &[Range]) -> Result<()> {
+/// A map written already, or a helper still writing it.
+enum Pending {
+    Done,
+    Helper(Kind, Child, Vec<Range>),
+}
+
+fn start_map(pid: i32, kind: Kind, maps: &[Range]) -> Result<Pending> {
     if maps.is_empty() {
-        return Ok(());
+        return Ok(Pending::Done);
     }
     let path = format!("/proc/{pid}/{}", kind.file());
-    let write = || std::fs::write(&path, map_text(maps)).ctx(|| format!("{}: write {path}", kind.field()));
+    let write = || {
+        std::fs::write(&path, map_text(maps)).ctx(|| format!("{}: write {path}", kind.field())).map(|()| Pending::Done)
+    };
     if privileged() {
         return write();
     }
@@ -116,12 +127,12 @@ fn write_map(pid: i32, kind: Kind, maps: &[Range]) -> Result<()> {
             return write();
         }
     }
-    run_tool(pid, kind, maps)
+    spawn_helper(pid, kind, maps)
 }
 
 /// `newuidmap PID INNER OUTER SIZE...`: the helper refuses ranges /etc/subuid does not give us
 /// and says so on stderr, which becomes the error.
-fn run_tool(pid: i32, kind: Kind, maps: &[Range]) -> Result<()> {
+fn spawn_helper(pid: i32, kind: Kind, maps: &[Range]) -> Result<Pending> {
     let tool = kind.tool();
     let Some(bin) = find_in_path(tool) else {
         return Err(Error::field(
@@ -137,18 +148,25 @@ fn run_tool(pid: i32, kind: Kind, maps: &[Range]) -> Result<()> {
     for m in maps {
         cmd.args([m.inner.to_string(), m.outer.to_string(), m.size.to_string()]);
     }
-    let out = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .ctx(|| format!("{}: run {}", kind.field(), bin.display()))?;
+    Ok(Pending::Helper(kind, child, maps.to_vec()))
+}
+
+fn finish_map(pid: i32, pending: Pending) -> Result<()> {
+    let Pending::Helper(kind, child, maps) = pending else { return Ok(()) };
+    let tool = kind.tool();
+    let out = child.wait_with_output().ctx(|| format!("{}: wait for {tool}", kind.field()))?;
     if out.status.success() {
         return Ok(());
     }
     let why = String::from_utf8_lossy(&out.stderr);
     let why = why.trim().lines().last().unwrap_or("failed").to_string();
-    Err(Error::field(kind.field(), format!("{tool} {pid} {}: {why}", describe(maps))))
+    Err(Error::field(kind.field(), format!("{tool} {pid} {}: {why}", describe(&maps))))
 }
 
 fn describe(maps: &[Range]) -> String {

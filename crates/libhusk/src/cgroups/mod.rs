@@ -208,7 +208,7 @@ impl Cgroup {
     }
 
     /// The placements for `cgroups_path` in every usable hierarchy, nothing created yet.
-    fn placements_in(hierarchies: &[Hierarchy], cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
+    pub(super) fn placements_in(hierarchies: &[Hierarchy], cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
         let mode = Mode::of(hierarchies);
         if mode == Mode::None {
             return Err(Error::msg("cgroups: no cgroup filesystem is mounted (/proc/self/mountinfo)"));

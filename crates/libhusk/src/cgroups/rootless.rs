@@ -1,7 +1,10 @@
 //! cgroups for rootless husk: going on without any where the user may not make them (as runc
 //! does), and the clear error of the commands that need one.
 
+use std::path::Path;
+
 use oci_spec::runtime::LinuxResources;
+use rustix::fs::{Access, AtFlags, CWD};
 
 use super::{resources, Cgroup};
 use crate::error::{Error, Result};
@@ -38,6 +41,32 @@ impl Cgroup {
              events and resource limits need cgroup delegation (cgroup v2 with --systemd-cgroup)"
         );
         Ok(Cgroup::default())
+    }
+
+    /// Rootless: why the caller may not make (or join) the container's cgroup, asked of the
+    /// filesystem before anything is recorded or made, so that a host without delegation (v1)
+    /// costs no plan, no failed mkdir and no second state save. None: go ahead and try.
+    pub fn refused_to_caller(cgroups_path: Option<&Path>, id: &str) -> Result<Option<Error>> {
+        let hierarchies = super::host_hierarchies()?;
+        let Ok(cg) = Self::placements_in(&hierarchies, cgroups_path, id) else { return Ok(None) };
+        for p in &cg.placements {
+            // An existing cgroup is joined through its cgroup.procs; a new one is made in its
+            // nearest existing ancestor.
+            let (what, path, access) = if p.dir.exists() {
+                ("write", p.dir.join("cgroup.procs"), Access::WRITE_OK)
+            } else {
+                let mut dir = p.dir.as_path();
+                while let Some(parent) = dir.parent().filter(|_| !dir.exists()) {
+                    dir = parent;
+                }
+                ("mkdir", dir.to_path_buf(), Access::WRITE_OK | Access::EXEC_OK)
+            };
+            if let Err(e) = rustix::fs::accessat(CWD, &path, access, AtFlags::EACCESS) {
+                let shown = if what == "mkdir" { p.dir.display() } else { path.display() };
+                return Ok(Some(Error::os(format!("{what} {shown}"), e.raw_os_error())));
+            }
+        }
+        Ok(None)
     }
 
     /// Commands that need the container's cgroup fail with this when it has none.

@@ -155,6 +155,10 @@ fn create_in(
         let cg = Cgroup::create_systemd(cgroups_path, &opts.id, resources, opts.rootless)?;
         record(&cg)?;
         cg
+    } else if let Some(why) = rootless_refusal(opts, cgroups_path)? {
+        let none = Cgroup::rootless_none(resources, &why)?;
+        record(&none)?;
+        none
     } else {
         match Cgroup::create_recorded(cgroups_path, &opts.id, resources, record) {
             Ok(cg) => cg,
@@ -334,6 +338,15 @@ fn bind_start_socket(dir: &StateDir) -> Result<OwnedFd> {
     bind(&sock, &addr).ctx(|| format!("bind {}", dir.path.join(START_SOCKET).display()))?;
     listen(&sock, 1).ctx(|| "listen on start socket")?;
     Ok(sock)
+}
+
+/// Rootless: why the caller may make no cgroup for the container, when the filesystem says so
+/// up front (create then goes on without one).
+fn rootless_refusal(opts: &CreateOptions, cgroups_path: Option<&std::path::Path>) -> Result<Option<Error>> {
+    if !opts.rootless {
+        return Ok(None);
+    }
+    Cgroup::refused_to_caller(cgroups_path, &opts.id)
 }
 
 /// systemd socket activation: with LISTEN_FDS set for us (LISTEN_PID is our pid, as
