@@ -153,3 +153,32 @@ fn cgroup2_rootless_systemd_without_a_session_bus_fails_clearly() {
     }
     ctx.assert_nothing_left(&id, &before);
 }
+
+#[test]
+fn cgroup2_rootless_cgroupfs_in_the_users_delegated_subtree() {
+    // Without --systemd-cgroup: a cgroupsPath inside the subtree the user's manager was
+    // delegated, husk run from inside that subtree (the kernel lets a process move between two
+    // cgroups only with write access to their common ancestor), so the cgroupfs driver makes,
+    // limits and removes the container's cgroup as the user.
+    let Some((mut ctx, u)) = user_ctx("rlcgfs") else { return };
+    ctx.global.clear();
+    ctx.wrap = ["systemd-run", "--user", "--scope", "--quiet", "--"].map(String::from).to_vec();
+    let id = ctx.id();
+    let rel = format!("/user.slice/user-{0}.slice/user@{0}.service/husktest-{id}", u.uid);
+    let cg = Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'));
+    ctx.config["linux"]["cgroupsPath"] = json!(rel);
+    ctx.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 16}});
+    ctx.sh("cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; exec sleep 1000");
+    let o = ctx.run_with(&id, &["-d"]).ok();
+    let pid = ctx.state(&id)["pid"].as_u64().unwrap() as u32;
+    assert!(wait_for(10, || o.stdout_now() == "67108864\n16\n"), "{}", o.stdout_now());
+    assert_eq!(cgroup_of(pid), cg);
+    assert_eq!(fs::metadata(&cg).unwrap().uid(), u.uid);
+    assert_eq!(read(&cg, "memory.max"), "67108864");
+    ctx.husk(&["update", "--memory", "96M", &id]).ok();
+    assert_eq!(read(&cg, "memory.max"), "100663296");
+    ctx.husk(&["pause", &id]).ok();
+    assert_eq!(read(&cg, "cgroup.freeze"), "1");
+    ctx.husk(&["delete", "--force", &id]).ok();
+    assert!(!alive(pid) && !cg.exists(), "{} left behind", cg.display());
+}

@@ -91,13 +91,21 @@ impl Cgroup {
         let rel = p.dir.strip_prefix(&p.mount).unwrap_or(Path::new(""));
         let mut dir = p.mount.clone();
         for comp in rel.components() {
+            // Only what is not enabled there yet: a level above a delegated subtree (the root, a
+            // user's slice) is not the caller's to write, and already has what was delegated.
+            let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+            let missing = |list: &[String]| -> Vec<String> {
+                list.iter().filter(|c| !enabled.split_whitespace().any(|e| e == &c[1..])).cloned().collect()
+            };
+            let (missing_all, missing_needed) = (missing(&everything), missing(&needed));
             // All at once when that works; a controller refused there (a parent that has
             // processes, a threaded subtree) must not fail one that is not needed.
-            let done =
-                all && super::resources::write(&dir, "cgroup.subtree_control", &everything.join(" "), "").is_ok();
-            if !done && !needed.is_empty() {
+            let done = all
+                && (missing_all.is_empty()
+                    || super::resources::write(&dir, "cgroup.subtree_control", &missing_all.join(" "), "").is_ok());
+            if !done && !missing_needed.is_empty() {
                 let field = &plan.v2_needs[0].1;
-                super::resources::write(&dir, "cgroup.subtree_control", &needed.join(" "), field)?;
+                super::resources::write(&dir, "cgroup.subtree_control", &missing_needed.join(" "), field)?;
             }
             dir.push(comp);
         }
