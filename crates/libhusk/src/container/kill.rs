@@ -116,6 +116,11 @@ pub(crate) fn container_pids(state: &State) -> Result<Vec<i32>> {
     if has_cgroup(state) {
         return state.cgroup.pids();
     }
+    // A dead init (a zombie still shows its pid namespace) leaves nothing: a pid namespace dies
+    // with its init, and without one of its own the init was all there was.
+    if !state.init.is_alive() {
+        return Ok(Vec::new());
+    }
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let init = state.init.pid.to_string();
     let Some(theirs) = ns(&init) else { return Ok(Vec::new()) };
