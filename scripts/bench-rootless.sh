@@ -23,7 +23,7 @@ subgid=$(awk -F: -v u="$user" '$1 == u { print $2, $3; exit }' /etc/subgid)
 [ -n "$subuid" ] && [ -n "$subgid" ] || { echo "$user has no /etc/subuid or /etc/subgid range" >&2; exit 1; }
 husk=$PWD/target/release/husk
 work=$(mktemp -d /tmp/husk-bench-rootless.XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 HUSK_BIN=$husk scripts/mkbundle.sh "$work/single" >/dev/null
 rm "$work/single/config.json"
@@ -42,7 +42,7 @@ jq --arg root "$work/single/rootfs" --argjson u "$uid" --argjson g "$gid" --argj
 mkdir -m 700 "$work/xdg"
 chown -R "$uid:$gid" "$work"
 
-exec unshare -m --propagation private bash -s "$husk" "$work" "$reps" "$uid" "$gid" <<'INNER'
+unshare -m --propagation private bash -s "$husk" "$work" "$reps" "$uid" "$gid" <<'INNER'
 set -euo pipefail
 husk=$1 work=$2 reps=$3 uid=$4 gid=$5
 mount -t tmpfs -o size=16m,mode=755 none /sys/fs/cgroup/unified
@@ -52,6 +52,8 @@ as_user bash -s "$husk" "$work" "$reps" <<'USER'
 set -euo pipefail
 husk=$1 work=$2 reps=$3
 now() { date +%s%N; }
+# A failed call is reported, not timed away silently.
+fail() { echo "$rt $op $id failed: $(tr '\n' ' ' <"$work/log")" >&2; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -A med
 for op in run-single run-multi create start delete; do
@@ -64,13 +66,13 @@ for op in run-single run-multi create start delete; do
     for i in $(seq 0 "$reps"); do
       id=$rt-$op-$i
       case $op in
-        run-*)  t0=$(now); "$bin" --root "$root" run -b "$b" "$id" </dev/null >/dev/null 2>&1; t1=$(now) ;;
-        create) t0=$(now); "$bin" --root "$root" create -b "$b" "$id" </dev/null >/dev/null 2>&1; t1=$(now)
-                "$bin" --root "$root" delete -f "$id" >/dev/null 2>&1 ;;
+        run-*)  t0=$(now); "$bin" --root "$root" run -b "$b" "$id" </dev/null >"$work/log" 2>&1 || fail; t1=$(now) ;;
+        create) t0=$(now); "$bin" --root "$root" create -b "$b" "$id" </dev/null >"$work/log" 2>&1 || fail; t1=$(now)
+                "$bin" --root "$root" delete -f "$id" >/dev/null 2>&1 || true ;;
         start|delete)
-                "$bin" --root "$root" create -b "$b" "$id" </dev/null >/dev/null 2>&1
-                [ "$op" = delete ] && { "$bin" --root "$root" start "$id"; sleep 0.05; }
-                t0=$(now); "$bin" --root "$root" "$op" "$id" </dev/null >/dev/null 2>&1; t1=$(now)
+                "$bin" --root "$root" create -b "$b" "$id" </dev/null >"$work/log" 2>&1 || fail
+                if [ "$op" = delete ]; then "$bin" --root "$root" start "$id" >"$work/log" 2>&1 || fail; sleep 0.05; fi
+                t0=$(now); "$bin" --root "$root" "$op" "$id" </dev/null >"$work/log" 2>&1 || fail; t1=$(now)
                 "$bin" --root "$root" delete -f "$id" >/dev/null 2>&1 || true ;;
       esac
       [ "$i" = 0 ] || echo $(( (t1 - t0) / 1000 )) >>"$work/t"   # first run is warm-up

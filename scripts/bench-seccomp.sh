@@ -52,7 +52,7 @@ echo ">> Docker's default profile: $(jq '.linux.seccomp.syscalls | length' "$wor
 cargo build --release -q -p libhusk --example seccomp_prepare
 target/release/examples/seccomp_prepare "$work/docker/config.json" 200
 
-exec unshare -m --propagation private bash -s "$husk" "$work" "$reps" <<'INNER'
+unshare -m --propagation private bash -s "$husk" "$work" "$reps" <<'INNER'
 set -euo pipefail
 husk=$1 work=$2 reps=$3
 mount -t tmpfs -o size=16m,mode=755 none /sys/fs/cgroup/unified

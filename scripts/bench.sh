@@ -21,7 +21,7 @@ HUSK_BIN=$husk scripts/mkbundle.sh "$work/bundle" >/dev/null
 jq '.process.terminal=false | .process.args=["/bin/true"] | .ociVersion="1.0.2"' \
     "$work/bundle/config.json" >"$work/c.json" && mv "$work/c.json" "$work/bundle/config.json"
 
-exec unshare -m --propagation private bash -s "$husk" "$work" "$reps" <<'INNER'
+unshare -m --propagation private bash -s "$husk" "$work" "$reps" <<'INNER'
 set -euo pipefail
 husk=$1 work=$2 reps=$3
 mount -t tmpfs -o size=16m,mode=755 none /sys/fs/cgroup/unified
