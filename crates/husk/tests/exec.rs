@@ -17,7 +17,6 @@ fn running(ctx: &mut Ctx) -> (String, u64) {
 }
 
 #[test]
-#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_output_and_status() {
     let mut ctx = Ctx::new("exec");
     let (id, _) = running(&mut ctx);
@@ -30,7 +29,6 @@ fn exec_output_and_status() {
 }
 
 #[test]
-#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_joins_the_container() {
     let mut ctx = Ctx::new("execns");
     ctx.config["hostname"] = json!("exec-host");
@@ -54,7 +52,6 @@ fn exec_joins_the_container() {
 }
 
 #[test]
-#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_options() {
     let mut ctx = Ctx::new("execopts");
     let (id, _) = running(&mut ctx);
@@ -78,7 +75,6 @@ fn exec_options() {
 }
 
 #[test]
-#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_process_json() {
     let mut ctx = Ctx::new("execproc");
     let (id, _) = running(&mut ctx);
@@ -100,7 +96,6 @@ fn exec_process_json() {
 }
 
 #[test]
-#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_default_caps_inheritable_empty() {
     let mut ctx = Ctx::new("execcaps");
     let (id, _) = running(&mut ctx);
@@ -112,7 +107,6 @@ fn exec_default_caps_inheritable_empty() {
 }
 
 #[test]
-#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_detached_pid_file() {
     let mut ctx = Ctx::new("execd");
     let (id, _) = running(&mut ctx);
@@ -124,7 +118,6 @@ fn exec_detached_pid_file() {
 }
 
 #[test]
-#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_in_stopped_container_fails() {
     let mut ctx = Ctx::new("execstopped");
     ctx.sh("exit 0");
@@ -136,7 +129,6 @@ fn exec_in_stopped_container_fails() {
 }
 
 #[test]
-#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_missing_executable() {
     let mut ctx = Ctx::new("execmissing");
     let (id, _) = running(&mut ctx);
@@ -145,7 +137,6 @@ fn exec_missing_executable() {
 }
 
 #[test]
-#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn exec_no_leaked_fds() {
     let mut ctx = Ctx::new("execfds");
     let (id, _) = running(&mut ctx);
@@ -185,7 +176,6 @@ fn file_hash(p: &std::path::Path) -> (u64, Vec<u8>) {
 }
 
 #[test]
-#[ignore = "husk has no exec command until issue 7; these pass against runc (HUSK_BIN=runc ... -- --ignored)"]
 fn runtime_binary_not_writable_during_exec() {
     // CVE-2019-5736: while execs run, the container tries to open every /proc/*/exe for writing
     // (no data is written). The runtime binary on the host must be unchanged and never opened.

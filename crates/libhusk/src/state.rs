@@ -101,6 +101,22 @@ pub struct State {
     /// The resctrl group husk placed the container in (`linux.intelRdt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intel_rdt: Option<crate::intel_rdt::RdtPlacement>,
+    /// What `exec` needs from the config, recorded here so it never re-reads config.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecConfig>,
+}
+
+/// The container's config as `exec` uses it, recorded by `create`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecConfig {
+    /// The container's `process`: the defaults of an exec'd process.
+    pub process: oci_spec::runtime::Process,
+    /// CLONE_NEW* flags of the container's namespaces (new or joined by path), which an exec'd
+    /// process joins through the init's pidfd.
+    pub namespaces: u64,
+    #[serde(default)]
+    pub no_new_keyring: bool,
 }
 
 /// The OCI state as `state` prints it and hooks receive it, with runc's extra fields.

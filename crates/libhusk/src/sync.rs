@@ -1,7 +1,7 @@
 //! The parent/init handshake during create: a SOCK_SEQPACKET pair, so every message arrives whole
 //! and a dead peer reads as end-of-file instead of a hang.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::net::{socketpair, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 
@@ -21,6 +21,11 @@ pub enum Msg {
     Pid(i32),
     /// Either way: setup failed, with the message to report.
     Error(String),
+    /// exec'd process → parent: the final execve failed with this errno (sent by the
+    /// trampoline, see process/trampoline.rs).
+    ExecFailed(i32),
+    /// exec'd process → parent: the pty master of a terminal husk proxies itself (with the fd).
+    Console,
 }
 
 const GO: u8 = 1;
@@ -29,6 +34,8 @@ const HOOKS_DONE: u8 = 3;
 const READY: u8 = 4;
 const ERROR: u8 = 5;
 const PID: u8 = 6;
+const EXEC_FAILED: u8 = crate::process::trampoline::REPORT_TAG;
+const CONSOLE: u8 = 8;
 
 pub struct Channel(OwnedFd);
 
@@ -40,24 +47,22 @@ pub fn pair() -> Result<(Channel, Channel)> {
 
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
-        let mut buf = Vec::with_capacity(16);
-        match msg {
-            Msg::Go => buf.push(GO),
-            Msg::RunHooks => buf.push(RUN_HOOKS),
-            Msg::HooksDone => buf.push(HOOKS_DONE),
-            Msg::Ready => buf.push(READY),
-            Msg::Pid(pid) => {
-                buf.push(PID);
-                buf.extend_from_slice(&pid.to_ne_bytes());
-            }
-            Msg::Error(text) => {
-                buf.push(ERROR);
-                buf.extend_from_slice(text.as_bytes());
-            }
-        }
+        let buf = encode(msg);
         rustix::net::send(self.0.as_fd(), &buf, SendFlags::NOSIGNAL)
             .map_err(|e| Error::from(e).context("sync send"))?;
         Ok(())
+    }
+
+    /// Send `msg` with `fd` attached (SCM_RIGHTS).
+    pub fn send_fd(&self, msg: &Msg, fd: BorrowedFd<'_>) -> Result<()> {
+        crate::fdpass::send_fd(&self.0, &encode(msg), fd).map_err(|e| e.context("sync send"))
+    }
+
+    /// The next message and the fd that came with it, if any.
+    pub fn recv_fd(&self) -> Result<(Option<Msg>, Option<OwnedFd>)> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let (n, fd) = crate::fdpass::recv_fd(&self.0, &mut buf).map_err(|e| e.context("sync recv"))?;
+        Ok((decode(&buf[..n])?, fd))
     }
 
     /// The next message, or `None` when the peer has gone (closed or died).
@@ -70,19 +75,7 @@ impl Channel {
                 Err(e) => return Err(Error::from(e).context("sync recv")),
             }
         };
-        if n == 0 {
-            return Ok(None);
-        }
-        let msg = match buf[0] {
-            GO => Msg::Go,
-            RUN_HOOKS => Msg::RunHooks,
-            HOOKS_DONE => Msg::HooksDone,
-            READY => Msg::Ready,
-            ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
-            PID if n == 5 => Msg::Pid(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
-            other => return Err(Error::msg(format!("sync: unexpected message {other}"))),
-        };
-        Ok(Some(msg))
+        decode(&buf[..n])
     }
 
     /// Wait for exactly `want`; an error message from the peer becomes our error.
@@ -97,5 +90,70 @@ impl Channel {
 
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+fn encode(msg: &Msg) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(16);
+    match msg {
+        Msg::Go => buf.push(GO),
+        Msg::RunHooks => buf.push(RUN_HOOKS),
+        Msg::HooksDone => buf.push(HOOKS_DONE),
+        Msg::Ready => buf.push(READY),
+        Msg::Console => buf.push(CONSOLE),
+        Msg::Pid(pid) => {
+            buf.push(PID);
+            buf.extend_from_slice(&pid.to_ne_bytes());
+        }
+        Msg::ExecFailed(errno) => {
+            buf.push(EXEC_FAILED);
+            buf.extend_from_slice(&errno.to_le_bytes());
+        }
+        Msg::Error(text) => {
+            buf.push(ERROR);
+            buf.extend_from_slice(text.as_bytes());
+        }
+    }
+    buf
+}
+
+/// An empty read is the peer gone: `None`.
+fn decode(buf: &[u8]) -> Result<Option<Msg>> {
+    let Some(&tag) = buf.first() else { return Ok(None) };
+    let msg = match tag {
+        GO => Msg::Go,
+        RUN_HOOKS => Msg::RunHooks,
+        HOOKS_DONE => Msg::HooksDone,
+        READY => Msg::Ready,
+        CONSOLE => Msg::Console,
+        ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..]).into_owned()),
+        PID if buf.len() == 5 => Msg::Pid(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
+        EXEC_FAILED => match crate::process::exec::decode_report(buf) {
+            Some(errno) => Msg::ExecFailed(errno),
+            None => return Err(Error::msg("sync: malformed exec report")),
+        },
+        other => return Err(Error::msg(format!("sync: unexpected message {other}"))),
+    };
+    Ok(Some(msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let (a, b) = pair().unwrap();
+        for m in [Msg::Go, Msg::Pid(1234), Msg::Error("x: y".into()), Msg::ExecFailed(libc::ENOENT), Msg::Console] {
+            a.send(&m).unwrap();
+            assert_eq!(b.recv().unwrap(), Some(m));
+        }
+        let file = std::fs::File::open("/dev/null").unwrap();
+        a.send_fd(&Msg::Console, file.as_fd()).unwrap();
+        let (m, fd) = b.recv_fd().unwrap();
+        assert_eq!(m, Some(Msg::Console));
+        assert!(fd.is_some());
+        drop(a);
+        assert_eq!(b.recv().unwrap(), None);
     }
 }

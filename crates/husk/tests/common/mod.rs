@@ -557,8 +557,9 @@ impl Feature {
         match self {
             Feature::Cgroup2 => Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
             Feature::Systemd => Path::new("/run/systemd/system").is_dir(),
-            Feature::AppArmor => fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-                .is_ok_and(|s| s.trim() == "Y"),
+            Feature::AppArmor => {
+                fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y")
+            }
             Feature::SELinux => Path::new("/sys/fs/selinux/enforce").exists(),
             Feature::Criu => Command::new("criu")
                 .arg("check")

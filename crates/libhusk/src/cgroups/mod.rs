@@ -5,6 +5,7 @@
 
 mod bpf;
 mod devices;
+mod join;
 mod mountinfo;
 mod remove;
 mod resources;
@@ -21,6 +22,7 @@ use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
+pub use join::ExecCgroups;
 pub use mountinfo::Mode;
 
 /// A mounted cgroup hierarchy on the host.

@@ -11,9 +11,11 @@ use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NsPlan};
 use crate::process::init::{self, InitArgs};
+use crate::process::setup;
+use crate::process::trampoline::Trampoline;
 use crate::state::{self, ProcessId, State, StateDir, Status, START_SOCKET};
 use crate::syscalls::{self, Forked};
-use crate::{console, hooks, intel_rdt, netdevices, sync};
+use crate::{console, hooks, intel_rdt, netdevices, notify, sync};
 
 #[derive(Debug, Default, Clone)]
 pub struct CreateOptions {
@@ -28,6 +30,8 @@ pub struct CreateOptions {
     /// Foreground `run`: with `process.terminal` and no console socket, husk takes the pty
     /// master itself (returned in `Created::console`).
     pub own_console: bool,
+    /// `--pidfd-socket`: receives a pidfd of the init.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// A created container: its init waits for `start`.
@@ -40,7 +44,7 @@ pub struct Created {
 }
 
 pub fn create(opts: &CreateOptions) -> Result<Created> {
-    let bundle = Bundle::load(&opts.bundle)?;
+    let mut bundle = Bundle::load(&opts.bundle)?;
     reject_unsupported(&bundle)?;
     let plan = NsPlan::from_config(bundle.spec.linux().as_ref())?;
     netdevices::check(bundle.spec.linux().as_ref().and_then(|l| l.net_devices().as_ref()), plan.new_net)?;
@@ -50,7 +54,14 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     }
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let mut undo = Undo { dir: Some(dir), cgroup: None, child: None, rdt: None };
-    match create_in(opts, &bundle, &plan, &mut undo) {
+    // The container's process as configured, before husk adds anything: exec's defaults.
+    let exec_config = super::exec::exec_config(&bundle.spec, &plan, opts.no_new_keyring);
+    let mut extra_env = Vec::new();
+    if notify::host_socket().is_some() {
+        let dir = undo.dir.as_ref().ok_or_else(|| Error::msg("state dir lost"))?;
+        extra_env.push(notify::prepare(&mut bundle.spec, dir)?);
+    }
+    match create_in(opts, &bundle, &plan, exec_config, extra_env, &mut undo) {
         Ok((pid, pidfd, console)) => {
             let state_dir = undo.dir.take().ok_or_else(|| Error::msg("state dir lost"))?;
             undo.cgroup = None;
@@ -95,6 +106,8 @@ fn create_in(
     opts: &CreateOptions,
     bundle: &Bundle,
     plan: &NsPlan,
+    exec_config: Option<crate::state::ExecConfig>,
+    notify_env: Vec<String>,
     undo: &mut Undo,
 ) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
     let spec = &bundle.spec;
@@ -114,6 +127,7 @@ fn create_in(
         cgroup: Cgroup::default(),
         hooks: spec.hooks().clone(),
         intel_rdt: None,
+        exec: exec_config,
     };
     dir.save(&state)?;
 
@@ -134,7 +148,8 @@ fn create_in(
     };
     let start_listener = bind_start_socket(dir)?;
     let (parent_end, child_end) = sync::pair()?;
-    let (listen_fds, extra_env) = socket_activation();
+    let (listen_fds, mut extra_env) = socket_activation();
+    extra_env.extend(notify_env);
     let keep_fds = 3 + listen_fds + opts.preserve_fds;
     let hooks = spec.hooks().as_ref();
     let prestart = hooks.and_then(|h| h.prestart().clone()).unwrap_or_default();
@@ -150,6 +165,10 @@ fn create_in(
     // The cgroup namespace is unshared by the init once it is in its cgroups (see init.rs), so
     // that the namespace's root is the container's cgroup.
     let clone_flags = plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64);
+    let trampoline = Trampoline::new();
+    // Inherited by the init: nothing in the container may ptrace it or open its /proc/<pid>/exe
+    // (the husk binary) before it execs, not even in the instant after the clone.
+    setup::set_undumpable();
     let forked = syscalls::clone3(clone_flags, v2_fd.as_ref().map(|f| f.as_fd()));
     let (pid, pidfd) = match forked {
         Err(e) => {
@@ -175,6 +194,7 @@ fn create_in(
                 keep_fds,
                 extra_env,
                 parent_hooks,
+                trampoline: trampoline.as_ref(),
             })
         }
         Ok(Forked::Parent { pid, pidfd }) => {
@@ -187,6 +207,7 @@ fn create_in(
     drop(child_end);
     drop(start_listener);
     drop(console_socket);
+    drop(trampoline);
     undo.child = Some((pid, pidfd.try_clone().ctx(|| "dup pidfd")?));
 
     if plan.new_user {
@@ -231,6 +252,9 @@ fn create_in(
     }
     if own_listener.is_some() {
         let _ = std::fs::remove_file(dir.path.join("console.sock"));
+    }
+    if let Some(path) = &opts.pidfd_socket {
+        super::exec::send_pidfd(path, &pidfd)?;
     }
     Ok((pid, pidfd, console))
 }
@@ -278,12 +302,7 @@ fn socket_activation() -> (u32, Vec<String>) {
 fn reject_unsupported(bundle: &Bundle) -> Result<()> {
     let spec = &bundle.spec;
     if let Some(p) = spec.process() {
-        if p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(Error::field("process.apparmorProfile", "AppArmor is not enabled on this host"));
-        }
-        if p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(Error::field("process.selinuxLabel", "SELinux is not enabled on this host"));
-        }
+        check_process_security(p)?;
     }
     if let Some(l) = spec.linux() {
         let unsupported = [
@@ -295,6 +314,18 @@ fn reject_unsupported(bundle: &Bundle) -> Result<()> {
                 return Err(Error::field(field, "not supported yet"));
             }
         }
+    }
+    Ok(())
+}
+
+/// The process's LSM labels, for `create` and `exec` alike (`exec --apparmor/--process-label`
+/// set the same fields): refused by name while husk cannot apply them.
+pub(crate) fn check_process_security(p: &oci_spec::runtime::Process) -> Result<()> {
+    if p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err(Error::field("process.apparmorProfile", "AppArmor is not enabled on this host"));
+    }
+    if p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err(Error::field("process.selinuxLabel", "SELinux is not enabled on this host"));
     }
     Ok(())
 }

@@ -1,14 +1,16 @@
-//! The lifecycle commands: create, start, state, list, kill, delete, run.
+//! The lifecycle commands: create, start, state, list, kill, delete, run, exec.
 
 mod create;
 mod delete;
+mod exec;
 mod kill;
 mod start;
 
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
+pub use exec::{exec, parse_user, send_pidfd, Exec, ExecOptions, ProcessFlags, ProcessSpec};
 pub use kill::{kill, parse_signal};
-pub use start::start;
+pub use start::{start, start_foreground};
 
 use std::path::Path;
 

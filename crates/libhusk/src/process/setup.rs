@@ -1,0 +1,149 @@
+//! The last steps before a container process runs its program, shared by the init (`create`)
+//! and an exec'd process (`exec`) so that both follow one order:
+//!
+//! rlimits → scheduler and placement → close fds → cwd → bounding set → user → capabilities →
+//! umask → no_new_privs → (seccomp, last)
+//!
+//! rlimits and real-time scheduling need privileges we are about to drop; the fds go before the
+//! chdir (CVE-2024-21626); the bounding set needs CAP_SETPCAP, so it is dropped before the uid
+//! change, and keepcaps carries the permitted set across it.
+
+use std::os::fd::RawFd;
+
+use oci_spec::runtime::{Linux, Process};
+
+use crate::capabilities::CapSets;
+use crate::error::{Context, Error, Result};
+use crate::process::{rlimits, sched, user};
+
+pub struct Finish<'a> {
+    pub process: &'a Process,
+    /// Container-wide settings applied to the init (personality, memory policy); `None` for
+    /// an exec'd process, which inherits neither from the container in runc either.
+    pub linux: Option<&'a Linux>,
+    /// fds `0..keep_below` reach the program (stdio, LISTEN_FDS, --preserve-fds).
+    pub keep_below: u32,
+    /// husk's own fds that must survive until the execve (they are close-on-exec).
+    pub also_keep: &'a [RawFd],
+}
+
+pub fn finish(f: &Finish) -> Result<()> {
+    let process = f.process;
+    if let Some(rl) = process.rlimits() {
+        rlimits::apply(rl)?;
+    }
+    apply_placement(process, f.linux)?;
+    close_fds(f.keep_below, f.also_keep)?;
+    enter_cwd(process.cwd())?;
+
+    let caps = CapSets::from_config(process.capabilities().as_ref());
+    caps.drop_bounding()?;
+    set_keepcaps(true)?;
+    user::switch(process.user(), true)?;
+    set_keepcaps(false)?;
+    caps.apply()?;
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(process.user().umask().unwrap_or(0o022)));
+    if process.no_new_privileges() == Some(true) {
+        rustix::thread::set_no_new_privs(true).ctx(|| "process.noNewPrivileges")?;
+    }
+    // The container's seccomp filter is loaded here, last, for the init and for exec alike:
+    // everything above needs syscalls a profile may forbid. What runs under it afterwards is
+    // husk's wait for `start` (init only) and the exec trampoline (fcntl, execve, sendto,
+    // exit_group; see trampoline.rs).
+    Ok(())
+}
+
+/// Scheduler, I/O priority, personality and NUMA policy: before the capability drop, since
+/// real-time policies need CAP_SYS_NICE.
+fn apply_placement(process: &Process, linux: Option<&Linux>) -> Result<()> {
+    if let Some(s) = process.scheduler() {
+        sched::apply_scheduler(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        sched::apply_io_priority(p)?;
+    }
+    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
+        sched::apply_personality(p)?;
+    }
+    if let Some(m) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        sched::apply_memory_policy(m)?;
+    }
+    Ok(())
+}
+
+fn set_keepcaps(on: bool) -> Result<()> {
+    rustix::thread::set_keep_capabilities(on).ctx(|| "keep capabilities across setuid")
+}
+
+/// Close every fd the container must not see before we chdir (CVE-2024-21626: a leaked host
+/// directory fd plus `cwd=/proc/self/fd/N` would put the process outside the rootfs).
+fn close_fds(keep_below: u32, also_keep: &[RawFd]) -> Result<()> {
+    let mut keep: Vec<u32> = also_keep.iter().map(|fd| *fd as u32).collect();
+    keep.sort_unstable();
+    let mut next = keep_below;
+    for fd in keep {
+        if fd > next {
+            crate::syscalls::close_range(next, fd - 1).ctx(|| "close fds")?;
+        }
+        next = next.max(fd + 1);
+    }
+    crate::syscalls::close_range(next, u32::MAX).ctx(|| "close fds")
+}
+
+fn enter_cwd(cwd: &std::path::Path) -> Result<()> {
+    rustix::process::chdir(cwd).ctx(|| format!("process.cwd: chdir {}", cwd.display()))?;
+    // getcwd fails (or does not start with '/') when the cwd is not under our root.
+    match rustix::process::getcwd(Vec::new()) {
+        Ok(p) if p.as_bytes().starts_with(b"/") => Ok(()),
+        _ => Err(Error::field("process.cwd", format!("{} is outside the container's root", cwd.display()))),
+    }
+}
+
+/// The container's session keyring `_ses.<id>`: made by the init, joined by exec'd processes
+/// (joining by name finds the existing one), so no container process sees the caller's.
+pub fn join_session_keyring(id: &str) -> Result<()> {
+    let name = std::ffi::CString::new(format!("_ses.{id}")).map_err(|_| Error::msg("keyring name"))?;
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING, name) reads a NUL-terminated string that outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if ret < 0 {
+        let err = std::io::Error::last_os_error();
+        // Kernels without keyrings, or quota exhausted by many containers: runc goes on too.
+        if !matches!(err.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EDQUOT)) {
+            return Err(Error::from(err).context("join session keyring (use --no-new-keyring to skip)"));
+        }
+    }
+    Ok(())
+}
+
+/// Until exec nothing in the container may ptrace us or read our memory (and /proc/<pid>/exe,
+/// the husk binary, stays closed to it).
+pub fn set_undumpable() {
+    // SAFETY: PR_SET_DUMPABLE takes an integer.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_DUMPABLE,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+}
+
+/// husk ignores SIGPIPE (Rust's default) and `run`/`exec` block forwarded signals; neither may
+/// leak into the container, since ignored dispositions and the mask survive execve.
+pub fn reset_signals() {
+    // SAFETY: resetting dispositions and the mask of our own single thread, right before execve.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+pub fn exit(code: i32) -> ! {
+    // SAFETY: _exit skips atexit handlers and stdio flushing that belong to the parent's copy.
+    unsafe { libc::_exit(code) }
+}
