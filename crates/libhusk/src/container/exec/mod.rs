@@ -56,7 +56,11 @@ fn stopped() -> Error {
 pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     let dir = StateDir::open(&opts.root, &opts.id)?;
     let state = dir.load()?;
+    // Opened before the status is read: from then on the pid cannot be recycled under us, and
+    // the status check is what tells it is still the init.
+    let init = Pid::from_raw(state.init.pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok());
     match state.status(&dir) {
+        _ if init.is_none() => return Err(stopped()),
         Status::Created | Status::Running => {}
         Status::Paused if opts.ignore_paused => {}
         Status::Paused => {
@@ -65,6 +69,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
         Status::Stopped => return Err(stopped()),
         Status::Creating => return Err(Error::msg("cannot exec in a container that is still being created")),
     }
+    let init = init.ok_or_else(stopped)?;
     let config = match &state.exec {
         Some(c) => Cow::Borrowed(c),
         None => Cow::Owned(config_from_bundle(&state)?),
@@ -78,9 +83,6 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
         return Err(Error::msg("cannot use console socket if husk will not allocate tty"));
     }
 
-    // From here the pid cannot be recycled under us: check it is still the init.
-    let init = Pid::from_raw(state.init.pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok());
-    let init = init.filter(|_| state.init.is_alive()).ok_or_else(stopped)?;
     let console = match (&opts.console_socket, terminal) {
         (Some(path), _) => ExecConsole::Socket(console::connect(path)?),
         (None, true) => ExecConsole::Husk,
