@@ -98,13 +98,22 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     // its /proc/<pid>/exe (the husk binary) before it execs.
     setup::set_undumpable();
     let pid_ns = config.namespaces & libc::CLONE_NEWPID as u64;
-    // Our children are born in the container's pid namespace; husk itself stays where it is.
+    // Our child is born in the container's pid namespace (husk itself stays where it is), and
+    // later children of this process are not.
+    let own_pid_ns = match pid_ns {
+        0 => None,
+        _ => Some(namespaces::open_ns(0, std::path::Path::new("/proc/self/ns/pid"))?),
+    };
     namespaces::join_process(init.as_fd(), pid_ns).map_err(|e| match e.errno() {
         Some(libc::ESRCH) => stopped(),
         _ => e,
     })?;
     let keep_fds = 3 + opts.preserve_fds;
-    let (pid, pidfd) = match clone_child(&cgroups)? {
+    let forked = clone_child(&cgroups);
+    if let (Ok(Forked::Parent { .. }) | Err(_), Some(own)) = (&forked, own_pid_ns) {
+        namespaces::restore_pid_ns_for_children(own)?;
+    }
+    let (pid, pidfd) = match forked? {
         Forked::Child => {
             // Both processes return from clone3: nothing below this arm may run in the child.
             drop(parent_end);
