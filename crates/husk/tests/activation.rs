@@ -49,7 +49,12 @@ fn listen_fds_socket_served_from_the_container() {
     ctx.write_config(&id);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let raw = listener.as_raw_fd();
+    // Parked on a high fd first: were the listener itself fd 3, dup2(3, 3) would leave it
+    // close-on-exec.
+    let parked = unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 200) };
+    assert!(parked >= 200);
+    let parked = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(parked) };
+    let raw = parked.as_raw_fd();
     // As systemd starts a socket-activated service: the socket on fd 3, LISTEN_PID = the
     // runtime's own pid.
     let mut c = std::process::Command::new("sh");
@@ -59,12 +64,16 @@ fn listen_fds_socket_served_from_the_container() {
     unsafe {
         c.pre_exec(move || if libc::dup2(raw, 3) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
     }
-    ctx.exec(c).ok();
+    // The container keeps this stdio: what it says lands in the files of this Out.
+    let run = ctx.exec(c).ok();
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut got = String::new();
-    conn.read_to_string(&mut got).unwrap();
-    assert_eq!(got, "served from pid 1, LISTEN_FDS=1 LISTEN_PID=1\n");
+    let read = conn.read_to_string(&mut got);
+    let said = || {
+        format!("{read:?}; the container wrote {:?} {:?}", run.stdout_now(), std::fs::read_to_string(&run.stderr_path))
+    };
+    assert_eq!(got, "served from pid 1, LISTEN_FDS=1 LISTEN_PID=1\n", "{}", said());
 }
 
 /// The container: waits for /shared/go, then sends `READY=1` (and a second line) to its
