@@ -123,8 +123,12 @@ fn exec_in_stopped_container_fails() {
     ctx.sh("exit 0");
     let id = ctx.id();
     ctx.run_with(&id, &["--keep"]).ok();
-    let o = ctx.husk(&["exec", &id, "true"]).fails();
+    let o = ctx.husk(&["exec", &id, "true"]).fails_with("cannot exec in a stopped container");
     assert_eq!(o.stderr_lines().len(), 1, "{o}");
+    if is_husk() {
+        // drop-in.md: callers also match this for exec on a stopped container.
+        assert!(o.stderr.contains("container not running"), "{o}");
+    }
     ctx.husk(&["exec", "no-such-ctr", "true"]).fails_with("does not exist");
 }
 
@@ -413,7 +417,9 @@ fn container_cgroup_dirs(init: u32) -> Vec<(String, std::path::PathBuf)> {
         .map(|l| {
             let mut f = l.splitn(3, ':');
             let (_, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+            let pure_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
             let mount = match ctrls {
+                "" if pure_v2 => String::new(),
                 "" => "unified".to_string(),
                 c => c.strip_prefix("name=").unwrap_or(c).split(',').next().unwrap().to_string(),
             };
@@ -452,6 +458,23 @@ fn exec_into_sub_cgroups() {
     }
     ctx.husk(&["exec", "--cgroup", "no-such-sub", &id, "true"]).fails();
     ctx.husk(&["exec", "--cgroup", "nosuchctrl:sub", &id, "true"]).fails();
+}
+
+#[test]
+fn cgroup2_exec_is_born_in_the_container_cgroup() {
+    // Pure cgroup v2 (the guest): CLONE_INTO_CGROUP, into the container's cgroup or a sub-cgroup.
+    if !common::require(Feature::Cgroup2) {
+        return;
+    }
+    let mut ctx = Ctx::new("cg2exec");
+    let (id, init) = ctx.running("exec sleep 1000");
+    let pid = exec_detached(&ctx, &id, &[], &["sleep", "100"]);
+    assert_eq!(cgroups_of(pid), cgroups_of(init));
+    let dirs = container_cgroup_dirs(init);
+    let (_, dir) = dirs.iter().find(|(c, _)| c.is_empty()).expect("a cgroup2 dir");
+    fs::create_dir(dir.join("sub")).unwrap();
+    let pid = exec_detached(&ctx, &id, &["--cgroup", "sub"], &["sleep", "100"]);
+    assert_eq!(cgroups_of(pid), vec![format!("{}/sub", cgroups_of(init)[0])]);
 }
 
 #[test]
