@@ -160,6 +160,46 @@ fn make(image: &[u8]) -> Result<Trampoline> {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+
+    /// Run `path` through the trampoline in a forked child: its exit status and what it reported
+    /// on the socket (empty when the execve succeeded and closed it).
+    fn through(t: &Trampoline, path: &str) -> (i32, Vec<u8>) {
+        let (a, b) = crate::sync::pair().unwrap();
+        let report = b.fd().as_raw_fd();
+        // Everything allocated before the fork: the test process has threads.
+        let args: Vec<CString> =
+            [report.to_string().as_str(), path, path].iter().map(|s| CString::new(*s).unwrap()).collect();
+        let argv: Vec<*const libc::c_char> = args.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
+        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        let fd = t.fd().as_raw_fd();
+        // SAFETY: the child only makes raw syscalls (fcntl, execveat, _exit) before it execs.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                libc::fcntl(report, libc::F_SETFD, 0);
+                libc::syscall(libc::SYS_execveat, fd, c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH);
+                libc::_exit(99);
+            }
+        }
+        drop(b);
+        let mut buf = [0u8; 16];
+        let n = rustix::net::recv(a.fd(), &mut buf, rustix::net::RecvFlags::empty()).unwrap().0;
+        let mut status = 0;
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        (libc::WEXITSTATUS(status), buf[..n].to_vec())
+    }
+
+    #[test]
+    fn trampoline_execs_or_reports_the_errno() {
+        let t = Trampoline::new().expect("memfd trampoline");
+        assert_eq!(through(&t, "/bin/true"), (0, vec![]), "exec'd, report socket closed on exec");
+        let (code, report) = through(&t, "/no/such/program");
+        assert_eq!((code, crate::process::exec::decode_report(&report)), (127, Some(libc::ENOENT)));
+        let (code, report) = through(&t, "/etc/passwd");
+        assert_eq!((code, crate::process::exec::decode_report(&report)), (126, Some(libc::EACCES)));
+    }
 
     #[test]
     fn code_matches_its_assembly_source() {
