@@ -240,6 +240,9 @@ fn exec_joins_every_namespace_of_the_init() {
     let o = ctx.husk(&["exec", &id, "sh", "-c", &script]).ok();
     let got: Vec<&str> = o.stdout.lines().collect();
     for (i, k) in kinds.iter().enumerate() {
+        // The container's time namespace is the init's for its children (kernel 6.1 leaves the
+        // init itself outside it; newer kernels move it in at its execve).
+        let k = if *k == "time" { "time_for_children" } else { k };
         let init = fs::read_link(format!("/proc/{pid}/ns/{k}")).unwrap();
         assert_eq!(got[i], init.to_str().unwrap(), "{k} namespace: {o}");
     }
@@ -446,6 +449,11 @@ fn exec_into_sub_cgroups() {
     let pid = exec_detached(&ctx, &id, &["--cgroup", "sub"], &["sleep", "100"]);
     for (line, init_line) in cgroups_of(pid).iter().zip(cgroups_of(init)) {
         assert_eq!(*line, format!("{init_line}/sub"), "every hierarchy");
+    }
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        // Pure v2 has one hierarchy: controller prefixes name nothing (runc refuses them too).
+        ctx.husk(&["exec", "--cgroup", "memory:sub2", &id, "true"]).fails();
+        return;
     }
     let pid = exec_detached(&ctx, &id, &["--cgroup", "memory,pids:sub2"], &["sleep", "100"]);
     for (line, init_line) in cgroups_of(pid).iter().zip(cgroups_of(init)) {

@@ -32,8 +32,10 @@ pub struct JoinArgs<'a> {
     pub process: &'a Process,
     /// The container's init, whose namespaces we join.
     pub init: &'a OwnedFd,
-    /// CLONE_NEW* flags to join (the pid namespace is already ours).
+    /// CLONE_NEW* flags to join (the pid namespace is already ours, time comes next).
     pub namespaces: u64,
+    /// The init's `time_for_children`: the container's time namespace, when it has one.
+    pub time_ns: Option<&'a OwnedFd>,
     pub cgroups: &'a ExecCgroups,
     pub sync: Channel,
     pub console: ExecConsole,
@@ -69,6 +71,9 @@ fn setup(args: &JoinArgs) -> Result<exec::Program> {
         sched::set_affinity("process.execCPUAffinity.final", cpus)?;
     }
     namespaces::join_process(args.init.as_fd(), args.namespaces)?;
+    if let Some(fd) = args.time_ns {
+        namespaces::join_process(fd.as_fd(), libc::CLONE_NEWTIME as u64)?;
+    }
     if !args.no_new_keyring {
         setup::join_session_keyring(args.id)?;
     }

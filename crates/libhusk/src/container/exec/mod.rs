@@ -98,11 +98,17 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     // its /proc/<pid>/exe (the husk binary) before it execs.
     setup::set_undumpable();
     let pid_ns = config.namespaces & libc::CLONE_NEWPID as u64;
+    // The container's time namespace is the one the init made for its children: older kernels
+    // (6.1) leave the init itself in husk's, newer ones move it there at its execve.
+    let time_ns = match config.namespaces & libc::CLONE_NEWTIME as u64 {
+        0 => None,
+        _ => Some(open_proc(&format!("/proc/{}/ns/time_for_children", state.init.pid))?),
+    };
     // Our child is born in the container's pid namespace (husk itself stays where it is), and
     // later children of this process are not.
     let own_pid_ns = match pid_ns {
         0 => None,
-        _ => Some(namespaces::open_ns(0, std::path::Path::new("/proc/self/ns/pid"))?),
+        _ => Some(open_proc("/proc/self/ns/pid")?),
     };
     namespaces::join_process(init.as_fd(), pid_ns).map_err(|e| match e.errno() {
         Some(libc::ESRCH) => stopped(),
@@ -120,7 +126,8 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
             join::run(JoinArgs {
                 process: &process,
                 init: &init,
-                namespaces: config.namespaces & !pid_ns,
+                namespaces: config.namespaces & !pid_ns & !(libc::CLONE_NEWTIME as u64),
+                time_ns: time_ns.as_ref(),
                 cgroups: &cgroups,
                 sync: child_end,
                 console,
@@ -150,6 +157,11 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
         send_pidfd(path, &pidfd)?;
     }
     Ok(Exec { pid, pidfd, console: master })
+}
+
+fn open_proc(path: &str) -> Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| Error::from(e).context(path))
 }
 
 fn clone_child(cgroups: &ExecCgroups) -> Result<Forked> {
