@@ -6,7 +6,7 @@
 #
 # Also `exec /bin/true` into a running container (a `sleep`), the three runtimes interleaved rep
 # by rep so that the machine's noise hits them alike, and the CPU time per exec (user + system of
-# the runtime and the exec'd process, over 20 execs).
+# the runtime and the exec'd process, over 100 execs; the loop's own fork costs the same for all three).
 #
 #   sudo scripts/bench.sh [REPS]        (default 40)
 set -euo pipefail
@@ -79,9 +79,9 @@ printf '%-7s husk %7.2f ms  crun %7.2f ms  runc %7.2f ms   husk/crun %.2f  husk/
   "$(echo "${med[exec,runc]}/1000" | bc -l)" \
   "$(echo "${med[exec,husk]}/${med[exec,crun]}" | bc -l)" "$(echo "${med[exec,husk]}/${med[exec,runc]}" | bc -l)"
 for rt in husk crun runc; do
-  cpu=$( { /usr/bin/time -f '%U %S' bash -c 'for i in $(seq 20); do "$0" --root "$1" exec "$2" /bin/true; done' \
+  cpu=$( { /usr/bin/time -f '%U %S' bash -c 'for i in $(seq 100); do "$0" --root "$1" exec "$2" /bin/true; done' \
       "$(bin_of $rt)" "$work/root-$rt" exec-$rt </dev/null >/dev/null; } 2>&1 | tail -1)
-  printf 'CPU per exec: %s %.2f ms\n' "$rt" "$(echo "(${cpu% *} + ${cpu#* }) * 1000 / 20" | bc -l)"
+  printf 'CPU per exec: %s %.2f ms\n' "$rt" "$(echo "(${cpu% *} + ${cpu#* }) * 1000 / 100" | bc -l)"
   "$(bin_of $rt)" --root "$work/root-$rt" delete -f exec-$rt >/dev/null 2>&1 || true
 done
 for rt in husk crun runc; do
