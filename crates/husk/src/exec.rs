@@ -50,7 +50,7 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<u8> {
     let started = container::exec(&opts)?;
     let main = Main { pid: started.pid, pidfd: &started.pidfd };
     match &started.console {
-        Some(master) => crate::tty::proxy(&main, &signals, master),
+        Some(master) => crate::tty::proxy(&main, &signals, master, None),
         None => signals.wait(&main, None),
     }
 }

@@ -25,7 +25,7 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool, no_subreaper: bool) -
     let notify = container::start_foreground(&opts.root, &opts.id).inspect_err(|_| cleanup(opts))?;
     let main = Main { pid: created.pid, pidfd: &created.pidfd };
     let code = match &created.console {
-        Some(master) => crate::tty::proxy(&main, &signals, master)?,
+        Some(master) => crate::tty::proxy(&main, &signals, master, notify.as_ref())?,
         None => signals.wait(&main, notify.as_ref())?,
     };
     if !keep {

@@ -215,3 +215,24 @@ fn pidfd_socket_create_and_run() {
         assert!(poll_readable(&pidfd, 10_000), "{cmd:?}: the pidfd reports the init's exit");
     }
 }
+
+#[test]
+fn notify_socket_foreground_run_with_terminal() {
+    // The same while husk proxies the container's terminal itself.
+    if !is_husk() {
+        return; // runc 1.1 refuses a terminal on a non-tty stdin (process::foreground_run_with_terminal_proxies_a_pty)
+    }
+    let mut ctx = Ctx::new("notifytty");
+    let shared = notify_config(&mut ctx);
+    ctx.config["process"]["terminal"] = json!(true);
+    std::fs::write(shared.join("go"), "").unwrap();
+    let r = Receiver::new(&ctx);
+    let id = ctx.id();
+    ctx.write_config(&id);
+    let mut c = ctx.cmd();
+    c.args(["run", "--bundle", ctx.bundle.to_str().unwrap(), &id]).env("NOTIFY_SOCKET", &r.path);
+    let run = ctx.spawn_cmd(c);
+    check_ready(&r, run.pid() as u64, &shared);
+    ctx.husk(&["kill", &id, "KILL"]).ok();
+    assert_eq!(run.wait().code, Some(137));
+}
