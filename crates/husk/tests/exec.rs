@@ -603,6 +603,16 @@ fn exec_console_socket_receives_the_pty_master() {
 }
 
 #[test]
+fn exec_pid_file_it_cannot_write_kills_the_process() {
+    let mut ctx = Ctx::new("execbadpf");
+    let (id, init) = ctx.running("exec sleep 1000");
+    let bad = ctx.dir.join("no-such-dir/e.pid");
+    ctx.husk(&["exec", "-d", "--pid-file", bad.to_str().unwrap(), &id, "sleep", "4242"]).fails();
+    let left = fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
+    assert!(wait_for(5, || procs_of("4242", &ctx.dir).is_empty()), "the exec'd process runs on unseen ({left})");
+}
+
+#[test]
 fn exec_pidfd_socket() {
     // runc 1.1 differs: --pidfd-socket is runc 1.2's.
     let mut ctx = Ctx::new("execpidfd");

@@ -149,14 +149,25 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
             return Err(e);
         }
     };
+    if let Err(e) = hand_over(opts, pid, &pidfd) {
+        // A process the caller cannot find must not run on unseen (runc kills it too).
+        let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+        let _ = rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty());
+        return Err(e);
+    }
+    Ok(Exec { pid, pidfd, console: master })
+}
+
+/// `--pid-file` and `--pidfd-socket`: what the caller tracks the process by.
+fn hand_over(opts: &ExecOptions, pid: i32, pidfd: &OwnedFd) -> Result<()> {
     if let Some(pid_file) = &opts.pid_file {
         let path = std::path::absolute(pid_file).unwrap_or_else(|_| pid_file.clone());
         state::write_atomic(&path, pid.to_string().as_bytes()).map_err(|e| e.context("--pid-file"))?;
     }
     if let Some(path) = &opts.pidfd_socket {
-        send_pidfd(path, &pidfd)?;
+        send_pidfd(path, pidfd)?;
     }
-    Ok(Exec { pid, pidfd, console: master })
+    Ok(())
 }
 
 fn open_proc(path: &str) -> Result<OwnedFd> {
