@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
 [ "$(id -u)" = 0 ] || { echo "scripts/bench.sh: run as root" >&2; exit 1; }
-apt_need busybox-static jq crun runc bc time
+apt_need busybox-static jq crun runc bc time libseccomp-dev
 ensure_cargo
 cargo build --release -q
 reps=${1:-40}

@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-apt_need busybox-static jq build-essential
+apt_need busybox-static jq build-essential libseccomp-dev
 ensure_cargo
 cargo build --release
 husk=${DEMO_HUSK:-$PWD/target/release/husk}

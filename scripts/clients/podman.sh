@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Drive husk through Podman 4.3 and conmon: its own storage, runroot and containers.conf (this
-# host's hard rlimits are below Podman's defaults; seccomp is unconfined until husk has seccomp),
+# host's hard rlimits are below Podman's defaults; Podman's default seccomp profile applies),
 # a netns made here and joined by path, so the host gets no bridge or firewall rules.
 #   scripts/clients/podman.sh [HUSK_BIN]
 set -euo pipefail
@@ -21,7 +21,6 @@ trap cleanup EXIT
 cat >"$CONTAINERS_CONF" <<TOML
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-seccomp_profile = "unconfined"
 [engine]
 runtime_supports_json = ["husk"]
 [engine.runtimes]
@@ -37,6 +36,8 @@ check() { # name expected actual
     if [ "$2" = "$3" ]; then echo "ok   podman: $1"; else echo "FAIL podman: $1: expected [$2], got [$3]"; fail=1; fi
 }
 check "run --rm echo" "hi" "$("${P[@]}" run --rm "${net[@]}" huskbox echo hi 2>&1)"
+check "Podman's default seccomp profile applied" "2" \
+    "$("${P[@]}" run --rm "${net[@]}" huskbox sh -c 'grep ^Seccomp: /proc/self/status | cut -f2')"
 set +e
 "${P[@]}" run --rm "${net[@]}" huskbox sh -c 'exit 5' >/dev/null 2>&1
 check "exit status" "5" "$?"

@@ -2,12 +2,16 @@
 # Build (once, cached) a Debian 12 guest image for tests that need what this host lacks: pure
 # cgroup v2, systemd as PID 1 with D-Bus, AppArmor, a working CRIU. Only Debian packages.
 #
-#   scripts/guest/build-image.sh            # no-op when the cache matches this script
+#   scripts/guest/build-image.sh            # no-op when the cache has an image for this script
 #   scripts/guest/build-image.sh --force    # rebuild
 #
-# Output in .cache/guest/ (gitignored): disk.img (ext4, 4G sparse), vmlinuz, initrd.img, stamp.
-# The cache key is the sha256 of this script: edit the script and the next run rebuilds.
-# Downloaded .debs are kept in .cache/guest/debs so a rebuild does not download them again.
+# Prints the image's directory on stdout (everything else goes to stderr): disk.img (ext4, 4G
+# sparse), vmlinuz, initrd.img, stamp. The cache is the machine's, not the checkout's, so every
+# checkout and CI run on a machine shares it: $HUSK_GUEST_CACHE (default /var/cache/husk-guest)/KEY,
+# where KEY is the sha256 of this script and the mirror: edit the script and the next run
+# rebuilds, into a new directory (a guest booted from the old one is not disturbed). Builds are
+# serialised by a lock; images not used for 3 days are removed after a build. Downloaded .debs
+# are kept in $HUSK_GUEST_CACHE/debs, so a rebuild does not download them again.
 # The chroot work runs in a private mount namespace (unshare -m): nothing stays mounted on the host.
 #
 # The guest boots (scripts/guest/run.sh) straight from vmlinuz + initrd.img; at boot the unit
@@ -16,27 +20,45 @@
 # its output on /dev/ttyS0, writes its exit status to husk.status=PATH, and powers off.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-cache=$repo/.cache/guest
 self=$repo/scripts/guest/build-image.sh
-key=$(sha256sum "$self" | cut -d' ' -f1)
+mirror=${GUEST_MIRROR:-http://deb.debian.org/debian}
+key=$({ cat "$self"; echo "$mirror"; } | sha256sum | cut -c1-16)
+top=${HUSK_GUEST_CACHE:-/var/cache/husk-guest}
+cache=$top/$key
 
 force=
 [ "${1:-}" = --force ] && force=1
 
-if [ -z "$force" ] && [ -s "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$key" ] &&
-    [ -s "$cache/disk.img" ] && [ -s "$cache/vmlinuz" ] && [ -s "$cache/initrd.img" ]; then
-    echo ">> guest image up to date ($cache, key ${key:0:12})" >&2
+up_to_date() {
+    [ -s "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$key" ] &&
+        [ -s "$cache/disk.img" ] && [ -s "$cache/vmlinuz" ] && [ -s "$cache/initrd.img" ]
+}
+if [ -z "$force" ] && up_to_date; then
+    touch "$cache/used" 2>/dev/null || true
+    echo ">> guest image up to date ($cache)" >&2
+    echo "$cache"
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
     echo "build-image: needs root (debootstrap, chroot)" >&2
     exit 1
 fi
+mkdir -p "$top/debs"
+exec 9>"$top/lock"
+if ! flock -n 9; then
+    echo ">> build-image: waiting for another build in $top" >&2
+    flock 9
+fi
+if [ -z "$force" ] && up_to_date; then # built meanwhile
+    touch "$cache/used"
+    echo ">> guest image up to date ($cache)" >&2
+    echo "$cache"
+    exit 0
+fi
 
 . "$repo/scripts/lib/deps.sh"
 apt_need debootstrap e2fsprogs
 
-mirror=${GUEST_MIRROR:-http://deb.debian.org/debian}
 packages=(
     linux-image-amd64 systemd-sysv dbus udev kmod
     apparmor apparmor-utils criu iptables busybox-static
@@ -44,13 +66,13 @@ packages=(
 )
 
 start=$(date +%s)
-mkdir -p "$cache/debs"
-root=$cache/root
-rm -rf "$root" "$cache/stamp"
+build=$top/build.$key
+root=$build/root
+rm -rf "$build"
 mkdir -p "$root"
 
 echo ">> debootstrap bookworm into $root" >&2
-debootstrap --variant=minbase --cache-dir="$cache/debs" \
+debootstrap --variant=minbase --cache-dir="$top/debs" \
     --include="$(IFS=,; echo "${packages[*]}")" bookworm "$root" "$mirror" >&2
 t_deboot=$(($(date +%s) - start))
 
@@ -154,16 +176,27 @@ unshare -m --propagation private /bin/bash -euo pipefail -c '
 ' bash "$root" >&2
 
 kver=$(ls "$root/boot" | sed -n 's/^vmlinuz-//p' | sort -V | tail -1)
-cp "$root/boot/vmlinuz-$kver" "$cache/vmlinuz.tmp"
-cp "$root/boot/initrd.img-$kver" "$cache/initrd.img.tmp"
+cp "$root/boot/vmlinuz-$kver" "$build/vmlinuz"
+cp "$root/boot/initrd.img-$kver" "$build/initrd.img"
 
-echo ">> packing $cache/disk.img (ext4, 4G sparse)" >&2
-rm -f "$cache/disk.img.tmp"
-mkfs.ext4 -q -L husk-guest -d "$root" "$cache/disk.img.tmp" 4G >&2
-mv -f "$cache/disk.img.tmp" "$cache/disk.img"
-mv -f "$cache/vmlinuz.tmp" "$cache/vmlinuz"
-mv -f "$cache/initrd.img.tmp" "$cache/initrd.img"
+echo ">> packing the root into disk.img (ext4, 4G sparse)" >&2
+mkfs.ext4 -q -L husk-guest -d "$root" "$build/disk.img" 4G >&2
 rm -rf "$root"
-echo "$key" >"$cache/stamp"
-echo ">> guest image built in $(($(date +%s) - start)) s (debootstrap ${t_deboot} s); kernel $kver," \
+echo "$key" >"$build/stamp"
+touch "$build/used"
+rm -rf "$cache.old"
+[ -e "$cache" ] && mv "$cache" "$cache.old"
+mv "$build" "$cache"
+rm -rf "$cache.old"
+echo ">> guest image built in $(($(date +%s) - start)) s (debootstrap ${t_deboot} s) in $cache; kernel $kver," \
     "initrd $(du -h "$cache/initrd.img" | cut -f1), image $(du -h "$cache/disk.img" | cut -f1) used" >&2
+
+# Images of other versions of this script that nobody booted for 3 days.
+for d in "$top"/*; do
+    [ -f "$d/stamp" ] && [ "$d" != "$cache" ] || continue
+    if [ -z "$(find "$d/used" "$d/stamp" -maxdepth 0 -mtime -3 2>/dev/null)" ]; then
+        echo ">> removing the unused guest image $d" >&2
+        rm -rf "$d"
+    fi
+done
+echo "$cache"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Boot the Debian 12 test guest (scripts/guest/build-image.sh), run COMMAND in it as root in the
-# repository directory (shared over 9p at /mnt/share), stream its output, exit with its status.
+# repository directory (shared over 9p at /mnt/share and at the repository's own path), stream
+# its output, exit with its status.
 #
 #   scripts/guest/run.sh [--timeout SECS] [--mem SIZE] [--smp N] -- COMMAND [ARG...]
 #   scripts/guest/run.sh -- scripts/guest/smoke.sh
@@ -30,11 +31,8 @@ if [ $# -eq 0 ]; then
     exit 2
 fi
 
-"$repo/scripts/guest/build-image.sh"
-command -v qemu-system-x86_64 >/dev/null || {
-    . "$repo/scripts/lib/deps.sh"
-    apt_need qemu-system-x86
-}
+img=$("$repo/scripts/guest/build-image.sh")
+"$repo/scripts/guest/install-qemu.sh"
 
 if grep -qwE 'vmx|svm' /proc/cpuinfo && [ -w /dev/kvm ]; then
     accel=(-accel kvm -cpu host)
@@ -46,8 +44,11 @@ mkdir -p "$cache/jobs"
 jobdir=$(mktemp -d "$cache/jobs/XXXXXX")
 rel=${jobdir#"$repo"/}
 trap 'rm -rf "$jobdir"' EXIT
+# The share is also mounted at the repository's host path, so paths compiled into the host's
+# build (CARGO_BIN_EXE_husk, CARGO_MANIFEST_DIR, CARGO_TARGET_TMPDIR) resolve in the guest.
+here=$(cd "$repo" && pwd -P)
 {
-    echo "cd /mnt/share"
+    printf 'mkdir -p %q && mount --bind /mnt/share %q && cd %q || exit 125\n' "$here" "$here" "$here"
     echo "export HUSK_GUEST=1"
     printf 'exec'
     printf ' %q' "$@"
@@ -63,8 +64,8 @@ t0=$(date +%s.%N)
 rc=0
 timeout -k 5 "$timeout_s" qemu-system-x86_64 "${accel[@]}" -m "$mem" -smp "$smp" \
     -nographic -nodefaults -serial mon:stdio -no-reboot -snapshot \
-    -kernel "$cache/vmlinuz" -initrd "$cache/initrd.img" -append "$append" \
-    -drive file="$cache/disk.img",if=virtio,format=raw \
+    -kernel "$img/vmlinuz" -initrd "$img/initrd.img" -append "$append" \
+    -drive file="$img/disk.img",if=virtio,format=raw \
     -virtfs local,path="$repo",mount_tag=share,security_model=none \
     -device virtio-rng-pci \
     </dev/null > >(sed -u 's/\r$//; s/\x1bc\x1b\[?7l\x1b\[2J\(\x1b\[0m\)\?//g') 2>&1 &

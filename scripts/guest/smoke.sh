@@ -74,9 +74,12 @@ run_container() {
     "$husk" run --bundle "$b" husk-smoke >"$out" 2>&1 </dev/null &
     hpid=$!
     outside=
+    # Read it once the container has printed its first line: the limit is set by then (a runtime
+    # may make the directory before it writes the limit).
     for _ in $(seq 100); do
-        if [ -r /sys/fs/cgroup/husk-smoke/memory.max ]; then
-            outside=$(cat /sys/fs/cgroup/husk-smoke/memory.max 2>/dev/null) && [ -n "$outside" ] && break
+        if [ -s "$out" ]; then
+            outside=$(cat /sys/fs/cgroup/husk-smoke/memory.max 2>/dev/null)
+            break
         fi
         kill -0 $hpid 2>/dev/null || break
         sleep 0.1

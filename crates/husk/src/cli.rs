@@ -188,6 +188,31 @@ pub enum Command {
     },
     /// Print what this runtime supports, as JSON
     Features,
+    /// Change a container's resource limits
+    Update(Box<crate::cgroup_cmds::UpdateArgs>),
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// List a container's processes (extra arguments go to ps(1))
+    Ps {
+        /// table or json
+        #[arg(long, short = 'f', default_value = "table")]
+        format: String,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Print a container's stats and OOM events as JSON lines
+    Events {
+        /// Stats interval, a Go duration (5s, 500ms)
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        /// Print the stats once and exit
+        #[arg(long)]
+        stats: bool,
+        id: String,
+    },
 }
 
 /// Long flags that runc (urfave/cli) also takes with a single dash, e.g. `-no-subreaper`.
@@ -283,7 +308,10 @@ pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
             let rest = s.trim_start_matches('-');
             let name = rest.split('=').next().unwrap_or("");
             value_next = !rest.contains('=') && VALUE_FLAGS.contains(&name);
-            if !s.starts_with("--") && name.len() > 1 && LONG_FLAGS.contains(&name) {
+            if !s.starts_with("--")
+                && name.len() > 1
+                && (LONG_FLAGS.contains(&name) || crate::cgroup_cmds::LONG_FLAGS.contains(&name))
+            {
                 out.push(OsString::from(format!("-{s}")));
                 continue;
             }
@@ -327,6 +355,7 @@ fn create_options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
         preserve_fds: a.preserve_fds,
         own_console: false,
         pidfd_socket: a.pidfd_socket.clone(),
+        systemd_cgroup: cli.systemd_cgroup,
     }
 }
 
@@ -372,9 +401,6 @@ pub fn reserve_passed_fds(cli: &Cli) {
 }
 
 fn check_modes(cli: &Cli) -> Result<()> {
-    if cli.systemd_cgroup {
-        return Err(Error::msg("--systemd-cgroup: the systemd cgroup driver is not supported yet"));
-    }
     let rootless = match cli.rootless.as_deref() {
         None | Some("auto") => !rustix::process::geteuid().is_root(),
         Some("true") => true,
@@ -430,6 +456,11 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Features => {
             println!("{}", serde_json::to_string_pretty(&libhusk::features::features()).unwrap_or_default())
         }
+        Command::Update(a) => crate::cgroup_cmds::update(&cli.root, a)?,
+        Command::Pause { id } => container::pause(&cli.root, id)?,
+        Command::Resume { id } => container::resume(&cli.root, id)?,
+        Command::Ps { format, id, ps_args } => crate::cgroup_cmds::ps(&cli.root, id, format, ps_args)?,
+        Command::Events { interval, stats, id } => crate::cgroup_cmds::events(&cli.root, id, interval, *stats)?,
     }
     Ok(0)
 }

@@ -1,5 +1,6 @@
 //! husk: a runc-compatible command line over libhusk.
 
+mod cgroup_cmds;
 mod cli;
 mod exec;
 mod logging;

@@ -124,3 +124,157 @@ fn cgroup_namespace_root() {
         }
     }
 }
+
+/// The container's directory in a v1 hierarchy (this host) under the tests' parent.
+fn v1_dir(controller: &str, id: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup").join(controller).join(CGROUP_PARENT).join(id)
+}
+
+fn read_in(dir: &Path, file: &str) -> String {
+    fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("read {}/{file}: {e}", dir.display()))
+        .trim()
+        .to_string()
+}
+
+/// The first real disk (not loop, zram or ram) as `major:minor`, for blkio throttles.
+fn a_disk() -> Option<String> {
+    let mut names: Vec<String> =
+        fs::read_dir("/sys/block").ok()?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    let name = names.into_iter().find(|n| !n.starts_with("loop") && !n.starts_with("zram") && !n.starts_with("ram"))?;
+    Some(fs::read_to_string(format!("/sys/block/{name}/dev")).ok()?.trim().to_string())
+}
+
+#[test]
+fn every_v1_resource_from_the_config_is_written() {
+    if !Path::new("/sys/fs/cgroup/memory").is_dir() {
+        return; // a pure cgroup v2 host: the cgroup2_ tests cover it
+    }
+    // The realtime budget of a child comes out of its parent's: give the tests' parent some.
+    let parent = Path::new("/sys/fs/cgroup/cpu").join(CGROUP_PARENT);
+    fs::create_dir_all(&parent).unwrap();
+    let _ = fs::write(parent.join("cpu.rt_runtime_us"), "20000");
+    let mut ctx = Ctx::new("cgall");
+    let disk = a_disk();
+    let mut res = json!({
+        "memory": {"limit": 64 << 20, "reservation": 32 << 20, "swap": 128 << 20, "kernelTCP": 16 << 20,
+                   "swappiness": 10, "disableOOMKiller": true},
+        "cpu": {"shares": 512, "quota": 20000, "period": 100000, "burst": 10000,
+                "realtimePeriod": 500000, "realtimeRuntime": 5000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 20},
+    });
+    if let Some(d) = &disk {
+        let (ma, mi) = d.split_once(':').unwrap();
+        let (ma, mi): (i64, i64) = (ma.parse().unwrap(), mi.parse().unwrap());
+        res["blockIO"] = json!({
+            "weight": 500,
+            "throttleReadBpsDevice": [{"major": ma, "minor": mi, "rate": 1048576}],
+            "throttleWriteBpsDevice": [{"major": ma, "minor": mi, "rate": 2097152}],
+            "throttleReadIOPSDevice": [{"major": ma, "minor": mi, "rate": 100}],
+            "throttleWriteIOPSDevice": [{"major": ma, "minor": mi, "rate": 50}],
+        });
+    }
+    ctx.config["linux"]["resources"] = res;
+    let (id, _) = start_sleeper(&mut ctx);
+    let mem = v1_dir("memory", &id);
+    assert_eq!(read_in(&mem, "memory.limit_in_bytes"), (64u64 << 20).to_string());
+    assert_eq!(read_in(&mem, "memory.soft_limit_in_bytes"), (32u64 << 20).to_string());
+    assert_eq!(read_in(&mem, "memory.memsw.limit_in_bytes"), (128u64 << 20).to_string());
+    // runc 1.1 differs: it ignores kernelTCP (with kernel); husk writes it where the kernel has it.
+    if is_husk() {
+        assert_eq!(read_in(&mem, "memory.kmem.tcp.limit_in_bytes"), (16u64 << 20).to_string());
+    }
+    assert_eq!(read_in(&mem, "memory.swappiness"), "10");
+    assert!(read_in(&mem, "memory.oom_control").contains("oom_kill_disable 1"));
+    let cpu = v1_dir("cpu", &id);
+    for (file, want) in [
+        ("cpu.shares", "512"),
+        ("cpu.cfs_quota_us", "20000"),
+        ("cpu.cfs_period_us", "100000"),
+        ("cpu.cfs_burst_us", "10000"),
+        ("cpu.rt_period_us", "500000"),
+        ("cpu.rt_runtime_us", "5000"),
+    ] {
+        assert_eq!(read_in(&cpu, file), want, "{file}");
+    }
+    assert_eq!(read_in(&v1_dir("cpuset", &id), "cpuset.cpus"), "0");
+    assert_eq!(read_in(&v1_dir("cpuset", &id), "cpuset.mems"), "0");
+    assert_eq!(read_in(&v1_dir("pids", &id), "pids.max"), "20");
+    if let Some(d) = disk {
+        let blk = v1_dir("blkio", &id);
+        for (file, rate) in [
+            ("blkio.throttle.read_bps_device", 1048576),
+            ("blkio.throttle.write_bps_device", 2097152),
+            ("blkio.throttle.read_iops_device", 100),
+            ("blkio.throttle.write_iops_device", 50),
+        ] {
+            assert_eq!(read_in(&blk, file), format!("{d} {rate}"), "{file}");
+        }
+        // BFQ's weight file where the kernel has BFQ (this host), else CFQ's.
+        let w = if blk.join("blkio.bfq.weight").exists() { "blkio.bfq.weight" } else { "blkio.weight" };
+        assert!(read_in(&blk, w).ends_with("500"), "{w}: {}", read_in(&blk, w));
+    }
+}
+
+/// Where the host binds hugetlb: a v1 hierarchy, or (this hybrid host, and pure v2 hosts) the
+/// cgroup2 mount.
+fn hugetlb_home() -> Option<(PathBuf, bool)> {
+    if Path::new("/sys/fs/cgroup/hugetlb").is_dir() {
+        return Some((PathBuf::from("/sys/fs/cgroup/hugetlb"), false));
+    }
+    for m in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let c = fs::read_to_string(format!("{m}/cgroup.controllers")).unwrap_or_default();
+        if c.split_whitespace().any(|c| c == "hugetlb") {
+            return Some((PathBuf::from(m), true));
+        }
+    }
+    None
+}
+
+#[test]
+fn hugetlb_limit_goes_where_the_controller_is_bound() {
+    // runc 1.1 differs: on this hybrid host it fails ("cannot set hugetlb limit"): hugetlb is
+    // only on the cgroup2 mount, which runc's v1 driver does not write limits to.
+    let Some((mount, v2)) = hugetlb_home() else { return };
+    if !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").is_dir() {
+        return;
+    }
+    let mut ctx = Ctx::new("cghuge");
+    ctx.config["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4 << 20}]);
+    let (id, _) = start_sleeper(&mut ctx);
+    let dir = mount.join(CGROUP_PARENT).join(&id);
+    let file = if v2 { "hugetlb.2MB.max" } else { "hugetlb.2MB.limit_in_bytes" };
+    assert_eq!(read_in(&dir, file), (4u64 << 20).to_string());
+    ctx.husk(&["delete", "--force", &id]).ok();
+    assert!(!dir.exists(), "{} remains after delete", dir.display());
+}
+
+#[test]
+fn unenforceable_resources_fail_and_leave_nothing() {
+    let ctx_mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let disk = a_disk().unwrap_or_else(|| "254:0".into());
+    let (ma, mi) = disk.split_once(':').unwrap();
+    let (ma, mi): (i64, i64) = (ma.parse().unwrap(), mi.parse().unwrap());
+    let cases = vec![
+        (json!({"cpu": {"cpus": "4096"}}), "linux.resources.cpu.cpus"),
+        (json!({"memory": {"limit": 64 << 20, "swap": 32 << 20}}), "linux.resources.memory"),
+        (
+            json!({"blockIO": {"throttleReadBpsDevice": [{"major": ma, "minor": mi + 77, "rate": 1}]}}),
+            "linux.resources.blockIO.throttleReadBpsDevice[0]",
+        ),
+    ];
+    for (res, field) in cases {
+        let mut ctx = Ctx::new("cgbad");
+        ctx.config["linux"]["resources"] = res.clone();
+        ctx.sh("exec sleep 100");
+        let id = ctx.id();
+        let o = ctx.create(&id).fails();
+        if is_husk() {
+            assert!(o.stderr.contains(field), "{res}: want {field} in {o}");
+        }
+        ctx.assert_nothing_left(&id, &ctx_mounts);
+        let unified = Path::new("/sys/fs/cgroup/unified").join(CGROUP_PARENT).join(&id);
+        assert!(!unified.exists(), "{} left behind", unified.display());
+    }
+}

@@ -125,3 +125,255 @@ fn container_cannot_see_host_processes_or_files() {
     assert!(l[0] <= 4, "sees {} pids", l[0]);
     assert_eq!(l[1], 0);
 }
+
+/// A helper that keeps swapping two paths with renameat2(RENAME_EXCHANGE), as a process in
+/// another container sharing the volume would; stopped (and its swap count returned) by `stop`.
+struct Swapper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Swapper {
+    fn start(a: &Path, b: &Path) -> Swapper {
+        use std::os::unix::ffi::OsStrExt;
+        let a = std::ffi::CString::new(a.as_os_str().as_bytes()).unwrap();
+        let b = std::ffi::CString::new(b.as_os_str().as_bytes()).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: two NUL-terminated paths that live across the call.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_renameat2,
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                assert_eq!(r, 0, "renameat2: {}", std::io::Error::last_os_error());
+                n += 1;
+            }
+            n
+        });
+        Swapper { stop, thread }
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+const RACE_RUNS: usize = 40;
+
+#[test]
+fn mount_destination_swapped_for_a_symlink_never_mounts_outside() {
+    // CVE-2021-30465: two containers share a volume; the other one keeps exchanging the
+    // destination directory of our bind mount with a symlink to a host path. A runtime that
+    // resolves the destination to a path and then calls mount(2) on that path can follow the
+    // symlink and mount onto the host path. husk resolves it inside the rootfs by fd and mounts
+    // onto that fd.
+    //
+    // The escape is seen by a createContainer hook: it runs in the container's mount namespace
+    // before pivot_root, where the host path is visible, and reports a marker found there.
+    // How we know the test catches the bug: with husk's mount onto the fd replaced by
+    // mount(2) on the path (rootfs + destination, symlinks followed), several of the 40 runs
+    // report the marker on the host path.
+    let mut ctx = Ctx::new("cve30465");
+    let vol = ctx.dir.join("vol");
+    let host = ctx.dir.join("hostside");
+    let marker = ctx.dir.join("marker");
+    let report = ctx.dir.join("report");
+    for d in [vol.join("dst"), host.clone(), marker.clone()] {
+        fs::create_dir_all(d).unwrap();
+    }
+    fs::write(marker.join("MARKER"), "").unwrap();
+    std::os::unix::fs::symlink(&host, vol.join("sw")).unwrap();
+    let mounts = ctx.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/vol", "type": "bind", "source": vol, "options": ["rbind"]}));
+    mounts.push(json!({"destination": "/vol/dst", "type": "bind", "source": marker, "options": ["bind"]}));
+    let check = format!("test -e {}/MARKER && echo escaped >> {}; true", host.display(), report.display());
+    ctx.config["hooks"] = json!({"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", check]}]});
+    let swapper = Swapper::start(&vol.join("dst"), &vol.join("sw"));
+    let mut started = 0;
+    for _ in 0..RACE_RUNS {
+        let id = ctx.id();
+        started += ctx.run(&id).no_panic().success() as usize;
+    }
+    let swaps = swapper.stop();
+    assert!(swaps > 0);
+    assert!(!report.exists(), "a mount landed on the host path: {}", fs::read_to_string(&report).unwrap());
+    assert_eq!(fs::read_dir(&host).unwrap().count(), 0, "the host dir was written to");
+    eprintln!("{started}/{RACE_RUNS} runs started during {swaps} swaps");
+}
+
+#[test]
+fn mount_point_creation_racing_a_symlink_stays_inside() {
+    // CVE-2024-45310: while the runtime creates a mount point inside a shared volume, the other
+    // container swaps a directory on the way for a symlink to a host directory; a runtime that
+    // creates the missing directories by path follows it and makes them on the host. husk makes
+    // them with mkdirat in directory fds resolved inside the rootfs.
+    //
+    // How we know the test catches the bug: runc 1.1.5 has it (fixed in 1.1.14), and against it
+    // (HUSK_BIN=/usr/sbin/runc) this test finds `newdir` created in the host directory. Harmless
+    // to the host: the directory is the test's own.
+    // runc 1.1 differs: vulnerable, see above.
+    let mut ctx = Ctx::new("cve45310");
+    let vol = ctx.dir.join("vol");
+    let host = ctx.dir.join("hostdir");
+    fs::create_dir_all(vol.join("sw")).unwrap();
+    fs::create_dir_all(&host).unwrap();
+    std::os::unix::fs::symlink(&host, vol.join("lnk")).unwrap();
+    ctx.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/vol", "type": "bind", "source": vol, "options": ["rbind"]
+    }));
+    let base = ctx.config.clone();
+    let swapper = Swapper::start(&vol.join("sw"), &vol.join("lnk"));
+    for i in 0..RACE_RUNS {
+        // A new mount point each run (cleaning up while the swapper runs could itself follow
+        // the symlink).
+        ctx.config = base.clone();
+        ctx.config["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": format!("/vol/sw/newdir{i}/deeper"), "type": "tmpfs", "source": "tmpfs"
+        }));
+        let id = ctx.id();
+        ctx.run(&id).no_panic();
+    }
+    let swaps = swapper.stop();
+    assert!(swaps > 0);
+    let made: Vec<_> = fs::read_dir(&host).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(made.is_empty(), "the runtime created {made:?} in the host directory");
+}
+
+/// Accept one connection and take the fd it carries (the pty master of --console-socket).
+fn accept_console(listener: std::os::unix::net::UnixListener) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let (stream, _) = listener.accept()?;
+    let mut buf = [0u8; 4096];
+    let mut cmsg = [0u8; 64];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: a zeroed msghdr is valid; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.len();
+    if unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: walking the control buffer the kernel filled, with libc's macros.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS {
+            return Ok(std::os::fd::OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd)));
+        }
+    }
+    Err(std::io::Error::other("no fd"))
+}
+
+#[test]
+fn dev_console_symlink_is_not_followed() {
+    // CVE-2025-52565: the pty is bind-mounted onto /dev/console; if that is a symlink in the
+    // image, a runtime that mounts by path puts the pty over the symlink's target, typically a
+    // procfs file it meant to mask or make read-only. husk binds from the pty fd itself onto
+    // /dev/console opened without following it.
+    //
+    // SAFETY OF THE TEST: the target is /proc/sys/kernel/domainname, which is per UTS namespace.
+    // How we know the test catches the bug: runc 1.1.5 has it, and against it this test finds
+    // the pty mounted over domainname ("character special file").
+    // runc 1.1 differs: vulnerable, see above.
+    let mut ctx = Ctx::new("cve52565");
+    no_dev_tmpfs(&mut ctx);
+    let _ = fs::remove_file(ctx.rootfs().join("dev/console"));
+    std::os::unix::fs::symlink("/proc/sys/kernel/domainname", ctx.rootfs().join("dev/console")).unwrap();
+    let out = ctx.dir.join("out");
+    fs::create_dir_all(&out).unwrap();
+    ctx.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/out", "type": "bind", "source": out, "options": ["bind"]}));
+    ctx.config["process"]["terminal"] = json!(true);
+    ctx.sh("{ stat -c '%F' /proc/sys/kernel/domainname; stat -L -c '%F %t' /dev/console; } >/out/r 2>&1");
+    let sock = ctx.dir.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let th = std::thread::spawn(move || accept_console(listener));
+    let id = ctx.id();
+    let o = ctx.create_with(&id, &["--console-socket", sock.to_str().unwrap()]).no_panic();
+    let _master = th.join().unwrap();
+    if !o.success() {
+        return; // refusing such an image is safe too
+    }
+    ctx.husk(&["start", &id]).ok();
+    let done = wait_for(10, || fs::read_to_string(out.join("r")).is_ok_and(|r| r.lines().count() >= 2));
+    assert!(done, "no report: {:?} {}", fs::read_to_string(out.join("r")), ctx.husk(&["state", &id]));
+    let r = fs::read_to_string(out.join("r")).unwrap();
+    let l: Vec<&str> = r.lines().collect();
+    assert_eq!(l[0], "regular empty file", "the pty was mounted over the symlink's target: {r}");
+    assert_eq!(l[1], "character special file 88", "/dev/console is the pty (major 136 = 0x88): {r}");
+}
+
+#[test]
+fn sysctl_write_through_a_planted_symlink_stays_on_its_file() {
+    // CVE-2025-52881: a volume over part of /proc/sys holds a symlink where the sysctl's file
+    // should be, pointing at another procfs file; a runtime that writes /proc/sys/<key> in the
+    // container's /proc writes the value there. husk writes sysctls through its own procfs
+    // (mounted by husk, walked without symlinks or mount crossings), which no volume covers.
+    //
+    // SAFETY OF THE TEST: the other file is /proc/sys/kernel/domainname (per UTS namespace).
+    // How we know the test catches the bug: with husk's sysctl write replaced by a write to
+    // /proc/sys/<key> after pivot_root and before the read-only paths (runc's order), the
+    // container reads "1" as its domainname.
+    // runc 1.1.5 refuses the volume ("mount destination ... cannot be mounted": /proc is
+    // off-limits to it), so it fails create, which is safe.
+    let mut ctx = Ctx::new("cve52881");
+    let vol = ctx.dir.join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    std::os::unix::fs::symlink("/proc/sys/kernel/domainname", vol.join("ip_forward")).unwrap();
+    ctx.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/proc/sys/net/ipv4", "type": "bind", "source": vol, "options": ["rbind"]
+    }));
+    ctx.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    ctx.sh("cat /proc/sys/kernel/domainname");
+    let id = ctx.id();
+    let o = ctx.run(&id).no_panic();
+    if o.success() {
+        assert_eq!(o.stdout, "(none)\n", "the sysctl value landed in another procfs file");
+    }
+    assert!(fs::symlink_metadata(vol.join("ip_forward")).unwrap().file_type().is_symlink());
+    if is_husk() {
+        assert!(o.success(), "{o}");
+    }
+}
+
+#[test]
+fn lying_cap_last_cap_keeps_no_bounding_capability() {
+    // Found while writing these tests: husk read /proc/sys/kernel/cap_last_cap in the init after
+    // pivot_root, from the container's /proc. A volume over that file saying "10" made it stop
+    // dropping bounding capabilities at 10, leaving CAP_SYS_ADMIN and the rest in the bounding
+    // set (and CAP_AUDIT_WRITE, 29, out of the others). The kernel is now asked directly
+    // (PR_CAPBSET_READ). How we know the test catches it: it fails on the old code.
+    let mut ctx = Ctx::new("caplast");
+    let liar = ctx.dir.join("cap_last_cap");
+    fs::write(&liar, "10\n").unwrap();
+    ctx.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/proc/sys/kernel/cap_last_cap", "type": "bind", "source": liar, "options": ["bind"]
+    }));
+    let id = ctx.id();
+    ctx.sh("cat /proc/sys/kernel/cap_last_cap; grep -E '^Cap(Bnd|Eff):' /proc/self/status");
+    let o = ctx.run(&id).no_panic();
+    if !o.success() {
+        return; // refusing the volume is safe too (runc 1.1.5 refuses mounts under /proc)
+    }
+    let want: Vec<String> = ctx.config["process"]["capabilities"]["bounding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let want = caps_mask(&want.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.stdout, format!("10\nCapEff:\t{want:016x}\nCapBnd:\t{want:016x}\n"), "{o}");
+}

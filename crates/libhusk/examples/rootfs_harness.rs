@@ -110,7 +110,7 @@ fn host_cgroup() -> Cgroup {
             placements.push(Placement { mount: mount.clone(), controllers, v2, dir: mount, created: vec![] });
         }
     }
-    Cgroup { placements }
+    Cgroup { placements, ..Cgroup::default() }
 }
 
 fn busybox_rootfs(rootfs: &Path) -> Result<(), String> {

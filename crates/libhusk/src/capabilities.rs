@@ -49,12 +49,14 @@ pub const NAMES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-/// The highest capability the running kernel knows.
+/// The highest capability the running kernel knows, asked of the kernel itself: PR_CAPBSET_READ
+/// fails with EINVAL past it. Not /proc/sys/kernel/cap_last_cap: the init reads this after
+/// pivot_root, where /proc is the container's and a volume over that file could make husk stop
+/// dropping bounding capabilities early.
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(NAMES.len() as u32 - 1)
+    // SAFETY: PR_CAPBSET_READ takes an integer and only reads our own bounding set.
+    let known = |cap: u32| unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) } >= 0;
+    (0..64).rev().find(|&c| known(c)).unwrap_or(NAMES.len() as u32 - 1)
 }
 
 /// A set as a 64-bit mask. Names the kernel does not know are skipped, as runc skips them, so a

@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::config::{OCI_VERSION, OCI_VERSION_MIN};
+use crate::seccomp;
 
 const HOOKS: [&str; 6] = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
 
@@ -81,11 +82,22 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": NAMESPACES,
             "capabilities": capabilities(),
-            // Cgroup managers we drive: the fs drivers for v1 and v2; no systemd driver yet.
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
-            "seccomp": { "enabled": false },
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            // Cgroup managers we drive: the fs drivers for v1 and v2 (rdma.max on both) and the
+            // system-wide systemd driver (v2 hosts); no user-scoped one (rootless).
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true },
+            "seccomp": {
+                "enabled": true,
+                "actions": seccomp::ACTIONS,
+                "operators": seccomp::OPERATORS,
+                "archs": seccomp::ARCHES,
+                "knownFlags": seccomp::KNOWN_FLAGS,
+                // What this kernel accepts (probed), as runc reports it.
+                "supportedFlags": seccomp::supported_flags()
+            },
+            // The runtime's support, whatever this host has (features-linux.md); a profile or
+            // label asked for on a host without the module fails create, naming the field.
+            "apparmor": { "enabled": true },
+            "selinux": { "enabled": true },
             "intelRdt": { "enabled": true, "schemata": true, "monitoring": true },
             "mountExtensions": { "idmap": { "enabled": false } },
             "netDevices": { "enabled": true },
@@ -93,6 +105,7 @@ pub fn features() -> Value {
             "memoryPolicy": { "modes": [], "flags": [] }
         },
         "annotations": {
+            "io.github.seccomp.libseccomp.version": seccomp::libseccomp_version(),
             "org.opencontainers.runc.checkpoint.enabled": "false",
             "org.opencontainers.husk.version": env!("CARGO_PKG_VERSION")
         }
@@ -159,9 +172,16 @@ sys.exit(1 if errors else 0)
         assert_eq!(opts.len(), 56);
         let linux = &f["linux"];
         assert_eq!(linux["namespaces"].as_array().unwrap().len(), 8);
-        assert_eq!(linux["seccomp"]["enabled"], false);
+        assert_eq!(linux["seccomp"]["enabled"], true);
+        assert_eq!(linux["seccomp"]["actions"].as_array().unwrap().len(), 9);
+        assert_eq!(linux["seccomp"]["operators"].as_array().unwrap().len(), 7);
+        assert!(linux["seccomp"]["archs"].as_array().unwrap().contains(&json!("SCMP_ARCH_X86_64")));
+        let known = linux["seccomp"]["knownFlags"].as_array().unwrap();
+        assert!(linux["seccomp"]["supportedFlags"].as_array().unwrap().iter().all(|f| known.contains(f)));
+        assert_eq!(f["annotations"]["io.github.seccomp.libseccomp.version"], "2.5.4");
         assert_eq!(linux["netDevices"]["enabled"], true);
-        assert_eq!(linux["cgroup"]["systemd"], false);
+        assert_eq!(linux["cgroup"]["systemd"], true);
+        assert_eq!(linux["cgroup"]["systemdUser"], false);
         assert!(linux["intelRdt"]["enabled"].is_boolean());
         assert_eq!(f["annotations"]["org.opencontainers.runc.checkpoint.enabled"], "false");
         // Round trip: what we print is what a caller parses.

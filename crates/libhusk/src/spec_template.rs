@@ -35,6 +35,13 @@ pub fn default_spec(rootless: bool) -> Value {
         }
     });
     let linux = &mut spec["linux"];
+    if cgroup2_host() {
+        // runc's template (and crun's) adds a cgroup namespace on a pure cgroup v2 host, so the
+        // container sees its own cgroup as the root of /sys/fs/cgroup.
+        if let Some(ns) = linux["namespaces"].as_array_mut() {
+            ns.push(json!({ "type": "cgroup" }));
+        }
+    }
     if rootless {
         // An unprivileged user owns one uid and gid and no network: map ourselves to root, drop the
         // network namespace (no way to set it up) and device rules (no cgroup delegation assumed).
@@ -42,12 +49,19 @@ pub fn default_spec(rootless: bool) -> Value {
         let map = json!([{ "containerID": 0, "hostID": 0, "size": 1 }]);
         linux["uidMappings"] = map.clone();
         linux["gidMappings"] = map;
-        linux["namespaces"] =
-            json!([{ "type": "pid" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }, { "type": "user" }]);
+        // runc's ToRootless: the template's namespaces without network, then user.
+        if let Some(ns) = linux["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != "network");
+            ns.push(json!({ "type": "user" }));
+        }
     } else {
         linux["resources"] = json!({ "devices": [{ "allow": false, "access": "rwm" }] });
     }
     spec
+}
+
+fn cgroup2_host() -> bool {
+    rustix::fs::statfs("/sys/fs/cgroup").is_ok_and(|st| st.f_type as u32 == libc::CGROUP2_SUPER_MAGIC as u32)
 }
 
 fn mounts(rootless: bool) -> Value {

@@ -101,6 +101,9 @@ pub struct State {
     /// The resctrl group husk placed the container in (`linux.intelRdt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intel_rdt: Option<crate::intel_rdt::RdtPlacement>,
+    /// The container's seccomp filter (its program is `seccomp.bpf` in the state dir), for exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<crate::seccomp::Record>,
     /// What `exec` needs from the config, recorded here so it never re-reads config.json.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecConfig>,
@@ -161,6 +164,8 @@ impl State {
             Status::Creating if self.creator.is_alive() => Status::Creating,
             Status::Creating => Status::Stopped,
             _ if !self.init.is_alive() => Status::Stopped,
+            // A frozen container is paused whether it was created or running (runc alike).
+            _ if self.cgroup.is_frozen() => Status::Paused,
             _ if dir.path.join(START_SOCKET).exists() => Status::Created,
             _ => Status::Running,
         }

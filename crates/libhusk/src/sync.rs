@@ -19,6 +19,9 @@ pub enum Msg {
     Ready,
     /// init → parent: the real init is this pid (its pid-1 child after a late pid namespace).
     Pid(i32),
+    /// init or exec'd process → parent: the seccomp notify fd comes with this message
+    /// (SCM_RIGHTS), for the agent.
+    SeccompFd,
     /// Either way: setup failed, with the message to report.
     Error(String),
     /// exec'd process → parent: the final execve failed with this errno (sent by the
@@ -36,6 +39,7 @@ const ERROR: u8 = 5;
 const PID: u8 = 6;
 const EXEC_FAILED: u8 = crate::process::trampoline::REPORT_TAG;
 const CONSOLE: u8 = 8;
+const SECCOMP_FD: u8 = 9;
 
 pub struct Channel(OwnedFd);
 
@@ -54,12 +58,12 @@ impl Channel {
     }
 
     /// Send `msg` with `fd` attached (SCM_RIGHTS).
-    pub fn send_fd(&self, msg: &Msg, fd: BorrowedFd<'_>) -> Result<()> {
+    pub fn send_with_fd(&self, msg: &Msg, fd: BorrowedFd<'_>) -> Result<()> {
         crate::fdpass::send_fd(&self.0, &encode(msg), fd).map_err(|e| e.context("sync send"))
     }
 
     /// The next message and the fd that came with it, if any.
-    pub fn recv_fd(&self) -> Result<(Option<Msg>, Option<OwnedFd>)> {
+    pub fn recv_with_fd(&self) -> Result<(Option<Msg>, Option<OwnedFd>)> {
         let mut buf = vec![0u8; 64 * 1024];
         let (n, fd) = crate::fdpass::recv_fd(&self.0, &mut buf).map_err(|e| e.context("sync recv"))?;
         Ok((decode(&buf[..n])?, fd))
@@ -101,6 +105,7 @@ fn encode(msg: &Msg) -> Vec<u8> {
         Msg::HooksDone => buf.push(HOOKS_DONE),
         Msg::Ready => buf.push(READY),
         Msg::Console => buf.push(CONSOLE),
+        Msg::SeccompFd => buf.push(SECCOMP_FD),
         Msg::Pid(pid) => {
             buf.push(PID);
             buf.extend_from_slice(&pid.to_ne_bytes());
@@ -126,6 +131,7 @@ fn decode(buf: &[u8]) -> Result<Option<Msg>> {
         HOOKS_DONE => Msg::HooksDone,
         READY => Msg::Ready,
         CONSOLE => Msg::Console,
+        SECCOMP_FD => Msg::SeccompFd,
         ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..]).into_owned()),
         PID if buf.len() == 5 => Msg::Pid(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
         EXEC_FAILED => match crate::process::exec::decode_report(buf) {
@@ -144,13 +150,20 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let (a, b) = pair().unwrap();
-        for m in [Msg::Go, Msg::Pid(1234), Msg::Error("x: y".into()), Msg::ExecFailed(libc::ENOENT), Msg::Console] {
+        for m in [
+            Msg::Go,
+            Msg::Pid(1234),
+            Msg::Error("x: y".into()),
+            Msg::ExecFailed(libc::ENOENT),
+            Msg::Console,
+            Msg::SeccompFd,
+        ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
         }
         let file = std::fs::File::open("/dev/null").unwrap();
-        a.send_fd(&Msg::Console, file.as_fd()).unwrap();
-        let (m, fd) = b.recv_fd().unwrap();
+        a.send_with_fd(&Msg::Console, file.as_fd()).unwrap();
+        let (m, fd) = b.recv_with_fd().unwrap();
         assert_eq!(m, Some(Msg::Console));
         assert!(fd.is_some());
         drop(a);

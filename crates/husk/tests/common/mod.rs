@@ -357,9 +357,16 @@ impl Ctx {
         fs::write(self.bundle.join("config.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
     }
 
-    /// The cgroup dirs a container with `id` would get from `write_config`.
+    /// The cgroup dirs a container with `id` would get from `write_config`: one on a pure v2 host;
+    /// otherwise one per v1 controller, plus the name=systemd and unified (cgroup2) hierarchies of
+    /// a hybrid host.
     pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
-        V1_CONTROLLERS.iter().map(|c| Path::new("/sys/fs/cgroup").join(c).join(CGROUP_PARENT).join(id)).collect()
+        let top = Path::new("/sys/fs/cgroup");
+        if Feature::Cgroup2.present() {
+            return vec![top.join(CGROUP_PARENT).join(id)];
+        }
+        let extra = ["systemd", "unified"].into_iter().filter(|h| top.join(h).join("cgroup.procs").exists());
+        V1_CONTROLLERS.iter().copied().chain(extra).map(|c| top.join(c).join(CGROUP_PARENT).join(id)).collect()
     }
 
     /// A runtime command with this test's `--root`.
@@ -700,9 +707,9 @@ impl Feature {
 }
 
 /// Whether the test may go on: true when the host has `f`. When it lacks it the test is skipped
-/// (returns false after printing why) — unless `HUSK_REQUIRE` (a comma-separated list of feature
-/// names, set by the guest run) names it: a required feature that is missing fails the test, so a
-/// guest run can never pass by skipping.
+/// (returns false after printing which test and why, uncaptured) — unless `HUSK_REQUIRE` (a
+/// comma-separated list of feature names, set by the guest run) names it: a required feature
+/// that is missing fails the test, so a guest run can never pass by skipping.
 #[track_caller]
 pub fn require(f: Feature) -> bool {
     if f.present() {
@@ -712,6 +719,19 @@ pub fn require(f: Feature) -> bool {
     if required.split(',').any(|r| r.trim() == f.name()) {
         panic!("HUSK_REQUIRE names {} but this host lacks it", f.name());
     }
-    eprintln!("skipped at {}: this host lacks {}", std::panic::Location::caller(), f.name());
+    // Straight to stderr in one write, past libtest's capture (which holds a passing test's
+    // eprintln!), so a run shows what it skipped.
+    let test = std::thread::current().name().unwrap_or("").to_string();
+    let line = format!("skipped {test} at {}: this host lacks {}\n", std::panic::Location::caller(), f.name());
+    let _ = std::io::stderr().write_all(line.as_bytes());
     false
+}
+
+/// Add a new namespace of type `ty` to `config` unless it has one (the default spec's set depends
+/// on the host: a pure cgroup v2 host gets a cgroup namespace).
+pub fn add_namespace(config: &mut Value, ty: &str) {
+    let ns = config["linux"]["namespaces"].as_array_mut().expect("linux.namespaces");
+    if !ns.iter().any(|n| n["type"] == ty) {
+        ns.push(json!({ "type": ty }));
+    }
 }

@@ -1,16 +1,27 @@
-//! cgroup placement: where a container's processes live on v1, v2 and hybrid hosts.
+//! cgroups: where a container's processes live on v1, v2 and hybrid hosts, and what limits them.
 //!
-//! Paths resolve like runc's cgroupfs driver; resources are written to the v1 controllers when
-//! the host has them (v1 and hybrid) and to the cgroup2 dir on a pure v2 host.
+//! Paths resolve like runc's cgroupfs driver. Each resource goes where its controller is bound:
+//! the v1 hierarchy of that name when the host has one, else the cgroup2 directory (a hybrid
+//! host such as one with hugetlb only on its unified mount uses both). `v1/` and `v2/` hold the
+//! writes per controller; `freezer.rs` pause/resume, `stats.rs` and `oom.rs` what `events` reads.
 
+mod apply;
 mod bpf;
 mod devices;
+pub mod freezer;
+mod hugetlb;
 mod join;
 mod mountinfo;
+pub mod oom;
+mod rdma;
 mod remove;
 mod resources;
+pub mod stats;
+pub mod systemd;
 #[cfg(test)]
 mod tests;
+mod v1;
+mod v2;
 
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
@@ -41,6 +52,16 @@ pub struct Hierarchy {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Cgroup {
     pub placements: Vec<Placement>,
+    /// The host's layout when the container was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// The resources in force (the config's, with every `update` merged in): what an update
+    /// merges into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<SavedResources>,
+    /// The transient unit, with the systemd driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,8 +75,24 @@ pub struct Placement {
     pub created: Vec<PathBuf>,
 }
 
+/// `linux.resources` kept as JSON text in the state: parsed only by the commands that need it
+/// (update, the systemd driver), not by every `state` or `kill`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SavedResources(Box<serde_json::value::RawValue>);
+
+impl SavedResources {
+    pub fn new(r: &LinuxResources) -> Result<SavedResources> {
+        serde_json::value::to_raw_value(r).map(SavedResources).map_err(|e| Error::msg(format!("encode resources: {e}")))
+    }
+
+    pub fn get(&self) -> Result<LinuxResources> {
+        serde_json::from_str(self.0.get()).map_err(|e| Error::msg(format!("state: saved resources: {e}")))
+    }
+}
+
 impl Placement {
-    fn has(&self, controller: &str) -> bool {
+    pub fn has(&self, controller: &str) -> bool {
         self.controllers.iter().any(|c| c == controller)
     }
 }
@@ -134,94 +171,24 @@ fn cpuset_inherit(created: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// The controllers a pure-v2 placement needs enabled, with the field that needs each.
-fn v2_needs(r: &LinuxResources, mode: Mode) -> Result<Vec<(&str, String)>> {
-    let mut needs: Vec<(&str, String)> = Vec::new();
-    if mode == Mode::V2 {
-        if r.memory().as_ref().is_some_and(resources::memory_is_set) {
-            needs.push(("memory", "linux.resources.memory".into()));
-        }
-        if let Some(c) = r.cpu() {
-            if resources::cpu_is_set(c) {
-                needs.push(("cpu", "linux.resources.cpu".into()));
-            }
-            if resources::cpuset_is_set(c) {
-                needs.push(("cpuset", "linux.resources.cpu".into()));
-            }
-        }
-        if resources::pids_limit(r).is_some() {
-            needs.push(("pids", "linux.resources.pids".into()));
-        }
-    }
-    if let Some(map) = r.unified() {
-        for k in map.keys() {
-            if let Some(c) = resources::unified_controller(k)? {
-                if !needs.iter().any(|(n, _)| *n == c) {
-                    needs.push((c, format!("linux.resources.unified.{k}")));
-                }
-            }
-        }
-    }
-    Ok(needs)
-}
-
-/// Enable `needs` in `cgroup.subtree_control` from the hierarchy's root down to dir's parent.
-fn v2_enable(p: &Placement, needs: &[(&str, String)]) -> Result<()> {
-    if needs.is_empty() {
-        return Ok(());
-    }
-    let avail_path = p.mount.join("cgroup.controllers");
-    let avail = std::fs::read_to_string(&avail_path).ctx(|| format!("read {}", avail_path.display()))?;
-    for (c, field) in needs {
-        if !avail.split_whitespace().any(|a| a == *c) {
-            return Err(Error::field(field, format!("the cgroup v2 controller {c:?} is not available")));
-        }
-    }
-    let line: Vec<String> = needs.iter().map(|(c, _)| format!("+{c}")).collect();
-    let line = line.join(" ");
-    let rel = p.dir.strip_prefix(&p.mount).unwrap_or(Path::new(""));
-    let mut dir = p.mount.clone();
-    for comp in rel.components() {
-        resources::write(&dir, "cgroup.subtree_control", &line, &needs[0].1)?;
-        dir.push(comp);
-    }
-    Ok(())
-}
-
 impl Cgroup {
     pub fn create(cgroups_path: Option<&Path>, id: &str, resources: Option<&LinuxResources>) -> Result<Cgroup> {
         let hierarchies = host_hierarchies()?;
         Self::create_in(&hierarchies, cgroups_path, id, resources)
     }
 
-    fn create_in(
-        hierarchies: &[Hierarchy],
-        cgroups_path: Option<&Path>,
-        id: &str,
-        res: Option<&LinuxResources>,
-    ) -> Result<Cgroup> {
+    /// The placements for `cgroups_path` in every usable hierarchy, nothing created yet.
+    fn placements_in(hierarchies: &[Hierarchy], cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
         let mode = Mode::of(hierarchies);
         if mode == Mode::None {
             return Err(Error::msg("cgroups: no cgroup filesystem is mounted (/proc/self/mountinfo)"));
         }
-        // Everything that can be refused is refused before a directory exists.
-        let rules = devices::rules(res.and_then(|r| r.devices().as_ref()))?;
-        let needs = match res {
-            Some(r) => {
-                resources::check_supported(r)?;
-                if mode == Mode::V1 && r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
-                    return Err(Error::field("linux.resources.unified", "cgroup v2 is not mounted on this host"));
-                }
-                v2_needs(r, mode)?
-            }
-            None => Vec::new(),
-        };
         let (absolute, inner) = match cgroups_path {
             Some(p) if !p.as_os_str().is_empty() => clean(p),
             _ => clean(Path::new(id)),
         };
         let mut own = None;
-        let mut cg = Cgroup::default();
+        let mut cg = Cgroup { mode: Some(mode), ..Cgroup::default() };
         // In hybrid mode only the first cgroup2 mount is systemd's unified hierarchy.
         let mut have_v2 = false;
         for h in hierarchies {
@@ -242,7 +209,24 @@ impl Cgroup {
                 created: Vec::new(),
             });
         }
-        match cg.make(mode, res, &rules, &needs) {
+        Ok(cg)
+    }
+
+    fn create_in(
+        hierarchies: &[Hierarchy],
+        cgroups_path: Option<&Path>,
+        id: &str,
+        res: Option<&LinuxResources>,
+    ) -> Result<Cgroup> {
+        let mut cg = Self::placements_in(hierarchies, cgroups_path, id)?;
+        // Everything that can be refused is refused before a directory exists.
+        let rules = devices::rules(res.and_then(|r| r.devices().as_ref()))?;
+        let plan = match res {
+            Some(r) => apply::Plan::new(&cg, r, !devices::is_allow_all(&rules))?,
+            None => apply::Plan::default(),
+        };
+        cg.resources = res.map(SavedResources::new).transpose()?;
+        match cg.make(res, &rules, &plan) {
             Ok(()) => Ok(cg),
             Err(e) => {
                 if let Err(e2) = cg.destroy() {
@@ -253,99 +237,66 @@ impl Cgroup {
         }
     }
 
-    fn make(
-        &mut self,
-        mode: Mode,
-        res: Option<&LinuxResources>,
-        rules: &[devices::Rule],
-        needs: &[(&str, String)],
-    ) -> Result<()> {
+    fn make(&mut self, res: Option<&LinuxResources>, rules: &[devices::Rule], plan: &apply::Plan) -> Result<()> {
         for p in &mut self.placements {
             mkdir_p(&p.dir, &p.mount, &mut p.created)?;
             if !p.v2 && p.has("cpuset") {
                 cpuset_inherit(&p.created)?;
             }
         }
-        match mode {
-            Mode::V2 => self.apply_v2(res, rules, needs),
-            _ => {
-                self.apply_v1(res, rules)?;
-                match self.placements.iter().find(|p| p.v2) {
-                    Some(p) => {
-                        v2_enable(p, needs)?;
-                        if let Some(u) = res.and_then(|r| r.unified().as_ref()) {
-                            resources::v2_unified(&p.dir, u)?;
-                        }
-                        Ok(())
-                    }
-                    None => Ok(()),
-                }
-            }
-        }
-    }
-
-    fn v1_dir(&self, controller: &str, field: &str) -> Result<&Path> {
-        self.placements
-            .iter()
-            .find(|p| !p.v2 && p.has(controller))
-            .map(|p| p.dir.as_path())
-            .ok_or_else(|| Error::field(field, format!("the {controller} cgroup controller is not mounted")))
-    }
-
-    fn apply_v1(&self, res: Option<&LinuxResources>, rules: &[devices::Rule]) -> Result<()> {
+        self.enable_v2(plan)?;
         if !devices::is_allow_all(rules) {
-            devices::apply_v1(self.v1_dir("devices", "linux.resources.devices")?, rules)?;
+            self.apply_devices(rules)?;
         }
-        let Some(r) = res else { return Ok(()) };
-        if let Some(m) = r.memory().as_ref().filter(|m| resources::memory_is_set(m)) {
-            resources::v1_memory(self.v1_dir("memory", "linux.resources.memory")?, m)?;
+        match res {
+            Some(r) => self.apply(r, plan),
+            None => Ok(()),
         }
-        if let Some(c) = r.cpu() {
-            if resources::cpu_is_set(c) {
-                resources::v1_cpu(self.v1_dir("cpu", "linux.resources.cpu")?, c)?;
-            }
-            if resources::cpuset_is_set(c) {
-                resources::cpuset(self.v1_dir("cpuset", "linux.resources.cpu.cpus")?, c)?;
-            }
-        }
-        if let Some(l) = resources::pids_limit(r) {
-            resources::write(
-                self.v1_dir("pids", "linux.resources.pids")?,
-                "pids.max",
-                &l,
-                "linux.resources.pids.limit",
-            )?;
-        }
-        Ok(())
     }
 
-    fn apply_v2(&self, res: Option<&LinuxResources>, rules: &[devices::Rule], needs: &[(&str, String)]) -> Result<()> {
-        let Some(p) = self.placements.iter().find(|p| p.v2) else { return Ok(()) };
-        v2_enable(p, needs)?;
-        if !devices::is_allow_all(rules) {
-            let fd = open_dir(&p.dir)?;
-            let what = format!("linux.resources.devices: {}", p.dir.display());
-            bpf::attach_device_filter(std::os::fd::AsFd::as_fd(&fd), &devices::bpf_program(rules), &what)?;
+    /// Write the device list where the devices controller is: the v1 hierarchy, else an eBPF
+    /// program on the cgroup2 directory.
+    fn apply_devices(&self, rules: &[devices::Rule]) -> Result<()> {
+        if let Some(p) = self.placements.iter().find(|p| !p.v2 && p.has("devices")) {
+            return devices::apply_v1(&p.dir, rules);
         }
-        let Some(r) = res else { return Ok(()) };
-        if let Some(m) = r.memory().as_ref().filter(|m| resources::memory_is_set(m)) {
-            resources::v2_memory(&p.dir, m)?;
+        let Some(p) = self.placements.iter().find(|p| p.v2) else {
+            return Err(Error::field("linux.resources.devices", "the devices cgroup controller is not mounted"));
+        };
+        let fd = open_dir(&p.dir)?;
+        let what = format!("linux.resources.devices: {}", p.dir.display());
+        bpf::attach_device_filter(std::os::fd::AsFd::as_fd(&fd), &devices::bpf_program(rules), &what)
+    }
+
+    /// `update`: merge `change` into the resources the container has, then write them all again
+    /// (runc's way: the kernel gets a consistent set, e.g. memory and memory+swap in the right
+    /// order). The device list is not updated, as with runc.
+    pub fn update(&mut self, change: &LinuxResources) -> Result<()> {
+        let base = self.resources.as_ref().map(SavedResources::get).transpose()?;
+        let merged = merge(base.as_ref(), change)?;
+        let mut without_devices = merged.clone();
+        without_devices.set_devices(None);
+        let plan = apply::Plan::new(self, &without_devices, false)?;
+        if let (Some(m), Some(new)) = (change.memory(), change.memory().as_ref().and_then(|m| m.limit())) {
+            if m.check_before_update() == Some(true) {
+                apply::check_memory_usage(self, new)?;
+            }
         }
-        if let Some(c) = r.cpu() {
-            resources::v2_cpu(&p.dir, c)?;
-            resources::cpuset(&p.dir, c)?;
+        self.enable_v2(&plan)?;
+        self.apply(&without_devices, &plan)?;
+        if let Some(unit) = &self.systemd {
+            self.update_unit(unit, &without_devices)?;
         }
-        if let Some(l) = resources::pids_limit(r) {
-            resources::write(&p.dir, "pids.max", &l, "linux.resources.pids.limit")?;
-        }
-        if let Some(u) = r.unified() {
-            resources::v2_unified(&p.dir, u)?;
-        }
+        self.resources = Some(SavedResources::new(&merged)?);
         Ok(())
     }
 
     /// The cgroup2 placement as an fd for clone3's CLONE_INTO_CGROUP.
     pub fn v2_dir_fd(&self) -> Result<Option<OwnedFd>> {
+        if self.systemd.is_some() {
+            // The scope's cgroup exists only once systemd has started it, with the pid.
+            return Ok(None);
+        }
         match self.placements.iter().find(|p| p.v2) {
             Some(p) => open_dir(&p.dir).map(Some),
             None => Ok(None),
@@ -353,6 +304,9 @@ impl Cgroup {
     }
 
     pub fn add_process(&self, pid: i32, skip_v2: bool) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            return self.start_unit(unit, pid);
+        }
         let pid = pid.to_string();
         for p in self.placements.iter().filter(|p| !(skip_v2 && p.v2)) {
             resources::write(&p.dir, "cgroup.procs", &pid, "cgroup")?;
@@ -387,6 +341,9 @@ impl Cgroup {
     /// Remove what create made: the container's own dir with any sub-cgroups in it, then the
     /// parents husk created, if nothing else lives in them now.
     pub fn destroy(&self) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            return self.stop_unit(unit);
+        }
         let deadline = Instant::now() + remove::WAIT_LIMIT;
         let mut first_err = None;
         for p in &self.placements {
@@ -412,6 +369,28 @@ fn destroy_placement(p: &Placement, deadline: Instant) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `change` laid over `base` field by field (JSON objects merged, everything else replaced):
+/// what `update` leaves out stays as it was.
+pub fn merge(base: Option<&LinuxResources>, change: &LinuxResources) -> Result<LinuxResources> {
+    fn lay(base: &mut serde_json::Value, change: serde_json::Value) {
+        match (base, change) {
+            (serde_json::Value::Object(b), serde_json::Value::Object(c)) => {
+                for (k, v) in c {
+                    lay(b.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (b, c) => *b = c,
+        }
+    }
+    let encode = |r: &LinuxResources| serde_json::to_value(r).map_err(|e| Error::msg(format!("encode resources: {e}")));
+    let mut value = match base {
+        Some(b) => encode(b)?,
+        None => serde_json::json!({}),
+    };
+    lay(&mut value, encode(change)?);
+    serde_json::from_value(value).map_err(|e| Error::msg(format!("merge resources: {e}")))
 }
 
 fn open_dir(dir: &Path) -> Result<OwnedFd> {

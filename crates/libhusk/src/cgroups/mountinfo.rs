@@ -7,7 +7,8 @@ use super::Hierarchy;
 use crate::error::{Context, Error, Result};
 
 /// How the host's cgroups are laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Only v1 hierarchies.
     V1,

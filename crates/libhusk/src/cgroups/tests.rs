@@ -243,24 +243,43 @@ fn v2_device_filter_and_unified() {
 }
 
 #[test]
-fn unsupported_fields_are_refused_by_path() {
+fn fields_the_host_cannot_enforce_are_refused_by_path() {
     let n = format!("/{}", name("unsup"));
-    for (json, msg) in [
-        (r#"{"blockIO": {"weight": 100}}"#, "linux.resources.blockIO: not supported yet"),
-        (
-            r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}"#,
-            "linux.resources.hugepageLimits: not supported yet",
-        ),
-        (r#"{"network": {"classID": 1}}"#, "linux.resources.network: not supported yet"),
-        (r#"{"rdma": {"mlx5_1": {"hcaHandles": 3}}}"#, "linux.resources.rdma: not supported yet"),
-        (r#"{"memory": {"swappiness": 101}}"#, "linux.resources.memory.swappiness: 101 is not in 0..100"),
+    let hs = host_hierarchies().unwrap();
+    let v1 = |c: &str| hs.iter().any(|h| h.controllers.iter().any(|x| x == c));
+    let mut cases = vec![
+        (r#"{"memory": {"swappiness": 101}}"#, "linux.resources.memory.swappiness: 101 is not in 0..100".to_owned()),
         (
             r#"{"devices": [{"allow": true, "type": "p"}]}"#,
-            "linux.resources.devices[0].type: invalid cgroup device type \"p\"",
+            "linux.resources.devices[0].type: invalid cgroup device type \"p\"".to_owned(),
         ),
-    ] {
+        (r#"{"blockIO": {"weight": 5}}"#, "linux.resources.blockIO.weight: 5 is not in 10..1000".to_owned()),
+        (
+            r#"{"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]}"#,
+            "linux.resources.hugepageLimits[0].pageSize: this machine has no 3MB huge pages".to_owned(),
+        ),
+        (
+            r#"{"cpu": {"quota": 1000, "burst": 2000}}"#,
+            "linux.resources.cpu.burst: 2000 is larger than the quota 1000".to_owned(),
+        ),
+        (r#"{"rdma": {"mlx5_1": {}}}"#, "linux.resources.rdma.mlx5_1: needs hcaHandles or hcaObjects".to_owned()),
+    ];
+    // This host: no net_cls, net_prio or rdma hierarchy, and cgroup2 has none of them.
+    if !v1("net_cls") {
+        cases.push((
+            r#"{"network": {"classID": 1}}"#,
+            "linux.resources.network.classID: the net_cls cgroup controller is not mounted".to_owned(),
+        ));
+    }
+    if !v1("rdma") && current_mode().unwrap() != Mode::V2 {
+        cases.push((
+            r#"{"rdma": {"mlx5_1": {"hcaHandles": 3}}}"#,
+            "linux.resources.rdma: the cgroup v2 controller \"rdma\" is not available".to_owned(),
+        ));
+    }
+    for (json, msg) in cases {
         let e = Cgroup::create(Some(Path::new(&n)), "x", Some(&res(json))).unwrap_err();
-        assert_eq!(e.to_string(), msg);
+        assert_eq!(e.to_string(), msg, "{json}");
     }
     for h in host_hierarchies().unwrap() {
         assert!(!h.mount.join(&n[1..]).exists(), "{} left behind", h.mount.display());
@@ -281,15 +300,15 @@ fn failed_write_removes_what_was_created() {
 
 #[test]
 fn v2_conversions() {
-    assert_eq!(resources::shares_to_weight(2), 1);
-    assert_eq!(resources::shares_to_weight(1024), 39);
-    assert_eq!(resources::shares_to_weight(262144), 10000);
-    assert_eq!(resources::v2_swap(-1, 0).unwrap().as_deref(), Some("max"));
-    assert_eq!(resources::v2_swap(100, 300).unwrap().as_deref(), Some("200"));
-    assert_eq!(resources::v2_swap(100, 100).unwrap().as_deref(), Some("0"));
-    assert_eq!(resources::v2_swap(100, 0).unwrap(), None);
-    assert!(resources::v2_swap(0, 100).unwrap_err().to_string().starts_with("linux.resources.memory.swap:"));
-    assert!(resources::v2_swap(200, 100).unwrap_err().to_string().starts_with("linux.resources.memory.swap:"));
+    assert_eq!(v2::cpu::shares_to_weight(2), 1);
+    assert_eq!(v2::cpu::shares_to_weight(1024), 39);
+    assert_eq!(v2::cpu::shares_to_weight(262144), 10000);
+    assert_eq!(v2::memory::swap_value(-1, 0).unwrap().as_deref(), Some("max"));
+    assert_eq!(v2::memory::swap_value(100, 300).unwrap().as_deref(), Some("200"));
+    assert_eq!(v2::memory::swap_value(100, 100).unwrap().as_deref(), Some("0"));
+    assert_eq!(v2::memory::swap_value(100, 0).unwrap(), None);
+    assert!(v2::memory::swap_value(0, 100).unwrap_err().to_string().starts_with("linux.resources.memory.swap:"));
+    assert!(v2::memory::swap_value(200, 100).unwrap_err().to_string().starts_with("linux.resources.memory.swap:"));
 }
 
 #[test]
@@ -302,8 +321,13 @@ fn cgroup_state_round_trips() {
             dir: "/sys/fs/cgroup/pids/x".into(),
             created: vec!["/sys/fs/cgroup/pids/x".into()],
         }],
+        mode: Some(Mode::Hybrid),
+        resources: Some(SavedResources::new(&res(r#"{"pids": {"limit": 5}}"#)).unwrap()),
+        systemd: None,
     };
     let back: Cgroup = serde_json::from_str(&serde_json::to_string(&cg).unwrap()).unwrap();
     assert_eq!(back.placements[0].dir, cg.placements[0].dir);
+    assert_eq!(back.resources.unwrap().get().unwrap(), res(r#"{"pids": {"limit": 5}}"#));
+    assert_eq!(back.mode, Some(Mode::Hybrid));
     assert_eq!(current_mode().unwrap(), Mode::of(&host_hierarchies().unwrap()));
 }

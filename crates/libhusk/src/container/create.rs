@@ -13,9 +13,10 @@ use crate::namespaces::{self, NsPlan};
 use crate::process::init::{self, InitArgs};
 use crate::process::setup;
 use crate::process::trampoline::Trampoline;
+use crate::seccomp::{self, notify, Prepared};
 use crate::state::{self, ProcessId, State, StateDir, Status, START_SOCKET};
 use crate::syscalls::{self, Forked};
-use crate::{console, hooks, intel_rdt, netdevices, notify, sync};
+use crate::{console, hooks, intel_rdt, lsm, netdevices, sync};
 
 #[derive(Debug, Default, Clone)]
 pub struct CreateOptions {
@@ -32,6 +33,8 @@ pub struct CreateOptions {
     pub own_console: bool,
     /// `--pidfd-socket`: receives a pidfd of the init.
     pub pidfd_socket: Option<PathBuf>,
+    /// `--systemd-cgroup`: a transient systemd scope instead of cgroupfs directories.
+    pub systemd_cgroup: bool,
 }
 
 /// A created container: its init waits for `start`.
@@ -45,7 +48,12 @@ pub struct Created {
 
 pub fn create(opts: &CreateOptions) -> Result<Created> {
     let mut bundle = Bundle::load(&opts.bundle)?;
-    reject_unsupported(&bundle)?;
+    lsm::check(&bundle.spec)?;
+    // Checked and compiled (or found in the cache) before anything exists to clean up.
+    let filter = match bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::prepare(s, Some(&opts.root.join(seccomp::cache::DIR_NAME)))?),
+        None => None,
+    };
     let plan = NsPlan::from_config(bundle.spec.linux().as_ref())?;
     netdevices::check(bundle.spec.linux().as_ref().and_then(|l| l.net_devices().as_ref()), plan.new_net)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
@@ -57,11 +65,11 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     // The container's process as configured, before husk adds anything: exec's defaults.
     let exec_config = super::exec::exec_config(&bundle.spec, &plan, opts.no_new_keyring);
     let mut extra_env = Vec::new();
-    if notify::host_socket().is_some() {
+    if crate::notify::host_socket().is_some() {
         let dir = undo.dir.as_ref().ok_or_else(|| Error::msg("state dir lost"))?;
-        extra_env.push(notify::prepare(&mut bundle.spec, dir)?);
+        extra_env.push(crate::notify::prepare(&mut bundle.spec, dir)?);
     }
-    match create_in(opts, &bundle, &plan, exec_config, extra_env, &mut undo) {
+    match create_in(opts, &bundle, &plan, filter.as_ref(), exec_config, extra_env, &mut undo) {
         Ok((pid, pidfd, console)) => {
             let state_dir = undo.dir.take().ok_or_else(|| Error::msg("state dir lost"))?;
             undo.cgroup = None;
@@ -106,6 +114,7 @@ fn create_in(
     opts: &CreateOptions,
     bundle: &Bundle,
     plan: &NsPlan,
+    filter: Option<&Prepared>,
     exec_config: Option<crate::state::ExecConfig>,
     notify_env: Vec<String>,
     undo: &mut Undo,
@@ -127,12 +136,21 @@ fn create_in(
         cgroup: Cgroup::default(),
         hooks: spec.hooks().clone(),
         intel_rdt: None,
+        seccomp: None,
         exec: exec_config,
     };
+    if let (Some(f), Some(s)) = (filter, linux.and_then(|l| l.seccomp().as_ref())) {
+        state.seccomp = Some(f.save(&dir.fd, s)?);
+    }
     dir.save(&state)?;
 
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
-    let cgroup = Cgroup::create(cgroups_path, &opts.id, linux.and_then(|l| l.resources().as_ref()))?;
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    let cgroup = if opts.systemd_cgroup {
+        Cgroup::create_systemd(cgroups_path, &opts.id, resources)?
+    } else {
+        Cgroup::create(cgroups_path, &opts.id, resources)?
+    };
     state.cgroup = cgroup.clone();
     undo.cgroup = Some(cgroup.clone());
     dir.save(&state)?;
@@ -195,6 +213,7 @@ fn create_in(
                 extra_env,
                 parent_hooks,
                 trampoline: trampoline.as_ref(),
+                seccomp: filter,
             })
         }
         Ok(Forked::Parent { pid, pidfd }) => {
@@ -241,7 +260,7 @@ fn create_in(
         hooks::run("createRuntime", &create_runtime, &json)?;
         parent_end.send(&sync::Msg::HooksDone)?;
     }
-    parent_end.expect(sync::Msg::Ready)?;
+    wait_ready(&parent_end, &state)?;
     let console = own_listener.as_ref().map(console::receive_master).transpose()?;
 
     state.status = Status::Created;
@@ -298,36 +317,35 @@ fn socket_activation() -> (u32, Vec<String>) {
     }
 }
 
-/// Fields whose support lands with later issues: refuse them by name rather than ignore them.
-fn reject_unsupported(bundle: &Bundle) -> Result<()> {
-    let spec = &bundle.spec;
-    if let Some(p) = spec.process() {
-        check_process_security(p)?;
-    }
-    if let Some(l) = spec.linux() {
-        let unsupported = [
-            ("linux.seccomp", l.seccomp().is_some()),
-            ("linux.mountLabel", l.mount_label().as_ref().is_some_and(|s| !s.is_empty())),
-        ];
-        for (field, present) in unsupported {
-            if present {
-                return Err(Error::field(field, "not supported yet"));
-            }
+/// Wait for the init's `Ready`; a seccomp notify fd that arrives first goes to the agent.
+fn wait_ready(sync: &sync::Channel, state: &State) -> Result<()> {
+    loop {
+        match sync.recv_with_fd()? {
+            (Some(sync::Msg::Ready), _) => return Ok(()),
+            // runc sends the state as it is at this moment: still creating.
+            (Some(sync::Msg::SeccompFd), Some(fd)) => seccomp_to_agent(state, Status::Creating, state.init.pid, &fd)?,
+            (Some(sync::Msg::Error(text)), _) => return Err(Error::msg(text)),
+            (Some(other), _) => return Err(Error::msg(format!("sync: expected Ready, got {other:?}"))),
+            (None, _) => return Err(Error::msg("container init exited during setup")),
         }
     }
-    Ok(())
 }
 
-/// The process's LSM labels, for `create` and `exec` alike (`exec --apparmor/--process-label`
-/// set the same fields): refused by name while husk cannot apply them.
-pub(crate) fn check_process_security(p: &oci_spec::runtime::Process) -> Result<()> {
-    if p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty()) {
-        return Err(Error::field("process.apparmorProfile", "AppArmor is not enabled on this host"));
-    }
-    if p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()) {
-        return Err(Error::field("process.selinuxLabel", "SELinux is not enabled on this host"));
-    }
-    Ok(())
+/// A seccomp notify fd from the container process `pid` goes to the agent at `listenerPath`
+/// with the container's state, as runc sends it (for the init and exec'd processes alike).
+pub(crate) fn seccomp_to_agent(state: &State, status: Status, pid: i32, fd: &OwnedFd) -> Result<()> {
+    let record = state.seccomp.as_ref().ok_or_else(|| Error::msg("seccomp notify fd without a filter"))?;
+    let listener =
+        record.listener_path.as_deref().ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?;
+    let container = notify::Container {
+        oci_version: &state.oci_version,
+        id: &state.id,
+        status: status.as_str(),
+        bundle: &state.bundle,
+        annotations: &state.annotations,
+    };
+    let payload = notify::payload(&container, pid, record.listener_metadata.as_deref());
+    notify::send_to_agent(listener, &payload, fd.as_fd())
 }
 
 pub(crate) fn connect_start(dir: &StateDir) -> Result<OwnedFd> {

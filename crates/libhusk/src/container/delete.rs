@@ -65,6 +65,10 @@ fn kill_all(state: &crate::state::State) -> Result<()> {
             fds.push(fd);
         }
     }
+    // A paused container's tasks die of SIGKILL only once thawed (v1 freezer).
+    if state.cgroup.is_frozen() {
+        state.cgroup.thaw()?;
+    }
     wait_exit(&fds)
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
+use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::state::{ProcessId, StateDir, Status};
 
@@ -12,10 +13,21 @@ use crate::state::{ProcessId, StateDir, Status};
 pub fn parse_signal(text: &str) -> Result<Signal> {
     let bad = || Error::msg(format!("invalid signal: {text:?}"));
     if let Ok(n) = text.parse::<i32>() {
-        return Signal::from_named_raw(n).ok_or_else(bad);
+        return Signal::from_named_raw(n).or_else(|| realtime(n)).ok_or_else(bad);
     }
     let upper = text.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    // RTMIN+n and RTMAX-n, as runc names them (systemd stops on SIGRTMIN+3).
+    let rt = |base: i32, rest: &str, sign: i32| -> Result<Signal> {
+        let off: i32 = if rest.is_empty() { 0 } else { rest.parse().map_err(|_| bad())? };
+        realtime(base + sign * off).ok_or_else(bad)
+    };
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        return rt(libc::SIGRTMIN(), rest.strip_prefix('+').unwrap_or(rest), 1);
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        return rt(libc::SIGRTMAX(), rest.strip_prefix('-').unwrap_or(rest), -1);
+    }
     let sig = match name {
         "HUP" => Signal::HUP,
         "INT" => Signal::INT,
@@ -53,6 +65,15 @@ pub fn parse_signal(text: &str) -> Result<Signal> {
     Ok(sig)
 }
 
+/// A realtime signal number (SIGRTMIN..=SIGRTMAX as the C library counts them).
+fn realtime(n: i32) -> Option<Signal> {
+    if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) {
+        return None;
+    }
+    // SAFETY: n is a valid, non-zero realtime signal number for this system.
+    Some(unsafe { Signal::from_raw_unchecked(n) })
+}
+
 pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
     let dir = StateDir::open(root, id)?;
     let state = dir.load()?;
@@ -62,13 +83,26 @@ pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
         _ => return Err(Error::msg("container not running")),
     }
     if all {
-        for pid in state.cgroup.pids()? {
-            // A process that exits meanwhile is not an error.
-            let _ = signal_pid(pid, None, signal);
-        }
-        return Ok(());
+        return kill_all(&state.cgroup, signal);
     }
     signal_pid(state.init.pid, Some(state.init), signal)
+}
+
+/// Signal every process of the cgroup. Frozen meanwhile, as runc does, so that nothing forks
+/// past the list; thawed afterwards unless the container was paused and the signal can wait
+/// (a frozen v1 task cannot even die of SIGKILL until thawed).
+pub(crate) fn kill_all(cgroup: &Cgroup, signal: Signal) -> Result<()> {
+    let was_paused = cgroup.is_frozen();
+    let froze = !was_paused && cgroup.freeze().is_ok();
+    let pids = cgroup.pids();
+    for &pid in pids.as_deref().unwrap_or_default() {
+        // A process that exits meanwhile is not an error.
+        let _ = signal_pid(pid, None, signal);
+    }
+    if froze || (was_paused && signal == Signal::KILL) {
+        cgroup.thaw()?;
+    }
+    pids.map(|_| ())
 }
 
 /// Signal `pid` via a pidfd; with `expect`, only if it is still that same process.
@@ -97,6 +131,12 @@ mod tests {
         }
         assert_eq!(parse_signal("15").unwrap(), Signal::TERM);
         assert!(parse_signal("NOPE").is_err());
+        let rtmin = libc::SIGRTMIN();
+        assert_eq!(parse_signal("SIGRTMIN+3").unwrap().as_raw(), rtmin + 3);
+        assert_eq!(parse_signal("RTMIN").unwrap().as_raw(), rtmin);
+        assert_eq!(parse_signal("RTMAX-1").unwrap().as_raw(), libc::SIGRTMAX() - 1);
+        assert_eq!(parse_signal(&(rtmin + 3).to_string()).unwrap().as_raw(), rtmin + 3);
+        assert!(parse_signal("RTMIN+99").is_err() && parse_signal("RTMIN+x").is_err());
         assert!(parse_signal("0").is_err() || parse_signal("0").is_ok());
     }
 }

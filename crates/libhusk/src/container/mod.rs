@@ -1,16 +1,23 @@
-//! The lifecycle commands: create, start, state, list, kill, delete, run, exec.
+//! The lifecycle commands: create, start, state, list, kill, delete, run; and the cgroup ones:
+//! update, pause, resume, ps, events; exec.
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod kill;
+mod pause;
 mod start;
+mod update;
 
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
+pub use events::events;
 pub use exec::{exec, parse_user, send_pidfd, Exec, ExecOptions, ProcessFlags, ProcessSpec};
 pub use kill::{kill, parse_signal};
+pub use pause::{pause, resume};
 pub use start::{start, start_foreground};
+pub use update::{update, RdtUpdate};
 
 use std::path::Path;
 
@@ -23,6 +30,12 @@ pub fn state(root: &Path, id: &str) -> Result<String> {
     let state = dir.load()?;
     let oci = state.oci(&dir);
     Ok(serde_json::to_string_pretty(&oci).unwrap_or_default())
+}
+
+/// `ps`: the pids of every process in the container's cgroup.
+pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
+    let dir = StateDir::open(root, id)?;
+    dir.load()?.cgroup.pids()
 }
 
 /// Every container under `root` with its live status; unreadable ones are skipped like runc.

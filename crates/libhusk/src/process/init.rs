@@ -6,7 +6,6 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
 
 use rustix::net::{accept_with, SocketFlags};
 use rustix::process::{Gid, Uid};
@@ -19,6 +18,7 @@ use crate::process::setup::{self, exit, Finish};
 use crate::process::trampoline::Trampoline;
 use crate::process::{exec, user};
 use crate::rootfs::{self, RootfsContext};
+use crate::seccomp::Prepared;
 use crate::state::{State, Status};
 use crate::sync::{Channel, Msg};
 use crate::{console, hooks};
@@ -41,6 +41,14 @@ pub struct InitArgs<'a> {
     pub parent_hooks: bool,
     /// The exec trampoline that keeps the husk binary out of the container's reach.
     pub trampoline: Option<&'a Trampoline>,
+    /// `linux.seccomp`, compiled by the parent.
+    pub seccomp: Option<&'a Prepared>,
+}
+
+/// What is left to do after `start`: the labels and the filter applied last, then execve.
+struct Final<'a> {
+    program: exec::Program,
+    last: setup::Last<'a>,
 }
 
 /// The child's entry point after clone3.
@@ -48,11 +56,11 @@ pub fn run(args: InitArgs) -> ! {
     // Inherited from the parent already; kept for a caller that did not.
     setup::set_undumpable();
     let err = match setup(&args) {
-        Ok(program) => match args.sync.send(&Msg::Ready) {
+        Ok(last) => match args.sync.send(&Msg::Ready) {
             Ok(()) => {
                 let InitArgs { sync, start_listener, state, trampoline, .. } = args;
                 drop(sync);
-                wait_for_start_and_exec(start_listener, state, &program, trampoline)
+                wait_for_start_and_exec(start_listener, state, &last, trampoline)
             }
             Err(e) => e,
         },
@@ -68,7 +76,7 @@ fn hook_state(state: &State, status: Status) -> Vec<u8> {
     serde_json::to_vec(&s.oci_with(status)).unwrap_or_default()
 }
 
-fn setup(args: &InitArgs) -> Result<exec::Program> {
+fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     let spec = &args.bundle.spec;
     let linux = spec.linux().as_ref();
     let process = spec.process().as_ref().ok_or_else(|| Error::field("process", "missing"))?;
@@ -154,8 +162,15 @@ fn setup(args: &InitArgs) -> Result<exec::Program> {
 
     let mut keep = vec![args.sync.fd().as_raw_fd(), args.start_listener.as_raw_fd()];
     keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));
-    setup::finish(&Finish { process, linux, keep_below: args.keep_fds, also_keep: &keep })?;
-    Ok(program)
+    let last = setup::finish(&Finish {
+        process,
+        linux,
+        keep_below: args.keep_fds,
+        also_keep: &keep,
+        seccomp: args.seccomp,
+        sync: &args.sync,
+    })?;
+    Ok(Final { program, last })
 }
 
 fn unshare(flags: u64, what: &str) -> Result<()> {
@@ -195,27 +210,21 @@ fn become_namespace_root(linux: Option<&oci_spec::runtime::Linux>) -> Result<()>
     Ok(())
 }
 
-/// runc creates a missing cwd; after pivot_root, `/` is the container's root, and no container
-/// process exists yet that could race us. Done before the root may become read-only.
+/// runc creates a missing cwd; after pivot_root, `/` is the container's root. Made fd by fd
+/// inside it (no symlink in the image or a shared volume can lead the mkdir elsewhere), before
+/// the root may become read-only.
 fn create_cwd(cwd: &std::path::Path) -> Result<()> {
-    if cwd.exists() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(cwd)
-        .ctx(|| format!("process.cwd: create {}", cwd.display()))
+    use rustix::fs::{Mode, OFlags};
+    let root =
+        rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ctx(|| "open /")?;
+    rootfs::safe_path::mkdir_all(root.as_fd(), cwd, 0o755)
+        .map(drop)
+        .map_err(|e| Error::os(format!("process.cwd: create {}", cwd.display()), e.raw_os_error()))
 }
 
 /// Block until `start` connects, then run startContainer hooks and exec. Errors go back over the
 /// connection so `start` can report them.
-fn wait_for_start_and_exec(
-    listener: OwnedFd,
-    state: &State,
-    program: &exec::Program,
-    trampoline: Option<&Trampoline>,
-) -> ! {
+fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final, trampoline: Option<&Trampoline>) -> ! {
     let conn = loop {
         match accept_with(listener.as_fd(), SocketFlags::CLOEXEC) {
             Ok(c) => {
@@ -230,10 +239,15 @@ fn wait_for_start_and_exec(
         }
     };
     drop(listener);
-    let err = start_container_hooks(state).err().unwrap_or_else(|| {
+    let err = start_container_hooks(state).and_then(|()| {
         setup::reset_signals();
-        program.exec(trampoline, conn.as_fd())
+        // Last, so nothing husk still does needs what they forbid.
+        last.last.apply()
     });
+    let err = match err {
+        Ok(()) => last.program.exec(trampoline, conn.as_fd()),
+        Err(e) => e,
+    };
     let mut conn = conn;
     let _ = conn.write_all(err.to_string().as_bytes());
     exit(exec::exec_failure_status(err.errno()))

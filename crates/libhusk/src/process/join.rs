@@ -16,6 +16,7 @@ use crate::namespaces;
 use crate::process::setup::{self, exit, Finish};
 use crate::process::trampoline::Trampoline;
 use crate::process::{exec, sched, user};
+use crate::seccomp::Prepared;
 use crate::sync::{Channel, Msg};
 
 /// Where the exec'd process's terminal goes, if it has one.
@@ -45,13 +46,19 @@ pub struct JoinArgs<'a> {
     pub id: &'a str,
     pub no_new_keyring: bool,
     pub trampoline: Option<&'a Trampoline>,
+    /// The container's seccomp filter (from its state dir).
+    pub seccomp: Option<&'a Prepared>,
 }
 
 pub fn run(args: JoinArgs) -> ! {
     let err = match setup(&args) {
-        Ok(program) => {
+        Ok((program, last)) => {
             setup::reset_signals();
-            program.exec(args.trampoline, args.sync.fd())
+            // Last, so nothing husk still does needs what they forbid.
+            match last.apply() {
+                Ok(()) => program.exec(args.trampoline, args.sync.fd()),
+                Err(e) => e,
+            }
         }
         Err(e) => e,
     };
@@ -59,7 +66,7 @@ pub fn run(args: JoinArgs) -> ! {
     exit(exec::exec_failure_status(err.errno()))
 }
 
-fn setup(args: &JoinArgs) -> Result<exec::Program> {
+fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
     let process = args.process;
     // Still in the host's mount namespace: cgroupfs and our own /proc are reachable.
     args.cgroups.join_v1()?;
@@ -81,7 +88,7 @@ fn setup(args: &JoinArgs) -> Result<exec::Program> {
         let pty = console::open_pty(process.console_size().as_ref())?;
         match &args.console {
             ExecConsole::Socket(sock) => pty.send_master(sock)?,
-            ExecConsole::Husk => args.sync.send_fd(&Msg::Console, pty.master.as_fd())?,
+            ExecConsole::Husk => args.sync.send_with_fd(&Msg::Console, pty.master.as_fd())?,
             ExecConsole::None => {}
         }
         pty.become_terminal()?;
@@ -98,6 +105,13 @@ fn setup(args: &JoinArgs) -> Result<exec::Program> {
 
     let mut keep = vec![args.sync.fd().as_raw_fd()];
     keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));
-    setup::finish(&Finish { process, linux: None, keep_below: args.keep_fds, also_keep: &keep })?;
-    Ok(program)
+    let last = setup::finish(&Finish {
+        process,
+        linux: None,
+        keep_below: args.keep_fds,
+        also_keep: &keep,
+        seccomp: args.seccomp,
+        sync: &args.sync,
+    })?;
+    Ok((program, last))
 }

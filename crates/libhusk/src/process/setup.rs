@@ -1,22 +1,28 @@
 //! The last steps before a container process runs its program, shared by the init (`create`)
 //! and an exec'd process (`exec`) so that both follow one order:
 //!
-//! rlimits → scheduler and placement → close fds → cwd → bounding set → user → capabilities →
-//! umask → no_new_privs → (seccomp, last)
+//! rlimits → scheduler and placement → close fds → cwd → LSM label files opened → bounding set →
+//! user → capabilities → umask → no_new_privs → … → LSM labels and seccomp, last, right before
+//! execve ([`Last::apply`])
 //!
 //! rlimits and real-time scheduling need privileges we are about to drop; the fds go before the
 //! chdir (CVE-2024-21626); the bounding set needs CAP_SETPCAP, so it is dropped before the uid
-//! change, and keepcaps carries the permitted set across it.
+//! change, and keepcaps carries the permitted set across it. The seccomp filter is loaded where
+//! `seccomp::load_point` says: before the capability drop when loading it will need
+//! CAP_SYS_ADMIN, before reporting ready when its notify fd must reach husk, else last.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 
 use oci_spec::runtime::{Linux, Process};
 
 use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
+use crate::lsm::ExecLabels;
 use crate::process::{rlimits, sched, user};
+use crate::seccomp::{self, LoadPoint, Prepared};
+use crate::sync::{Channel, Msg};
 
-pub struct Finish<'a> {
+pub struct Finish<'a, 's> {
     pub process: &'a Process,
     /// Container-wide settings applied to the init (personality, memory policy); `None` for
     /// an exec'd process, which inherits neither from the container in runc either.
@@ -25,9 +31,33 @@ pub struct Finish<'a> {
     pub keep_below: u32,
     /// husk's own fds that must survive until the execve (they are close-on-exec).
     pub also_keep: &'a [RawFd],
+    /// `linux.seccomp`, compiled by husk.
+    pub seccomp: Option<&'s Prepared>,
+    /// husk's end: a notify fd of a filter loaded before the end goes there (for the agent).
+    pub sync: &'a Channel,
 }
 
-pub fn finish(f: &Finish) -> Result<()> {
+/// What is applied right before execve: the LSM labels (for the next execve) and, unless it had
+/// to go earlier, the seccomp filter. What runs under them is the exec trampoline (fcntl,
+/// execveat/execve, sendto, exit_group: see trampoline.rs).
+pub struct Last<'a> {
+    labels: ExecLabels,
+    seccomp: Option<&'a Prepared>,
+}
+
+impl Last<'_> {
+    pub fn apply(&self) -> Result<()> {
+        self.labels.apply()?;
+        if let Some(f) = self.seccomp {
+            f.load()?;
+        }
+        Ok(())
+    }
+}
+
+const CAP_SYS_ADMIN: u64 = 1 << 21;
+
+pub fn finish<'s>(f: &Finish<'_, 's>) -> Result<Last<'s>> {
     let process = f.process;
     if let Some(rl) = process.rlimits() {
         rlimits::apply(rl)?;
@@ -35,21 +65,36 @@ pub fn finish(f: &Finish) -> Result<()> {
     apply_placement(process, f.linux)?;
     close_fds(f.keep_below, f.also_keep)?;
     enter_cwd(process.cwd())?;
+    // Opened while we may still mount the private procfs they are opened through.
+    let labels = ExecLabels::open(process)?;
 
     let caps = CapSets::from_config(process.capabilities().as_ref());
+    let no_new_privs = process.no_new_privileges() == Some(true);
+    let point = f.seccomp.map(|s| seccomp::load_point(s, no_new_privs, caps.effective & CAP_SYS_ADMIN != 0));
+    if point == Some(LoadPoint::BeforeCapDrop) {
+        load_seccomp(f)?;
+    }
     caps.drop_bounding()?;
     set_keepcaps(true)?;
     user::switch(process.user(), true)?;
     set_keepcaps(false)?;
     caps.apply()?;
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(process.user().umask().unwrap_or(0o022)));
-    if process.no_new_privileges() == Some(true) {
+    if no_new_privs {
         rustix::thread::set_no_new_privs(true).ctx(|| "process.noNewPrivileges")?;
     }
-    // The container's seccomp filter is loaded here, last, for the init and for exec alike:
-    // everything above needs syscalls a profile may forbid. What runs under it afterwards is
-    // husk's wait for `start` (init only) and the exec trampoline (fcntl, execve, sendto,
-    // exit_group; see trampoline.rs).
+    if point == Some(LoadPoint::BeforeReady) {
+        load_seccomp(f)?;
+    }
+    Ok(Last { labels, seccomp: f.seccomp.filter(|_| point == Some(LoadPoint::BeforeExec)) })
+}
+
+/// Load the filter now; a notify fd goes to husk, which hands it to the agent.
+fn load_seccomp(f: &Finish<'_, '_>) -> Result<()> {
+    let Some(filter) = f.seccomp else { return Ok(()) };
+    if let Some(fd) = filter.load()? {
+        f.sync.send_with_fd(&Msg::SeccompFd, fd.as_fd())?;
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 const RDONLY: Attrs = Attrs { set: ATTR_RDONLY, clear: 0 };
 
-pub fn mask(root: BorrowedFd<'_>, paths: &[String]) -> Result<()> {
+pub fn mask(root: BorrowedFd<'_>, paths: &[String], label: Option<&str>) -> Result<()> {
     let mut null: Option<OwnedFd> = None;
     for (i, path) in paths.iter().enumerate() {
         let field = || format!("linux.maskedPaths[{i}]: {path}");
@@ -26,7 +26,7 @@ pub fn mask(root: BorrowedFd<'_>, paths: &[String]) -> Result<()> {
         let mnt = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             // A fresh tmpfs per directory: kernels before 6.x (Debian 12's 6.1) refuse to clone a
             // detached mount with open_tree, so one shared tmpfs cannot be reused.
-            read_only_tmpfs().map_err(|e| e.context(field()))?
+            read_only_tmpfs(label).map_err(|e| e.context(field()))?
         } else {
             if null.is_none() {
                 null = Some(dev_null(root).map_err(|e| e.context(field()))?);
@@ -51,9 +51,11 @@ fn dev_null(root: BorrowedFd<'_>) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// An empty read-only tmpfs (superblock and mount) to cover a masked directory.
-fn read_only_tmpfs() -> Result<OwnedFd> {
-    let data = [Data::Flag("ro".into()), Data::Value("size".into(), "4k".into())];
+/// An empty read-only tmpfs (superblock and mount) to cover a masked directory, with
+/// `linux.mountLabel` if there is one (as runc labels it).
+fn read_only_tmpfs(label: Option<&str>) -> Result<OwnedFd> {
+    let mut data = vec![Data::Flag("ro".into()), Data::Value("size".into(), "4k".into())];
+    data.extend(label.map(crate::lsm::mount_label_option));
     new_fs("tmpfs", Some("tmpfs"), &data, ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)
 }
 

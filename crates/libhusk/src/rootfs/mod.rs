@@ -11,7 +11,7 @@ mod mount_api;
 pub mod mount_options;
 mod mounts;
 mod pivot;
-mod procfs;
+pub(crate) mod procfs;
 pub mod safe_path;
 mod sysctl;
 
@@ -83,7 +83,7 @@ pub fn finalize(ctx: &RootfsContext) -> Result<()> {
         return Ok(());
     }
     let root = pivot::open_slash()?;
-    masked::mask(root.as_fd(), masked)?;
+    masked::mask(root.as_fd(), masked, crate::lsm::mount_label(ctx.spec))?;
     masked::read_only(root.as_fd(), readonly)?;
     if readonly_root {
         masked::read_only_root(root.as_fd())?;

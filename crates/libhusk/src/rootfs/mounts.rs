@@ -44,7 +44,11 @@ fn mount_one(ctx: &RootfsContext, root: BorrowedFd<'_>, m: &Mount) -> Result<()>
     }
     let source = m.source().as_ref().and_then(|s| s.to_str());
     let fresh = opts.attrs.on_fresh_mount(&opts.rec_attrs);
-    let mnt = match new_fs(fstype, source, &opts.data, fresh) {
+    let mut data = opts.data.clone();
+    if let Some(label) = crate::lsm::mount_label(ctx.spec).filter(|_| crate::lsm::labels_fstype(fstype)) {
+        data.push(crate::lsm::mount_label_option(label));
+    }
+    let mnt = match new_fs(fstype, source, &data, fresh) {
         Ok(mnt) => mnt,
         // In a user namespace without its own network namespace the kernel refuses a new sysfs:
         // bind the host's, like runc.

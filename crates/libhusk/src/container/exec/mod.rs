@@ -19,6 +19,7 @@ use crate::namespaces::{self, NsPlan};
 use crate::process::join::{self, ExecConsole, JoinArgs};
 use crate::process::trampoline::Trampoline;
 use crate::process::{exec as program, sched, setup};
+use crate::seccomp::Prepared;
 use crate::state::{self, ExecConfig, State, StateDir, Status};
 use crate::sync::{self, Msg};
 use crate::syscalls::{self, Forked};
@@ -89,6 +90,8 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
         (None, false) => ExecConsole::None,
     };
     let cgroups = state.cgroup.for_exec(&opts.cgroup)?;
+    // The filter create compiled and saved: no config.json, no libseccomp here.
+    let filter = state.seccomp.as_ref().map(|r| Prepared::from_state(&dir.fd, r)).transpose()?;
     let trampoline = Trampoline::new();
     let (parent_end, child_end) = sync::pair()?;
     if let Some(cpus) = process.exec_cpu_affinity().as_ref().and_then(|a| a.initial().as_deref()) {
@@ -135,6 +138,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
                 id: &state.id,
                 no_new_keyring: config.no_new_keyring,
                 trampoline: trampoline.as_ref(),
+                seccomp: filter.as_ref(),
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -142,7 +146,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     drop(child_end);
     drop(console);
     drop(cgroups);
-    let master = match wait_exec(&parent_end, &process) {
+    let master = match wait_exec(&parent_end, &process, &state, pid) {
         Ok(master) => master,
         Err(e) => {
             let _ = rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty());
@@ -179,14 +183,20 @@ fn clone_child(cgroups: &ExecCgroups) -> Result<Forked> {
     syscalls::clone3(0, cgroups.v2.as_ref().map(|f| f.as_fd())).map_err(|e| Error::from(e).context("clone3"))
 }
 
-/// Until the program runs: the pty master (if husk proxies the terminal), a setup error, or the
-/// trampoline's report of a failed execve. The channel closes when the execve succeeds.
-fn wait_exec(sync: &sync::Channel, process: &oci_spec::runtime::Process) -> Result<Option<OwnedFd>> {
+/// Until the program runs: the pty master (if husk proxies the terminal), a seccomp notify fd
+/// (for the agent), a setup error, or the trampoline's report of a failed execve. The channel closes when the execve succeeds.
+fn wait_exec(
+    sync: &sync::Channel,
+    process: &oci_spec::runtime::Process,
+    state: &State,
+    pid: i32,
+) -> Result<Option<OwnedFd>> {
     let mut master = None;
     loop {
-        match sync.recv_fd()? {
+        match sync.recv_with_fd()? {
             (None, _) => return Ok(master),
             (Some(Msg::Console), fd) => master = fd,
+            (Some(Msg::SeccompFd), Some(fd)) => super::create::seccomp_to_agent(state, Status::Running, pid, &fd)?,
             (Some(Msg::Error(text)), _) => return Err(Error::msg(text)),
             (Some(Msg::ExecFailed(errno)), _) => {
                 let arg0 = process.args().as_ref().and_then(|a| a.first()).cloned().unwrap_or_default();

@@ -176,7 +176,7 @@ fn validate(p: &Process) -> Result<()> {
     if !p.cwd().is_absolute() {
         return Err(Error::field("process.cwd", format!("{:?} is not an absolute path", p.cwd())));
     }
-    super::super::create::check_process_security(p)
+    crate::lsm::check_process(p)
 }
 
 #[cfg(test)]

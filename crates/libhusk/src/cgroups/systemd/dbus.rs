@@ -1,0 +1,176 @@
+//! The few systemd Manager calls the driver makes, over the system bus with rustbus: start a
+//! transient unit and wait for its job, set properties, stop a unit. Only `--systemd-cgroup`
+//! reaches this file: the cgroupfs path never opens a D-Bus connection.
+
+use std::time::{Duration, Instant};
+
+use rustbus::connection::Timeout;
+use rustbus::message_builder::{MarshalledMessage, MessageType};
+use rustbus::wire::ObjectPath;
+use rustbus::{get_system_bus_path, DuplexConn, MessageBuilder};
+
+use crate::error::{Error, Result};
+
+/// The variant types of the properties husk sets (in a module of its own: the macro's code
+/// names `Result` unqualified).
+mod val {
+    rustbus::dbus_variant_sig!(Val, Bool => bool; U64 => u64; Str => String; U32s => Vec<u32>; Bytes => Vec<u8>);
+}
+pub use val::Val;
+
+const DEST: &str = "org.freedesktop.systemd1";
+const PATH: &str = "/org/freedesktop/systemd1";
+const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+/// How long a start or stop job may take (runc waits up to 30 s too).
+const JOB_LIMIT: Duration = Duration::from_secs(30);
+
+pub type Props = Vec<(String, Val)>;
+
+pub struct Systemd {
+    conn: DuplexConn,
+}
+
+fn bus_err(what: &str) -> impl Fn(rustbus::connection::Error) -> Error + '_ {
+    move |e| Error::msg(format!("systemd: {what}: {e:?}"))
+}
+
+impl Systemd {
+    pub fn connect() -> Result<Systemd> {
+        let addr = get_system_bus_path().map_err(bus_err("the system bus"))?;
+        let mut conn = DuplexConn::connect_to_bus(addr, false).map_err(bus_err("connect to the system bus"))?;
+        conn.send_hello(Timeout::Duration(JOB_LIMIT)).map_err(bus_err("hello"))?;
+        let mut s = Systemd { conn };
+        // JobRemoved tells when a unit's start or stop has finished; systemd sends its signals
+        // to subscribed clients, and the bus routes them to matching ones.
+        let mut m = MessageBuilder::new()
+            .call("AddMatch")
+            .with_interface("org.freedesktop.DBus")
+            .on("/org/freedesktop/DBus")
+            .at("org.freedesktop.DBus")
+            .build();
+        let rule = format!("type='signal',sender='{DEST}',path='{PATH}',interface='{MANAGER}',member='JobRemoved'");
+        m.body.push_param(rule.as_str()).map_err(|e| Error::msg(format!("systemd: AddMatch: {e:?}")))?;
+        s.call(m, "AddMatch")?;
+        s.call(s.manager("Subscribe"), "Subscribe")?;
+        Ok(s)
+    }
+
+    fn manager(&self, member: &str) -> MarshalledMessage {
+        MessageBuilder::new().call(member).with_interface(MANAGER).on(PATH).at(DEST).build()
+    }
+
+    /// Send `m` and return its reply; signals that arrive meanwhile go to `seen`.
+    fn call_collecting(
+        &mut self,
+        m: MarshalledMessage,
+        what: &str,
+        seen: &mut Vec<MarshalledMessage>,
+    ) -> Result<MarshalledMessage> {
+        let serial = self.conn.send.send_message(&m).map_err(bus_err(what))?.write_all().map_err(|(ctx, e)| {
+            ctx.force_finish();
+            Error::msg(format!("systemd: {what}: {e:?}"))
+        })?;
+        let deadline = Instant::now() + JOB_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::msg(format!("systemd: {what}: no reply after {} s", JOB_LIMIT.as_secs())));
+            }
+            let reply = self.conn.recv.get_next_message(Timeout::Duration(left)).map_err(bus_err(what))?;
+            if reply.dynheader.response_serial != Some(serial) {
+                if reply.typ == MessageType::Signal {
+                    seen.push(reply);
+                }
+                continue;
+            }
+            if reply.typ == MessageType::Error {
+                let name = reply.dynheader.error_name.clone().unwrap_or_default();
+                let text = reply.body.parser().get::<String>().unwrap_or_default();
+                return Err(Error::msg(format!("systemd: {what}: {name}: {text}")));
+            }
+            return Ok(reply);
+        }
+    }
+
+    fn call(&mut self, m: MarshalledMessage, what: &str) -> Result<MarshalledMessage> {
+        let mut ignored = Vec::new();
+        self.call_collecting(m, what, &mut ignored)
+    }
+
+    /// Run a unit job (`StartTransientUnit`, `StopUnit`) and wait for its JobRemoved signal;
+    /// the result must be "done".
+    fn job(&mut self, m: MarshalledMessage, what: &str) -> Result<()> {
+        let mut seen = Vec::new();
+        let reply = self.call_collecting(m, what, &mut seen)?;
+        let job: ObjectPath<String> =
+            reply.body.parser().get().map_err(|e| Error::msg(format!("systemd: {what}: bad reply: {e:?}")))?;
+        let job = job.as_ref().to_owned();
+        let deadline = Instant::now() + JOB_LIMIT;
+        loop {
+            for s in seen.drain(..) {
+                if s.dynheader.member.as_deref() != Some("JobRemoved") {
+                    continue;
+                }
+                let Ok((_id, path, unit, result)) = s.body.parser().get4::<u32, ObjectPath<String>, String, String>()
+                else {
+                    continue;
+                };
+                if path.as_ref() == job {
+                    return match result.as_str() {
+                        "done" => Ok(()),
+                        other => Err(Error::msg(format!("systemd: {what}: job for {unit} ended: {other}"))),
+                    };
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::msg(format!("systemd: {what}: job {job} not done after {} s", JOB_LIMIT.as_secs())));
+            }
+            let m = self.conn.recv.get_next_message(Timeout::Duration(left)).map_err(bus_err(what))?;
+            if m.typ == MessageType::Signal {
+                seen.push(m);
+            }
+        }
+    }
+
+    pub fn start_transient_unit(&mut self, unit: &str, props: &Props) -> Result<()> {
+        let what = format!("start {unit}");
+        let mut m = self.manager("StartTransientUnit");
+        let aux: Vec<(String, Vec<(String, Val)>)> = Vec::new();
+        let e = |e| Error::msg(format!("systemd: {what}: {e:?}"));
+        m.body.push_param(unit).map_err(e)?;
+        m.body.push_param("replace").map_err(e)?;
+        m.body.push_param(props).map_err(e)?;
+        m.body.push_param(&aux).map_err(e)?;
+        self.job(m, &what)
+    }
+
+    pub fn set_unit_properties(&mut self, unit: &str, props: &Props) -> Result<()> {
+        let what = format!("set properties of {unit}");
+        let mut m = self.manager("SetUnitProperties");
+        let e = |e| Error::msg(format!("systemd: {what}: {e:?}"));
+        m.body.push_param(unit).map_err(e)?;
+        m.body.push_param(true).map_err(e)?;
+        m.body.push_param(props).map_err(e)?;
+        self.call(m, &what).map(|_| ())
+    }
+
+    /// Stop the unit and wait for it; a unit that is gone already is not an error.
+    pub fn stop_unit(&mut self, unit: &str) -> Result<()> {
+        let what = format!("stop {unit}");
+        let mut m = self.manager("StopUnit");
+        let e = |e| Error::msg(format!("systemd: {what}: {e:?}"));
+        m.body.push_param(unit).map_err(e)?;
+        m.body.push_param("replace").map_err(e)?;
+        match self.job(m, &what) {
+            Err(e) if e.message().contains("NoSuchUnit") => Ok(()),
+            r => r,
+        }?;
+        // A unit that failed stays loaded until reset; its name must be free for a new one.
+        let mut m = self.manager("ResetFailedUnit");
+        if m.body.push_param(unit).is_ok() {
+            let _ = self.call(m, "reset-failed");
+        }
+        Ok(())
+    }
+}

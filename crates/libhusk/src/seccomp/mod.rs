@@ -1,0 +1,169 @@
+//! `linux.seccomp`: the OCI profile compiled to a BPF program by libseccomp, cached, and loaded
+//! with the raw seccomp(2) system call.
+//!
+//! The interface, for `create` and `exec` alike:
+//!
+//! 1. [`prepare`] runs in husk before the container process exists (host side, before clone or
+//!    fork): it checks the profile (every error names `linux.seccomp...`), and compiles it or takes
+//!    the compiled program from the [`cache`]. The result, [`Prepared`], is plain data: a BPF
+//!    program and the seccomp(2) flags. `create` also writes it to the state directory
+//!    ([`Prepared::save`]) and records a [`Record`] in the state, so that `exec` gets the same
+//!    filter back with [`Prepared::from_state`] without re-reading config.json or libseccomp.
+//! 2. [`Prepared::load`] runs in the container process: one seccomp(2) call, no allocation, no
+//!    libseccomp. It returns the notify fd when the profile uses `SCMP_ACT_NOTIFY`.
+//!
+//! Where the process calls `load` ([`load_point`]): last, right before execve, when it will
+//! still be allowed to (no_new_privs set, or CAP_SYS_ADMIN in its effective set). Otherwise,
+//! like runc and crun, before the capability drop, while it still may. A profile that uses
+//! `SCMP_ACT_NOTIFY` is loaded before the process tells husk it is ready, because the notify fd
+//! has to travel through husk to the agent at `listenerPath` ([`notify::send_to_agent`]) with
+//! the container's state, exactly as runc sends it.
+//!
+//! `exec`, step by step: in husk, `Prepared::from_state(&state_dir.fd, state.seccomp)` (no
+//! config.json, no libseccomp); in the new process, `load_point(&f, no_new_privs,
+//! keeps_sys_admin)` and `f.load()` at that point (`BeforeExec` right before execve); when
+//! `load` returns a notify fd, pass it to husk (SCM_RIGHTS on the exec's own socket) and have
+//! husk call `notify::send_to_agent(listener_path, &notify::payload(&container, pid, metadata),
+//! fd)` with the exec'd process's pid.
+
+pub mod cache;
+mod kernel;
+pub mod notify;
+mod profile;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use oci_spec::runtime::LinuxSeccomp;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+
+pub use kernel::{supported_flags, KNOWN_FLAGS};
+pub use profile::{libseccomp_version, ACTIONS, ARCHES, OPERATORS};
+
+/// The compiled program in the state directory, for `exec`.
+pub const STATE_FILE: &str = "seccomp.bpf";
+
+/// A filter ready to load: the BPF program and the flags for seccomp(2).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    program: Vec<libc::sock_filter>,
+    flags: u32,
+    notify: bool,
+}
+
+/// What the container's state keeps about its filter (the program itself is [`STATE_FILE`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub flags: u32,
+    pub notify: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_path: Option<std::path::PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_metadata: Option<String>,
+}
+
+/// When the process must load its filter; see the module doc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadPoint {
+    /// Before the capability drop: without no_new_privs, loading needs CAP_SYS_ADMIN.
+    BeforeCapDrop,
+    /// After the rest of the setup, before reporting ready: the notify fd must reach husk.
+    BeforeReady,
+    /// Right before execve.
+    BeforeExec,
+}
+
+/// Where a process with this profile loads it: `no_new_privs` is `process.noNewPrivileges`,
+/// `keeps_sys_admin` whether CAP_SYS_ADMIN is in its final effective set.
+pub fn load_point(prepared: &Prepared, no_new_privs: bool, keeps_sys_admin: bool) -> LoadPoint {
+    if !no_new_privs && !keeps_sys_admin {
+        LoadPoint::BeforeCapDrop
+    } else if prepared.notify {
+        LoadPoint::BeforeReady
+    } else {
+        LoadPoint::BeforeExec
+    }
+}
+
+/// Check and compile `seccomp`, through the cache in `cache_dir` when there is one.
+pub fn prepare(seccomp: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Prepared> {
+    let checked = profile::check(seccomp)?;
+    let flags = kernel::flags(seccomp, checked.notify)?;
+    let key = cache::key(seccomp)?;
+    let cache = cache_dir.map(cache::Cache::new);
+    if let Some(program) = cache.as_ref().and_then(|c| c.get(&key)) {
+        return Ok(Prepared { program, flags, notify: checked.notify });
+    }
+    let bytes = profile::compile(seccomp)?;
+    let program = kernel::program_from_bytes(&bytes)
+        .ok_or_else(|| Error::msg("linux.seccomp: libseccomp produced a malformed program"))?;
+    if let Some(c) = &cache {
+        // A cache that cannot be written only costs speed.
+        if let Err(e) = c.put(&key, &bytes) {
+            tracing::debug!("seccomp cache: {e}");
+        }
+    }
+    Ok(Prepared { program, flags, notify: checked.notify })
+}
+
+impl Prepared {
+    /// Whether the profile uses `SCMP_ACT_NOTIFY` (then `load` returns the notify fd).
+    pub fn uses_notify(&self) -> bool {
+        self.notify
+    }
+
+    /// Number of BPF instructions.
+    pub fn len(&self) -> usize {
+        self.program.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.program.is_empty()
+    }
+
+    /// Install the filter on the calling thread (and, with TSYNC, its siblings).
+    pub fn load(&self) -> Result<Option<OwnedFd>> {
+        kernel::load(&self.program, self.flags)
+            .map_err(|e| Error::os("linux.seccomp: load the filter", e.raw_os_error()))
+    }
+
+    /// Write the program to `<state dir>/seccomp.bpf` for `exec`, and say what the state keeps.
+    pub fn save(&self, dir: impl AsFd, seccomp: &LinuxSeccomp) -> Result<Record> {
+        let bytes = kernel::program_to_bytes(&self.program);
+        let file = rustix::fs::openat(
+            dir,
+            STATE_FILE,
+            rustix::fs::OFlags::CREATE
+                | rustix::fs::OFlags::EXCL
+                | rustix::fs::OFlags::WRONLY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .ctx(|| format!("create {STATE_FILE}"))?;
+        std::io::Write::write_all(&mut std::fs::File::from(file), &bytes).ctx(|| format!("write {STATE_FILE}"))?;
+        Ok(Record {
+            flags: self.flags,
+            notify: self.notify,
+            listener_path: seccomp.listener_path().clone(),
+            listener_metadata: seccomp.listener_metadata().clone(),
+        })
+    }
+
+    /// The filter a container's `create` saved, for a process joining it.
+    pub fn from_state(dir: impl AsFd, record: &Record) -> Result<Prepared> {
+        let file = rustix::fs::openat(
+            dir,
+            STATE_FILE,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ctx(|| format!("open {STATE_FILE}"))?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(file), &mut bytes).ctx(|| format!("read {STATE_FILE}"))?;
+        let program = kernel::program_from_bytes(&bytes).ok_or_else(|| Error::msg(format!("{STATE_FILE}: corrupt")))?;
+        Ok(Prepared { program, flags: record.flags, notify: record.notify })
+    }
+}
