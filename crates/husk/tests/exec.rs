@@ -486,6 +486,18 @@ fn cgroup2_exec_is_born_in_the_container_cgroup() {
 }
 
 #[test]
+fn exec_gets_the_containers_seccomp_filter() {
+    let mut ctx = Ctx::new("execseccomp");
+    ctx.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV}
+    ]});
+    let (id, _) = ctx.running("exec sleep 1000");
+    let o = ctx.husk(&["exec", &id, "sh", "-c", "grep ^Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; true"]).ok();
+    assert!(o.stdout.starts_with("Seccomp:\t2\n"), "{o}");
+    assert!(o.stdout.contains("Invalid cross-device link"), "the container's filter: {o}");
+}
+
+#[test]
 fn exec_lsm_flags_are_refused_without_the_lsm() {
     if !is_husk() {
         return; // runc 1.1 words these its own way (and may ignore them on a host without an LSM)
