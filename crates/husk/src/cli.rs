@@ -31,9 +31,9 @@ pub struct Cli {
     /// Rootless mode: true, false or auto (before the command, as runc takes it)
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
-    /// Path to criu (accepted for compatibility)
-    #[arg(long, global = true, hide = true)]
-    pub criu: Option<String>,
+    /// Path to the criu binary used for checkpoint and restore (default: criu in $PATH)
+    #[arg(long, global = true)]
+    pub criu: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -213,6 +213,10 @@ pub enum Command {
         stats: bool,
         id: String,
     },
+    /// Checkpoint a running container with CRIU
+    Checkpoint(crate::checkpoint::CheckpointArgs),
+    /// Restore a container from a checkpoint
+    Restore(crate::checkpoint::RestoreArgs),
 }
 
 /// Long flags that runc (urfave/cli) also takes with a single dash, e.g. `-no-subreaper`.
@@ -290,6 +294,11 @@ pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
     let mut passthrough = false;
     let mut value_next = false;
     let mut command: Option<OsString> = None;
+    let long = |n: &str| {
+        LONG_FLAGS.contains(&n)
+            || crate::cgroup_cmds::LONG_FLAGS.contains(&n)
+            || crate::checkpoint::LONG_FLAGS.contains(&n)
+    };
     for (i, arg) in args.enumerate() {
         if i == 0 || passthrough {
             out.push(arg);
@@ -308,10 +317,7 @@ pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
             let rest = s.trim_start_matches('-');
             let name = rest.split('=').next().unwrap_or("");
             value_next = !rest.contains('=') && VALUE_FLAGS.contains(&name);
-            if !s.starts_with("--")
-                && name.len() > 1
-                && (LONG_FLAGS.contains(&name) || crate::cgroup_cmds::LONG_FLAGS.contains(&name))
-            {
+            if !s.starts_with("--") && name.len() > 1 && long(name) {
                 out.push(OsString::from(format!("-{s}")));
                 continue;
             }
@@ -327,6 +333,16 @@ pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
         out.push(arg);
     }
     out
+}
+
+/// clap's usage error as one line: the message without its usage block, lines joined, control
+/// characters from the arguments escaped.
+pub fn usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let head = text.split("\nUsage:").next().unwrap_or(&text);
+    let head = head.trim().strip_prefix("error: ").unwrap_or(head.trim());
+    let joined: Vec<&str> = head.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    Error::msg(format!("{} (see husk --help)", joined.join(" "))).message().to_string()
 }
 
 pub fn logger(cli: &Cli) -> Result<Logger> {
@@ -461,6 +477,11 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Resume { id } => container::resume(&cli.root, id)?,
         Command::Ps { format, id, ps_args } => crate::cgroup_cmds::ps(&cli.root, id, format, ps_args)?,
         Command::Events { interval, stats, id } => crate::cgroup_cmds::events(&cli.root, id, interval, *stats)?,
+        Command::Checkpoint(a) => crate::checkpoint::checkpoint(cli.root.clone(), cli.criu.clone(), a)?,
+        Command::Restore(a) => {
+            check_modes(&cli)?;
+            return crate::checkpoint::restore(cli.root.clone(), cli.criu.clone(), a);
+        }
     }
     Ok(0)
 }
@@ -587,6 +608,130 @@ mod tests {
         let cli = parse(&["husk", "exec", "ctr", "ls", "-la", "--", "-x"]).unwrap();
         let Some(Command::Exec(a)) = cli.command else { panic!("not exec") };
         assert_eq!(a.command, ["ls", "-la", "--", "-x"]);
+    }
+
+    /// Arguments the CLI fuzzer puts in: every command and flag in both spellings, and odd values.
+    fn fuzz_tokens() -> Vec<String> {
+        let mut t: Vec<String> = [
+            "create",
+            "start",
+            "run",
+            "state",
+            "list",
+            "ps-all",
+            "kill",
+            "delete",
+            "features",
+            "spec",
+            "exec",
+            "update",
+            "ps",
+            "pause",
+            "events",
+            "-a",
+            "-b",
+            "-d",
+            "-f",
+            "-q",
+            "-s",
+            "-v",
+            "-h",
+            "--help",
+            "-",
+            "--",
+            "=",
+            "",
+            "9",
+            "-9",
+            "KILL",
+            "SIGRTMIN+3",
+            "0",
+            "4294967296",
+            "-1",
+            "x=y",
+            "--preserve-fds=-1",
+            "--rootless=maybe",
+            "--log-format=xml",
+            "é",
+            "\u{202e}",
+            "a\nb",
+            "id with space",
+            "../id",
+            "/",
+            "json",
+            "table",
+        ]
+        .map(String::from)
+        .to_vec();
+        for f in LONG_FLAGS {
+            t.extend([format!("--{f}"), format!("-{f}"), format!("--{f}="), format!("--{f}=v")]);
+        }
+        t.push("x".repeat(5000));
+        t
+    }
+
+    /// One to three edits of a command line: insert, drop, replace or repeat an argument.
+    fn mutate_args(rng: &mut libhusk::fuzz::Rng, seeds: &[Vec<u8>], tokens: &[String]) -> Vec<u8> {
+        let seed = String::from_utf8_lossy(rng.pick(seeds).as_slice()).into_owned();
+        let mut args: Vec<String> = seed.lines().map(String::from).collect();
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(args.len() + 1);
+            match rng.below(4) {
+                0 => args.insert(at, rng.pick(tokens).clone()),
+                1 if at < args.len() => {
+                    args.remove(at);
+                }
+                2 if at < args.len() => args[at] = rng.pick(tokens).clone(),
+                _ if at < args.len() => {
+                    let a = args[at].clone();
+                    args.insert(at, a);
+                }
+                _ => args.push(rng.pick(tokens).clone()),
+            }
+        }
+        args.join("\n").into_bytes()
+    }
+
+    /// What husk does with its arguments before it acts: parse (after the single-dash rewrite),
+    /// then the checks dispatch makes first (signal names, --rootless, list format).
+    fn cli_target(data: &[u8]) -> std::result::Result<(), String> {
+        let text = String::from_utf8_lossy(data);
+        let args = std::iter::once("husk").chain(text.split('\n')).map(OsString::from);
+        let cli = Cli::try_parse_from(normalize_args(args)).map_err(|e| {
+            if e.use_stderr() {
+                usage_error(&e)
+            } else {
+                "help".to_string()
+            }
+        })?;
+        match &cli.command {
+            Some(Command::Kill { signal, .. }) => {
+                container::parse_signal(signal.as_deref().unwrap_or("SIGTERM")).map_err(|e| e.to_string())?;
+            }
+            Some(Command::List { format, .. }) if format != "json" && format != "table" => {
+                return Err(format!("invalid format option {format:?}"));
+            }
+            _ => {}
+        }
+        check_modes(&Cli { systemd_cgroup: false, ..cli }).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn fuzz_cli() {
+        let tokens = fuzz_tokens();
+        let budget = libhusk::fuzz::Budget::from_env(20_000, 20);
+        let r = libhusk::fuzz::run_with("cli", &budget, |rng, seeds| mutate_args(rng, seeds, &tokens), cli_target);
+        assert!(r.rejected > 0 && r.rejected < r.executions, "{r:?}");
+    }
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let parse = |a: &[&str]| Cli::try_parse_from(a.iter().map(OsString::from)).unwrap_err();
+        let e = usage_error(&parse(&["husk", "kill"]));
+        assert!(e.starts_with("the following required arguments were not provided: <ID>"), "{e}");
+        assert!(!e.contains('\n'));
+        let e = usage_error(&parse(&["husk", "state", "--bogus\nx", "id"]));
+        assert!(e.contains("--bogus") && !e.contains('\n'), "{e}");
     }
 
     #[test]

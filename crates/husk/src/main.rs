@@ -1,6 +1,7 @@
 //! husk: a runc-compatible command line over libhusk.
 
 mod cgroup_cmds;
+mod checkpoint;
 mod cli;
 mod exec;
 mod logging;
@@ -16,10 +17,15 @@ fn main() -> ExitCode {
     let args = cli::normalize_args(std::env::args_os());
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
+        // --help and --version print as clap made them; a usage error is one line, like every
+        // other error.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(0);
+        }
+        Err(e) => {
+            logging::Logger::new(None, false, false).write(tracing::Level::ERROR, &cli::usage_error(&e));
+            return ExitCode::from(1);
         }
     };
     // Before husk opens anything: fds the caller promised but did not open must not be filled

@@ -23,11 +23,13 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool, no_subreaper: bool) -
     let opts = &opts;
     let created = container::create(opts)?;
     let notify = container::start_foreground(&opts.root, &opts.id).inspect_err(|_| cleanup(opts))?;
+    libhusk::crashpoint::here("run:started");
     let main = Main { pid: created.pid, pidfd: &created.pidfd };
     let code = match &created.console {
         Some(master) => crate::tty::proxy(&main, &signals, master, notify.as_ref())?,
         None => signals.wait(&main, notify.as_ref())?,
     };
+    libhusk::crashpoint::here("run:exited");
     if !keep {
         container::delete(&opts.root, &opts.id, true)?;
     }

@@ -130,6 +130,13 @@ fn bind_dev_console(slave: &OwnedFd) -> Result<()> {
     .ctx(|| "bind pty onto /dev/console")
 }
 
+/// Send a pty master made elsewhere (CRIU's, after a restore) to a console socket, named by its
+/// slave's path as `setup` names a new one.
+pub fn send_master(socket: &OwnedFd, master: &OwnedFd) -> Result<()> {
+    let name = ptsname(master, Vec::new()).map(|n| n.into_bytes()).unwrap_or_else(|_| b"/dev/ptmx".to_vec());
+    fdpass::send_fd(socket, &name, master.as_fd()).ctx(|| "--console-socket: send pty master")
+}
+
 fn dup_onto(fd: &OwnedFd, target: i32) -> Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: dup2 onto 0..2 replaces stdio, which this process owns; no Rust object owns them.

@@ -11,9 +11,20 @@ pub struct Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Control characters (a newline above all) and bidi overrides from user input (an id, a JSON
+/// string echoed by serde) are written as escapes: an error is always one printable line.
+fn one_line(text: String) -> String {
+    let odd =
+        |c: char| c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c);
+    if !text.chars().any(odd) {
+        return text;
+    }
+    text.chars().map(|c| if odd(c) { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 impl Error {
     pub fn msg(msg: impl Into<String>) -> Self {
-        Error { msg: msg.into(), errno: None }
+        Error { msg: one_line(msg.into()), errno: None }
     }
 
     /// An error about a config field, e.g. `field("process.rlimits[1]", "hard limit ...")`.
@@ -23,7 +34,7 @@ impl Error {
 
     /// A failed system call on a path or object: "`what`: no such file or directory".
     pub fn os(what: impl fmt::Display, errno: i32) -> Self {
-        Error { msg: format!("{what}: {}", errno_text(errno)), errno: Some(errno) }
+        Error { msg: one_line(format!("{what}: {}", errno_text(errno))), errno: Some(errno) }
     }
 
     pub fn with_errno(self, errno: i32) -> Self {
@@ -36,7 +47,7 @@ impl Error {
 
     /// Prefix the message with where it happened, keeping the errno.
     pub fn context(self, what: impl fmt::Display) -> Self {
-        Error { msg: format!("{what}: {}", self.msg), errno: self.errno }
+        Error { msg: format!("{}: {}", one_line(what.to_string()), self.msg), errno: self.errno }
     }
 
     pub fn message(&self) -> &str {
@@ -102,6 +113,14 @@ mod tests {
         assert_eq!(errno_text(libc::ENOENT), "no such file or directory");
         assert_eq!(errno_text(libc::EPERM), "operation not permitted");
         assert_eq!(errno_text(libc::EACCES), "permission denied");
+    }
+
+    #[test]
+    fn errors_are_one_printable_line() {
+        // Found by the fuzzer: serde echoes a bad enum string, newline and all.
+        let e = Error::field("linux.namespaces[1].type", "unknown variant `a\nb\u{0}\u{202e}c`").context("x\ny");
+        assert_eq!(e.to_string(), "x\\ny: linux.namespaces[1].type: unknown variant `a\\nb\\u{0}\\u{202e}c`");
+        assert_eq!(Error::msg("plain é").to_string(), "plain é");
     }
 
     #[test]

@@ -7,9 +7,13 @@ pub mod cgroups;
 pub mod config;
 pub mod console;
 pub mod container;
+pub mod crashpoint;
+pub mod criu;
 pub mod error;
 pub mod fdpass;
 pub mod features;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod hooks;
 pub mod intel_rdt;
 pub mod lsm;

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -17,9 +16,17 @@ use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 
 pub const STATE_FILE: &str = "state.json";
+/// What create recorded before it made anything (the cgroups it is about to make, above all):
+/// written once, never replaced, so `delete --force` can still clean up a container whose
+/// `state.json` was corrupted.
+pub const PLAN_FILE: &str = "plan.json";
 /// The init of a created container listens here; `start` connects. Its presence is what tells
 /// "created" from "running", like runc's exec.fifo.
 pub const START_SOCKET: &str = "start.sock";
+/// The name (`/proc/<pid>/comm`) the init carries until it execs the user program: with the
+/// start socket, what tells a created container from one whose `start` was killed after the
+/// init had already taken the start signal.
+pub const INIT_COMM: &str = "husk-init";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,30 +59,51 @@ pub struct ProcessId {
 
 impl ProcessId {
     pub fn of(pid: i32) -> Result<ProcessId> {
-        let stat = read_stat(pid).ok_or_else(|| Error::msg(format!("process {pid}: no such process")))?;
+        let path = format!("/proc/{pid}/stat");
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ESRCH) => Error::msg(format!("process {pid}: no such process")),
+            // Out of fds, say: that is what the caller must hear, not "no such process".
+            _ => Error::from(e).context(format!("read {path}")),
+        })?;
+        let stat = parse_stat(&text).ok_or_else(|| Error::msg(format!("{path}: cannot parse")))?;
         Ok(ProcessId { pid, start_time: stat.start_time })
     }
 
     /// Alive means: the pid exists, is not a zombie, and started when ours did.
     pub fn is_alive(&self) -> bool {
-        self.pid > 0 && read_stat(self.pid).is_some_and(|s| s.start_time == self.start_time && !s.zombie)
+        self.live_comm().is_some()
+    }
+
+    /// The command name of the process if it is alive (see `is_alive`).
+    fn live_comm(&self) -> Option<String> {
+        let s = read_stat(self.pid).filter(|s| self.pid > 0 && s.start_time == self.start_time && !s.zombie)?;
+        Some(s.comm)
     }
 }
 
 struct Stat {
     start_time: u64,
     zombie: bool,
+    comm: String,
 }
 
 fn read_stat(pid: i32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    if pid <= 0 {
+        return None;
+    }
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(text: &str) -> Option<Stat> {
     // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &text[text.rfind(')')? + 2..];
+    let close = text.rfind(')')?;
+    let comm = text.get(text.find('(')? + 1..close)?.to_string();
+    let rest = text.get(close + 2..)?;
     let mut fields = rest.split(' ');
     let state = fields.next()?;
     // Field 22 (starttime) is the 20th after the state field.
     let start_time = fields.nth(18)?.parse().ok()?;
-    Some(Stat { start_time, zombie: state == "Z" || state == "X" })
+    Some(Stat { start_time, zombie: state == "Z" || state == "X", comm })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,20 +187,26 @@ impl State {
         }
     }
 
+    /// A `creating` container whose creator died is stopped (runc does the same): nothing will
+    /// ever finish creating it, and `delete` cleans up what was made.
     pub fn status(&self, dir: &StateDir) -> Status {
-        match self.status {
-            Status::Creating if self.creator.is_alive() => Status::Creating,
-            Status::Creating => Status::Stopped,
-            _ if !self.init.is_alive() => Status::Stopped,
+        if self.status == Status::Creating {
+            return if self.creator.is_alive() { Status::Creating } else { Status::Stopped };
+        }
+        match self.init.live_comm() {
+            None => Status::Stopped,
             // A frozen container is paused whether it was created or running (runc alike).
-            _ if self.cgroup.is_frozen() => Status::Paused,
-            _ if dir.path.join(START_SOCKET).exists() => Status::Created,
-            _ => Status::Running,
+            Some(_) if self.cgroup.is_frozen() => Status::Paused,
+            Some(comm) if comm == INIT_COMM && dir.has(START_SOCKET) => Status::Created,
+            Some(_) => Status::Running,
         }
     }
 }
 
-/// `<root>/<id>`, held open; `lock()` serialises husk calls that change the container.
+/// `<root>/<id>`, held open; `lock()` serialises husk calls that change the container. Every
+/// file operation is relative to the open directory, so a call that waited for the lock while
+/// the container was deleted (and its id perhaps taken by a new one) sees the old, removed
+/// directory — "does not exist" — and never touches the new container.
 pub struct StateDir {
     pub path: PathBuf,
     pub fd: OwnedFd,
@@ -192,7 +226,8 @@ pub fn validate_id(id: &str) -> Result<()> {
 }
 
 impl StateDir {
-    /// Claim `<root>/<id>`: mkdir is the atomic "this id is ours" step.
+    /// Claim `<root>/<id>`: mkdir is the atomic "this id is ours" step. The directory comes back
+    /// locked, so no other call acts on the container until create is done with it.
     pub fn create(root: &Path, id: &str) -> Result<StateDir> {
         validate_id(id)?;
         std::fs::DirBuilder::new()
@@ -208,8 +243,15 @@ impl StateDir {
             }
             Err(e) => return Err(Error::from(e).context(format!("create {}", path.display()))),
         }
-        let fd = open_dir(&path)?;
-        Ok(StateDir { path, fd })
+        let dir = match open_dir(&path) {
+            Ok(fd) => StateDir { path, fd },
+            Err(e) => {
+                let _ = std::fs::remove_dir(&path);
+                return Err(e);
+            }
+        };
+        dir.lock()?;
+        Ok(dir)
     }
 
     pub fn open(root: &Path, id: &str) -> Result<StateDir> {
@@ -226,27 +268,138 @@ impl StateDir {
         flock(self.fd.as_fd(), FlockOperation::LockExclusive).ctx(|| format!("lock {}", self.path.display()))
     }
 
+    pub fn unlock(&self) -> Result<()> {
+        flock(self.fd.as_fd(), FlockOperation::Unlock).ctx(|| format!("unlock {}", self.path.display()))
+    }
+
     pub fn load(&self) -> Result<State> {
-        let file = self.path.join(STATE_FILE);
-        let data = std::fs::read(&file).map_err(|e| {
-            let e = Error::from(e);
-            if e.errno() == Some(libc::ENOENT) {
-                Error::msg(format!("container does not exist: {}", file.display()))
-            } else {
-                e.context(format!("read {}", file.display()))
-            }
-        })?;
-        serde_json::from_slice(&data).map_err(|e| Error::msg(format!("{}: corrupt state: {e}", file.display())))
+        self.read(STATE_FILE)
+    }
+
+    /// The plan create recorded before it made anything (see [`PLAN_FILE`]).
+    pub fn load_plan(&self) -> Result<State> {
+        self.read(PLAN_FILE)
+    }
+
+    fn read(&self, name: &str) -> Result<State> {
+        let file = self.path.join(name);
+        let data = rustix::fs::openat(self.fd.as_fd(), name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map(File::from)
+            .and_then(|mut f| {
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut data)
+                    .map_err(|e| rustix::io::Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)))?;
+                Ok(data)
+            })
+            .map_err(|e| match e {
+                rustix::io::Errno::NOENT => {
+                    Error::msg(format!("container does not exist: {}", file.display())).with_errno(libc::ENOENT)
+                }
+                e => Error::from(e).context(format!("read {}", file.display())),
+            })?;
+        parse_state(&data).map_err(|e| e.context(file.display()))
     }
 
     pub fn save(&self, state: &State) -> Result<()> {
         let data = serde_json::to_vec(state).map_err(|e| Error::msg(format!("encode state: {e}")))?;
-        write_atomic(&self.path.join(STATE_FILE), &data)
+        write_atomic_at(&self.fd, &self.path, STATE_FILE, &data)
     }
 
-    pub fn remove(self) -> Result<()> {
-        std::fs::remove_dir_all(&self.path).ctx(|| format!("remove {}", self.path.display()))
+    /// The first save: the plan, written once and linked as the state. Later saves replace
+    /// `state.json` with new files, so the plan stays as it was whatever happens to the state.
+    pub fn save_plan(&self, state: &State) -> Result<()> {
+        let data = serde_json::to_vec(state).map_err(|e| Error::msg(format!("encode state: {e}")))?;
+        write_atomic_at(&self.fd, &self.path, PLAN_FILE, &data)?;
+        rustix::fs::linkat(&self.fd, PLAN_FILE, &self.fd, STATE_FILE, rustix::fs::AtFlags::empty())
+            .ctx(|| format!("link {}", self.path.join(STATE_FILE).display()))
     }
+
+    /// Whether `name` exists in the directory.
+    pub fn has(&self, name: &str) -> bool {
+        rustix::fs::statat(&self.fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok()
+    }
+
+    pub fn remove_file(&self, name: &str) {
+        let _ = rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty());
+    }
+
+    /// Remove a directory that has no `state.json` (a create killed before its first save, a
+    /// delete killed half way) — but only if everything in it is a file husk makes there: a
+    /// `--root` pointed at the wrong place must not cost the files of a directory named like an id.
+    pub fn remove_unclaimed(self) -> Result<()> {
+        for (name, kind) in entries(&self.fd).ctx(|| format!("read {}", self.path.display()))? {
+            let name = name.to_string_lossy();
+            let husk_made = [PLAN_FILE, START_SOCKET, "console.sock", crate::seccomp::STATE_FILE]
+                .contains(&name.as_ref())
+                || (name.starts_with('.') && name.ends_with(".tmp"));
+            if !husk_made || kind == rustix::fs::FileType::Directory {
+                return Err(Error::msg(format!(
+                    "{} has no state.json and holds {name:?}, which husk does not make: not removed",
+                    self.path.display()
+                )));
+            }
+        }
+        self.remove()
+    }
+
+    /// Remove the directory, `state.json` last: a call killed half way leaves a container that
+    /// the next `delete` still knows. The directory itself goes only while it is still ours.
+    pub fn remove(self) -> Result<()> {
+        let what = || format!("remove {}", self.path.display());
+        let names: Vec<std::ffi::CString> = entries(&self.fd)
+            .ctx(what)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| n.as_bytes() != STATE_FILE.as_bytes())
+            .collect();
+        for name in &names {
+            match rustix::fs::unlinkat(&self.fd, name.as_c_str(), rustix::fs::AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(Error::from(e).context(format!("{}: {}", what(), name.to_string_lossy()))),
+            }
+        }
+        crate::crashpoint::here("delete:files-removed");
+        match rustix::fs::unlinkat(&self.fd, STATE_FILE, rustix::fs::AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(Error::from(e).context(what())),
+        }
+        let ours = rustix::fs::fstat(&self.fd).ctx(what)?;
+        match rustix::fs::stat(&self.path) {
+            Ok(st) if st.st_dev == ours.st_dev && st.st_ino == ours.st_ino => {}
+            _ => return Ok(()),
+        }
+        match rustix::fs::rmdir(&self.path) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(Error::from(e).context(what())),
+        }
+    }
+}
+
+/// The entries of a directory (but `.` and `..`), read through its own fd: no new fd, so a
+/// create that failed for want of fds can still clean up after itself.
+fn entries(fd: &OwnedFd) -> rustix::io::Result<Vec<(std::ffi::CString, rustix::fs::FileType)>> {
+    rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0))?;
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+    let mut dir = rustix::fs::RawDir::new(fd, &mut buf);
+    let mut out = Vec::new();
+    while let Some(e) = dir.next() {
+        let e = match e {
+            Ok(e) => e,
+            // Removed meanwhile (by a delete that held the lock before us): it has no entries.
+            Err(rustix::io::Errno::NOENT) if out.is_empty() => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        let name = e.file_name();
+        if name.to_bytes() != b"." && name.to_bytes() != b".." {
+            out.push((name.to_owned(), e.file_type()));
+        }
+    }
+    Ok(out)
+}
+
+/// A state file's content: the one reader of `state.json` (fuzzed in `state::tests`).
+pub fn parse_state(data: &[u8]) -> Result<State> {
+    serde_json::from_slice(data).map_err(|e| Error::msg(format!("corrupt state: {e}")))
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd> {
@@ -254,23 +407,81 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
         .ctx(|| format!("open {}", path.display()))
 }
 
-/// Replace `path` with `data` so that a crash leaves either the old or the new content: write a
-/// temp file, fsync it, rename it over, fsync the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = File::options().write(true).create(true).truncate(true).open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+/// Replace `name` in the directory `dir` (shown as `path` in errors) so that a crash leaves
+/// either the old or the new content: a temp file, fsync, rename over, fsync of the directory.
+fn write_atomic_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8]) -> Result<()> {
+    let tmp = format!(".{name}.{}.tmp", std::process::id());
+    let result = (|| -> rustix::io::Result<()> {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
+        let f = rustix::fs::openat(dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600))?;
+        write_all(&f, data)?;
+        rustix::fs::fsync(&f)?;
+        crate::crashpoint::here("atomic:written");
+        rustix::fs::renameat(dir, tmp.as_str(), dir, name)?;
+        rustix::fs::fsync(dir)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
     }
-    result.ctx(|| format!("write {}", path.display()))
+    result.ctx(|| format!("write {}", path.join(name).display()))
+}
+
+fn write_all(fd: &OwnedFd, mut data: &[u8]) -> rustix::io::Result<()> {
+    while !data.is_empty() {
+        match rustix::io::write(fd, data) {
+            Ok(0) => return Err(rustix::io::Errno::NOSPC),
+            Ok(n) => data = &data[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Write `data` to `path` (a file the caller names, e.g. `--pid-file`) so that it appears whole
+/// or not at all, and a crash leaves no temp file beside it: an unnamed O_TMPFILE, fsync, then
+/// linked in under its name (or, if the name exists, under a temp name renamed over it).
+/// Filesystems without O_TMPFILE get a named temp file.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir_path = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| Error::msg(format!("write {}: not a file name", path.display())))?;
+    let name = name.to_string_lossy().into_owned();
+    let what = || format!("write {}", path.display());
+    let dir = open_dir(dir_path).map_err(|e| e.context(what()))?;
+    let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+    let f = match rustix::fs::openat(&dir, ".", flags, Mode::from_raw_mode(0o644)) {
+        Ok(f) => f,
+        Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL) => {
+            return write_atomic_at(&dir, dir_path, &name, data).map_err(|e| e.context(path.display()))
+        }
+        Err(e) => return Err(Error::from(e).context(what())),
+    };
+    (|| -> rustix::io::Result<()> {
+        write_all(&f, data)?;
+        rustix::fs::fsync(&f)?;
+        crate::crashpoint::here("atomic:written");
+        use std::os::fd::AsRawFd;
+        let proc_path = format!("/proc/self/fd/{}", f.as_raw_fd());
+        let follow = rustix::fs::AtFlags::SYMLINK_FOLLOW;
+        match rustix::fs::linkat(rustix::fs::CWD, proc_path.as_str(), &dir, name.as_str(), follow) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::EXIST) => {
+                let tmp = format!(".{name}.{}.tmp", std::process::id());
+                let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+                rustix::fs::linkat(rustix::fs::CWD, proc_path.as_str(), &dir, tmp.as_str(), follow)?;
+                if let Err(e) = rustix::fs::renameat(&dir, tmp.as_str(), &dir, name.as_str()) {
+                    let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        rustix::fs::fsync(&dir)
+    })()
+    .ctx(what)
 }
 
 /// Every container under `root`, by id (unreadable entries are skipped by the caller).

@@ -17,6 +17,9 @@ pub enum Msg {
     HooksDone,
     /// init → parent: everything is set up; waiting for `start`.
     Ready,
+    /// parent → init: the state says created; wait for `start`. An init that reads end-of-file
+    /// instead (husk died before it saved the state) exits rather than wait for ever.
+    Created,
     /// init → parent: the real init is this pid (its pid-1 child after a late pid namespace).
     Pid(i32),
     /// init or exec'd process → parent: the seccomp notify fd comes with this message
@@ -40,6 +43,7 @@ const PID: u8 = 6;
 const EXEC_FAILED: u8 = crate::process::trampoline::REPORT_TAG;
 const CONSOLE: u8 = 8;
 const SECCOMP_FD: u8 = 9;
+const CREATED: u8 = 10;
 
 pub struct Channel(OwnedFd);
 
@@ -104,6 +108,7 @@ fn encode(msg: &Msg) -> Vec<u8> {
         Msg::RunHooks => buf.push(RUN_HOOKS),
         Msg::HooksDone => buf.push(HOOKS_DONE),
         Msg::Ready => buf.push(READY),
+        Msg::Created => buf.push(CREATED),
         Msg::Console => buf.push(CONSOLE),
         Msg::SeccompFd => buf.push(SECCOMP_FD),
         Msg::Pid(pid) => {
@@ -130,6 +135,7 @@ fn decode(buf: &[u8]) -> Result<Option<Msg>> {
         RUN_HOOKS => Msg::RunHooks,
         HOOKS_DONE => Msg::HooksDone,
         READY => Msg::Ready,
+        CREATED => Msg::Created,
         CONSOLE => Msg::Console,
         SECCOMP_FD => Msg::SeccompFd,
         ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..]).into_owned()),
@@ -152,6 +158,7 @@ mod tests {
         let (a, b) = pair().unwrap();
         for m in [
             Msg::Go,
+            Msg::Created,
             Msg::Pid(1234),
             Msg::Error("x: y".into()),
             Msg::ExecFailed(libc::ENOENT),

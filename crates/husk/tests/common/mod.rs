@@ -12,6 +12,9 @@
 //! again later for the container's own output).
 #![allow(dead_code)]
 
+pub mod audit;
+pub mod criu;
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -514,6 +517,32 @@ impl Ctx {
         let before: Vec<&str> = mounts_before.lines().filter(|l| l.contains(key)).collect();
         let new: Vec<&str> = after.lines().filter(|l| l.contains(key) && !before.contains(l)).collect();
         assert!(new.is_empty(), "host mounts left behind: {new:?}");
+    }
+}
+
+impl Ctx {
+    /// What the leak audit looks at for this test: its ids so far, its dir, its `--root`, its
+    /// netns (see `audit.rs`). Make the ids before taking the first snapshot.
+    pub fn audit_scope(&self) -> audit::Scope {
+        audit::Scope {
+            ids: self.ids.lock().unwrap().iter().cloned().collect(),
+            dir: self.dir.clone(),
+            roots: vec![self.root.clone()],
+            netns: self.netns.lock().unwrap().clone(),
+        }
+    }
+
+    /// A leak-audit snapshot of this test's world.
+    pub fn audit(&self) -> audit::Snapshot {
+        audit::Snapshot::take(&self.audit_scope())
+    }
+
+    /// Fail if anything this test's containers could have left is there now and was not in
+    /// `before` (dying processes get 5 s).
+    #[track_caller]
+    pub fn assert_no_leaks(&self, before: &audit::Snapshot) {
+        let leaks = audit::wait_clean(&self.audit_scope(), before, Duration::from_secs(5));
+        assert!(leaks.is_empty(), "left behind:\n  {}", leaks.join("\n  "));
     }
 }
 

@@ -154,17 +154,35 @@ fn mkdir_p(dir: &Path, stop: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
     }
 }
 
+/// The directories `mkdir_p(dir, stop)` would make now, outermost first.
+fn missing_dirs(dir: &Path, stop: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> =
+        dir.ancestors().take_while(|d| *d != stop).take_while(|d| !d.exists()).map(Path::to_path_buf).collect();
+    out.reverse();
+    out
+}
+
 /// A new v1 cpuset cgroup starts with no cpus and no mems, and no task may join it until they
-/// are set: copy them from the parent, as runc does.
-fn cpuset_inherit(created: &[PathBuf]) -> Result<()> {
-    for dir in created {
-        let Some(parent) = dir.parent() else { continue };
+/// are set: copy them from the parent, as runc does. Every level from the hierarchy's root down
+/// is checked, not only the ones we made: a parent that a concurrent create has just made may
+/// still be empty.
+fn cpuset_inherit(p: &Placement) -> Result<()> {
+    let rel = p.dir.strip_prefix(&p.mount).unwrap_or(Path::new(""));
+    let mut dir = p.mount.clone();
+    for comp in rel.components() {
+        let parent = dir.clone();
+        dir.push(comp);
         for file in ["cpuset.cpus", "cpuset.mems"] {
+            let own = dir.join(file);
+            let current = std::fs::read_to_string(&own).ctx(|| format!("read {}", own.display()))?;
+            if !current.trim().is_empty() {
+                continue;
+            }
             let from = parent.join(file);
             let value = std::fs::read_to_string(&from).ctx(|| format!("read {}", from.display()))?;
             let value = value.trim();
             if !value.is_empty() {
-                resources::write(dir, file, value, "linux.resources.cpu")?;
+                resources::write(&dir, file, value, "linux.resources.cpu")?;
             }
         }
     }
@@ -173,8 +191,20 @@ fn cpuset_inherit(created: &[PathBuf]) -> Result<()> {
 
 impl Cgroup {
     pub fn create(cgroups_path: Option<&Path>, id: &str, resources: Option<&LinuxResources>) -> Result<Cgroup> {
+        Self::create_recorded(cgroups_path, id, resources, |_| Ok(()))
+    }
+
+    /// `create`, calling `record` with the plan before the first directory is made: the plan's
+    /// `created` lists the directories that do not exist yet, so a husk killed while making them
+    /// leaves a record from which `delete` removes them.
+    pub fn create_recorded(
+        cgroups_path: Option<&Path>,
+        id: &str,
+        resources: Option<&LinuxResources>,
+        record: impl FnOnce(&Cgroup) -> Result<()>,
+    ) -> Result<Cgroup> {
         let hierarchies = host_hierarchies()?;
-        Self::create_in(&hierarchies, cgroups_path, id, resources)
+        Self::create_in_recorded(&hierarchies, cgroups_path, id, resources, record)
     }
 
     /// The placements for `cgroups_path` in every usable hierarchy, nothing created yet.
@@ -212,11 +242,22 @@ impl Cgroup {
         Ok(cg)
     }
 
+    #[cfg(test)]
     fn create_in(
         hierarchies: &[Hierarchy],
         cgroups_path: Option<&Path>,
         id: &str,
         res: Option<&LinuxResources>,
+    ) -> Result<Cgroup> {
+        Self::create_in_recorded(hierarchies, cgroups_path, id, res, |_| Ok(()))
+    }
+
+    fn create_in_recorded(
+        hierarchies: &[Hierarchy],
+        cgroups_path: Option<&Path>,
+        id: &str,
+        res: Option<&LinuxResources>,
+        record: impl FnOnce(&Cgroup) -> Result<()>,
     ) -> Result<Cgroup> {
         let mut cg = Self::placements_in(hierarchies, cgroups_path, id)?;
         // Everything that can be refused is refused before a directory exists.
@@ -226,6 +267,11 @@ impl Cgroup {
             None => apply::Plan::default(),
         };
         cg.resources = res.map(SavedResources::new).transpose()?;
+        let mut recorded = cg.clone();
+        for p in &mut recorded.placements {
+            p.created = missing_dirs(&p.dir, &p.mount);
+        }
+        record(&recorded)?;
         match cg.make(res, &rules, &plan) {
             Ok(()) => Ok(cg),
             Err(e) => {
@@ -238,10 +284,13 @@ impl Cgroup {
     }
 
     fn make(&mut self, res: Option<&LinuxResources>, rules: &[devices::Rule], plan: &apply::Plan) -> Result<()> {
-        for p in &mut self.placements {
+        for (i, p) in self.placements.iter_mut().enumerate() {
             mkdir_p(&p.dir, &p.mount, &mut p.created)?;
+            if i == 0 {
+                crate::crashpoint::here("cgroup:first-made");
+            }
             if !p.v2 && p.has("cpuset") {
-                cpuset_inherit(&p.created)?;
+                cpuset_inherit(p)?;
             }
         }
         self.enable_v2(plan)?;
@@ -338,6 +387,16 @@ impl Cgroup {
         Ok(out)
     }
 
+    /// `pids()`, but only when the container created its cgroup (in every hierarchy): a joined,
+    /// shared cgroup holds processes that are not the container's.
+    pub fn own_pids(&self) -> Result<Vec<i32>> {
+        if self.placements.iter().all(|p| p.created.contains(&p.dir)) {
+            self.pids()
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
     /// Remove what create made: the container's own dir with any sub-cgroups in it, then the
     /// parents husk created, if nothing else lives in them now.
     pub fn destroy(&self) -> Result<()> {
@@ -396,6 +455,20 @@ pub fn merge(base: Option<&LinuxResources>, change: &LinuxResources) -> Result<L
 fn open_dir(dir: &Path) -> Result<OwnedFd> {
     rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, FileMode::empty())
         .ctx(|| format!("open {}", dir.display()))
+}
+
+/// Every check create makes on `linux.resources` before it makes a cgroup, on any host layout:
+/// what `update` must refuse too. Pure (touches nothing), so the fuzzer runs it.
+pub fn check_resources(r: &LinuxResources) -> Result<()> {
+    let rules = devices::rules(r.devices().as_ref())?;
+    let _ = devices::bpf_program(&rules);
+    resources::check(r)?;
+    if let Some(map) = r.unified() {
+        for k in map.keys() {
+            v2::unified::controller(k)?;
+        }
+    }
+    Ok(())
 }
 
 /// The host's cgroup hierarchies, from /proc/self/mountinfo.

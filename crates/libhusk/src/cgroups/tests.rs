@@ -331,3 +331,43 @@ fn cgroup_state_round_trips() {
     assert_eq!(back.mode, Some(Mode::Hybrid));
     assert_eq!(current_mode().unwrap(), Mode::of(&host_hierarchies().unwrap()));
 }
+
+#[test]
+fn cpuset_parent_left_empty_by_another_is_filled() {
+    // A parent that another create made but has not filled yet: empty cpus and mems.
+    let n = name("cpusetparent");
+    let parent = Path::new("/sys/fs/cgroup/cpuset").join(&n);
+    if !Path::new("/sys/fs/cgroup/cpuset/cpuset.cpus").exists() {
+        return;
+    }
+    std::fs::create_dir(&parent).unwrap();
+    assert_eq!(read(&parent, "cpuset.cpus"), "");
+    let cg = Cgroup::create(Some(Path::new(&format!("/{n}/c"))), "c", None).unwrap();
+    let mine = placement(&cg, "cpuset").dir.clone();
+    assert_ne!(read(&mine, "cpuset.cpus"), "");
+    assert_ne!(read(&parent, "cpuset.mems"), "");
+    let mut child = spawn_in(&[&mine], Command::new("true").stdout(Stdio::null()));
+    assert!(child.wait().unwrap().success(), "a task can join the cgroup");
+    cg.destroy().unwrap();
+    std::fs::remove_dir(&parent).unwrap();
+}
+
+#[test]
+fn the_plan_names_the_dirs_before_they_exist() {
+    let n = format!("/{}/x", name("plan"));
+    let mut planned = None;
+    let cg = Cgroup::create_recorded(Some(Path::new(&n)), "x", None, |plan| {
+        assert!(plan.placements.iter().all(|p| !p.dir.exists()), "recorded before any mkdir");
+        planned = Some(plan.clone());
+        Ok(())
+    })
+    .unwrap();
+    let planned = planned.unwrap();
+    for (p, q) in planned.placements.iter().zip(&cg.placements) {
+        assert_eq!(p.created, q.created, "the plan lists exactly what was made");
+        assert_eq!(p.created.len(), 2);
+    }
+    // A husk killed right after mkdir: the plan alone removes it all.
+    planned.destroy().unwrap();
+    assert_removed(&cg);
+}

@@ -16,7 +16,7 @@ use crate::process::trampoline::Trampoline;
 use crate::seccomp::{self, notify, Prepared};
 use crate::state::{self, ProcessId, State, StateDir, Status, START_SOCKET};
 use crate::syscalls::{self, Forked};
-use crate::{console, hooks, intel_rdt, lsm, netdevices, sync};
+use crate::{console, crashpoint, hooks, intel_rdt, lsm, netdevices, sync};
 
 #[derive(Debug, Default, Clone)]
 pub struct CreateOptions {
@@ -61,6 +61,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         return Err(Error::field("process.terminal", "a terminal needs --console-socket when husk detaches"));
     }
     let dir = StateDir::create(&opts.root, &opts.id)?;
+    crashpoint::here("create:state-dir");
     let mut undo = Undo { dir: Some(dir), cgroup: None, child: None, rdt: None };
     // The container's process as configured, before husk adds anything: exec's defaults.
     let exec_config = super::exec::exec_config(&bundle.spec, &plan, opts.no_new_keyring);
@@ -75,6 +76,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
             undo.cgroup = None;
             undo.child = None;
             undo.rdt = None;
+            state_dir.unlock()?;
             Ok(Created { pid, pidfd, console, state_dir })
         }
         Err(e) => Err(e),
@@ -142,18 +144,27 @@ fn create_in(
     if let (Some(f), Some(s)) = (filter, linux.and_then(|l| l.seccomp().as_ref())) {
         state.seccomp = Some(f.save(&dir.fd, s)?);
     }
-    dir.save(&state)?;
-
+    // The plan (the first save) names the cgroup dirs before they exist: a husk killed from
+    // here on leaves a state from which `delete` removes what was made.
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
     let resources = linux.and_then(|l| l.resources().as_ref());
-    let cgroup = if opts.systemd_cgroup {
-        Cgroup::create_systemd(cgroups_path, &opts.id, resources)?
-    } else {
-        Cgroup::create(cgroups_path, &opts.id, resources)?
+    let mut record = |plan: &Cgroup| -> Result<()> {
+        state.cgroup = plan.clone();
+        dir.save_plan(&state)?;
+        crashpoint::here("create:state-saved");
+        Ok(())
     };
+    let cgroup = if opts.systemd_cgroup {
+        // Nothing exists before the unit starts (with the init's pid, below): record the plan.
+        let cg = Cgroup::create_systemd(cgroups_path, &opts.id, resources)?;
+        record(&cg)?;
+        cg
+    } else {
+        Cgroup::create_recorded(cgroups_path, &opts.id, resources, record)?
+    };
+    crashpoint::here("create:cgroup-made");
     state.cgroup = cgroup.clone();
     undo.cgroup = Some(cgroup.clone());
-    dir.save(&state)?;
 
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     let (own_listener, console_socket) = match opts.console_socket.as_deref() {
@@ -197,6 +208,10 @@ fn create_in(
         }
         Ok(Forked::Child) => {
             // Both processes return from clone3: nothing below this arm may run in the child.
+            // The child's copy of the locked state dir fd goes first, so an init that outlives
+            // a killed husk cannot keep the container locked.
+            // SAFETY: the fd is open and, since the child never returns, never closed again.
+            unsafe { libc::close(std::os::fd::AsRawFd::as_raw_fd(&dir.fd)) };
             drop(pid_ns_restore);
             drop(parent_end);
             init::run(InitArgs {
@@ -228,6 +243,7 @@ fn create_in(
     drop(console_socket);
     drop(trampoline);
     undo.child = Some((pid, pidfd.try_clone().ctx(|| "dup pidfd")?));
+    crashpoint::here("create:cloned");
 
     if plan.new_user {
         if let Some(l) = linux {
@@ -235,6 +251,7 @@ fn create_in(
         }
     }
     cgroup.add_process(pid, v2_fd.is_some())?;
+    crashpoint::here("create:in-cgroup");
     // The init is in its new network namespace and waits for Go: move the devices in now.
     if let Some(devices) = linux.and_then(|l| l.net_devices().as_ref()).filter(|d| !d.is_empty()) {
         netdevices::move_into(devices, pid)?;
@@ -249,6 +266,7 @@ fn create_in(
         state.intel_rdt = Some(placement);
     }
     parent_end.send(&sync::Msg::Go)?;
+    crashpoint::here("create:go-sent");
     let (pid, pidfd) =
         if plan.unshare_pid() { adopt_late_init(pid, &parent_end, &mut undo.child)? } else { (pid, pidfd) };
     state.init = ProcessId::of(pid)?;
@@ -261,20 +279,25 @@ fn create_in(
         parent_end.send(&sync::Msg::HooksDone)?;
     }
     wait_ready(&parent_end, &state)?;
+    crashpoint::here("create:ready");
     let console = own_listener.as_ref().map(console::receive_master).transpose()?;
 
     state.status = Status::Created;
     dir.save(&state)?;
+    crashpoint::here("create:saved");
     if let Some(pid_file) = &opts.pid_file {
         let path = std::path::absolute(pid_file).unwrap_or_else(|_| pid_file.clone());
         state::write_atomic(&path, pid.to_string().as_bytes()).map_err(|e| e.context("--pid-file"))?;
+        crashpoint::here("create:pid-file");
     }
     if own_listener.is_some() {
-        let _ = std::fs::remove_file(dir.path.join("console.sock"));
+        dir.remove_file("console.sock");
     }
     if let Some(path) = &opts.pidfd_socket {
         super::exec::send_pidfd(path, &pidfd)?;
     }
+    // Until this the init exits if we die: a container is created only once its state says so.
+    parent_end.send(&sync::Msg::Created)?;
     Ok((pid, pidfd, console))
 }
 

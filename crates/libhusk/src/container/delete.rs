@@ -9,7 +9,7 @@ use rustix::process::{pidfd_open, Pid, PidfdFlags, Signal};
 
 use crate::error::{Error, Result};
 use crate::hooks;
-use crate::state::{StateDir, Status};
+use crate::state::{State, StateDir, Status};
 
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let dir = match StateDir::open(root, id) {
@@ -18,24 +18,47 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     dir.lock()?;
+    crate::crashpoint::here("delete:locked");
     let state = match dir.load() {
         Ok(s) => s,
-        Err(e) if force => {
-            tracing::warn!("{e}; removing the state directory anyway");
-            return dir.remove();
+        // A create killed before its first save, or a delete killed after it removed the state:
+        // nothing else was made. runc removes such a directory too, with or without --force.
+        Err(e) if e.errno() == Some(libc::ENOENT) => {
+            dir.remove_unclaimed().map_err(|e| e.context(format!("container does not exist: {id}")))?;
+            return if force { Ok(()) } else { Err(Error::msg(format!("container does not exist: {id}"))) };
         }
+        Err(e) if force => match dir.load_plan() {
+            Ok(plan) => {
+                tracing::warn!("{e}; cleaning up from what create planned");
+                plan
+            }
+            Err(_) => {
+                tracing::warn!("{e}; removing the state directory anyway");
+                return dir.remove();
+            }
+        },
         Err(e) => return Err(e),
     };
     let status = state.status(&dir);
     match status {
-        Status::Stopped => {}
-        Status::Created => kill_all(&state)?,
-        _ if force => kill_all(&state)?,
+        Status::Stopped | Status::Created => {}
+        _ if force => {}
         other => {
             return Err(Error::msg(format!("cannot delete container {id} that is not stopped: {}", other.as_str())))
         }
     }
+    destroy(dir, &state, status)
+}
+
+/// Kill whatever is left of the container, remove its cgroup and state, run poststop hooks.
+/// `dir` is locked by the caller; `status` is the container's as the caller last read it.
+pub(crate) fn destroy(dir: StateDir, state: &State, status: Status) -> Result<()> {
+    // What is left in its own cgroup after the init died (an init whose creator died before it
+    // was created, children of a shared pid namespace) goes too, as runc does.
+    kill_all(state, status == Status::Stopped)?;
+    crate::crashpoint::here("delete:killed");
     state.cgroup.destroy()?;
+    crate::crashpoint::here("delete:cgroup-removed");
     if let Some(rdt) = &state.intel_rdt {
         crate::intel_rdt::remove(rdt);
     }
@@ -49,7 +72,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 }
 
 /// SIGKILL the init and everything in the container's cgroup, then wait until they are gone.
-fn kill_all(state: &crate::state::State) -> Result<()> {
+/// With `own_cgroup_only`, processes are killed only in a cgroup the container created (never in
+/// one it joined and shares).
+fn kill_all(state: &State, own_cgroup_only: bool) -> Result<()> {
     let mut fds: Vec<OwnedFd> = Vec::new();
     if state.init.is_alive() {
         if let Some(fd) = Pid::from_raw(state.init.pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) {
@@ -59,7 +84,8 @@ fn kill_all(state: &crate::state::State) -> Result<()> {
             }
         }
     }
-    for pid in state.cgroup.pids().unwrap_or_default() {
+    let pids = if own_cgroup_only { state.cgroup.own_pids() } else { state.cgroup.pids() };
+    for pid in pids.unwrap_or_default() {
         if let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) {
             let _ = rustix::process::pidfd_send_signal(&fd, Signal::KILL);
             fds.push(fd);

@@ -76,6 +76,11 @@ fn realtime(n: i32) -> Option<Signal> {
 
 pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
     let dir = StateDir::open(root, id)?;
+    // --all freezes and thaws the cgroup: exclusive with pause/resume, and with a delete that
+    // would remove the cgroup between our freeze and thaw.
+    if all {
+        dir.lock()?;
+    }
     let state = dir.load()?;
     match state.status(&dir) {
         Status::Created | Status::Running | Status::Paused => {}

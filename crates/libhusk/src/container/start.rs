@@ -33,19 +33,26 @@ pub fn start_foreground(root: &Path, id: &str) -> Result<Option<NotifySocket>> {
 fn start_container(root: &Path, id: &str) -> Result<(State, Option<NotifySocket>)> {
     let dir = StateDir::open(root, id)?;
     dir.lock()?;
+    crate::crashpoint::here("start:locked");
     let state = dir.load()?;
     match state.status(&dir) {
         Status::Created => {}
         Status::Stopped => return Err(Error::msg("cannot start a container that has stopped")),
-        Status::Running => return Err(Error::msg("cannot start an already running container")),
+        Status::Running => {
+            // A start killed after the init took its signal leaves the socket: it is stale.
+            dir.remove_file(START_SOCKET);
+            return Err(Error::msg("cannot start an already running container"));
+        }
         other => return Err(Error::msg(format!("cannot start a container in the {} state", other.as_str()))),
     }
     // Bound before the container runs, so that its first READY=1 cannot be lost.
     let notify = notify::bind(&dir)?;
     let mut conn = std::fs::File::from(super::create::connect_start(&dir)?);
+    crate::crashpoint::here("start:connected");
     conn.write_all(b"S").ctx(|| "signal container init to start")?;
+    crate::crashpoint::here("start:signalled");
     // From here the container counts as running: the socket's absence is what says so.
-    let _ = std::fs::remove_file(dir.path.join(START_SOCKET));
+    dir.remove_file(START_SOCKET);
     let mut reply = Vec::new();
     let _ = conn.read_to_end(&mut reply);
     if !reply.is_empty() {
@@ -55,6 +62,7 @@ fn start_container(root: &Path, id: &str) -> Result<(State, Option<NotifySocket>
         let json = serde_json::to_vec(&state.oci_with(Status::Running)).unwrap_or_default();
         hooks::run_warning("poststart", h, &json);
     }
+    crate::crashpoint::here("start:done");
     Ok((state, notify))
 }
 

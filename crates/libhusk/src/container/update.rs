@@ -15,11 +15,16 @@ pub struct RdtUpdate {
     pub mem_bw_schema: Option<String>,
 }
 
+/// `update -r`'s input: LinuxResources JSON, errors naming the JSON path.
+pub fn parse_resources(resources: &str) -> Result<LinuxResources> {
+    let de = &mut serde_json::Deserializer::from_str(resources);
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| Error::msg(format!("--resources: invalid resources JSON at {}: {}", e.path(), e.inner())))
+}
+
 /// `resources` is LinuxResources JSON (`update -r`); fields left out stay as they are.
 pub fn update(root: &Path, id: &str, resources: &str, rdt: &RdtUpdate) -> Result<()> {
-    let de = &mut serde_json::Deserializer::from_str(resources);
-    let change: LinuxResources = serde_path_to_error::deserialize(de)
-        .map_err(|e| Error::msg(format!("--resources: invalid resources JSON at {}: {}", e.path(), e.inner())))?;
+    let change = parse_resources(resources)?;
     let dir = StateDir::open(root, id)?;
     dir.lock()?;
     let mut state = dir.load()?;

@@ -55,9 +55,16 @@ struct Final<'a> {
 pub fn run(args: InitArgs) -> ! {
     // Inherited from the parent already; kept for a caller that did not.
     setup::set_undumpable();
+    set_comm(crate::state::INIT_COMM);
     let err = match setup(&args) {
         Ok(last) => match args.sync.send(&Msg::Ready) {
             Ok(()) => {
+                crate::crashpoint::here("init:ready");
+                if args.sync.expect(Msg::Created).is_err() {
+                    // husk died (or failed) before the container was recorded as created.
+                    exit(1);
+                }
+                crate::crashpoint::here("init:created");
                 let InitArgs { sync, start_listener, state, trampoline, .. } = args;
                 drop(sync);
                 wait_for_start_and_exec(start_listener, state, &last, trampoline)
@@ -68,6 +75,13 @@ pub fn run(args: InitArgs) -> ! {
     };
     let _ = args.sync.send(&Msg::Error(err.to_string()));
     exit(1)
+}
+
+/// What `ps` and `state` see until exec replaces it.
+fn set_comm(name: &str) {
+    let Ok(name) = std::ffi::CString::new(name) else { return };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes; `name` outlives it.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
 }
 
 fn hook_state(state: &State, status: Status) -> Vec<u8> {
@@ -81,6 +95,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     let linux = spec.linux().as_ref();
     let process = spec.process().as_ref().ok_or_else(|| Error::field("process", "missing"))?;
     args.sync.expect(Msg::Go)?;
+    crate::crashpoint::here("init:go");
 
     if args.plan.new_user {
         become_namespace_root(linux)?;
@@ -134,6 +149,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         cgroup: args.cgroup,
     };
     rootfs::prepare(&ctx)?;
+    crate::crashpoint::here("init:rootfs");
     rootfs::apply_sysctls(&ctx)?;
     if args.parent_hooks {
         args.sync.send(&Msg::RunHooks)?;
@@ -147,6 +163,12 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         let sock = args.console_socket.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         let sock = sock.try_clone().ctx(|| "console socket")?;
         console::setup(sock, process.console_size().as_ref())?;
+    } else {
+        // A session of its own, as runc's init has, terminal or not: the container does not
+        // share the caller's session and process group (and CRIU can dump it without
+        // --shell-job).
+        rustix::process::setsid().ctx(|| "setsid")?;
+        reopen_dev_null();
     }
     create_cwd(process.cwd())?;
     rootfs::finalize(&ctx)?;
@@ -195,6 +217,34 @@ fn enter_late_pid_namespace(sync: &Channel) -> Result<()> {
     exit(code)
 }
 
+/// Stdio that is the host's /dev/null becomes the container's own, as runc does: the container
+/// holds no file of the host's mounts (CRIU cannot dump one: "Can't lookup mount"). Runs after
+/// pivot_root; left as it is when the container's /dev/null is not the null device.
+fn reopen_dev_null() {
+    let null_dev = rustix::fs::makedev(1, 3);
+    let is_null = |st: &rustix::fs::Stat| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice
+            && st.st_rdev == null_dev
+    };
+    let flags = rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC;
+    let Ok(ours) = rustix::fs::open("/dev/null", flags, rustix::fs::Mode::empty()) else { return };
+    let Ok(our_st) = rustix::fs::fstat(&ours) else { return };
+    if !is_null(&our_st) {
+        return;
+    }
+    for target in 0..3 {
+        // SAFETY: fds 0-2 are stdio, owned by no Rust object here.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(target) };
+        match rustix::fs::fstat(fd) {
+            Ok(st) if is_null(&st) && (st.st_dev, st.st_ino) != (our_st.st_dev, our_st.st_ino) => {
+                // SAFETY: dup2 onto a stdio fd, which this process owns.
+                unsafe { libc::dup2(ours.as_raw_fd(), target) };
+            }
+            _ => {}
+        }
+    }
+}
+
 /// In a new user namespace we start as the overflow uid; become the namespace's root so files we
 /// create are owned by the container's root.
 fn become_namespace_root(linux: Option<&oci_spec::runtime::Linux>) -> Result<()> {
@@ -239,6 +289,7 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final, tramp
         }
     };
     drop(listener);
+    crate::crashpoint::here("init:accepted");
     let err = start_container_hooks(state).and_then(|()| {
         setup::reset_signals();
         // Last, so nothing husk still does needs what they forbid.

@@ -5,6 +5,7 @@
 //! mount API onto and from fds, so no symlink or rename in the image can redirect them.
 
 mod cgroupfs;
+pub mod criu_root;
 mod devices;
 mod masked;
 mod mount_api;
@@ -54,6 +55,11 @@ pub fn prepare(ctx: &RootfsContext) -> Result<()> {
     let root = pivot::bind_rootfs(ctx.rootfs, parent_private)?;
     mounts::mount_all(ctx, root.as_fd())?;
     devices::setup(ctx, root.as_fd())
+}
+
+/// Whether `m` is a bind mount (by type or by a `bind`/`rbind` option), as husk mounts it.
+pub fn is_bind_mount(m: &oci_spec::runtime::Mount) -> bool {
+    mount_options::parse(m.options().as_deref().unwrap_or(&[])).is_ok_and(|o| mounts::is_bind(m, &o))
 }
 
 /// Write `linux.sysctl` through a private, checked procfs handle.

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
-pub use process::{parse_user, ProcessFlags, ProcessSpec};
+pub use process::{parse_process_json, parse_user, ProcessFlags, ProcessSpec};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
 use crate::cgroups::ExecCgroups;
@@ -57,6 +57,7 @@ fn stopped() -> Error {
 pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     let dir = StateDir::open(&opts.root, &opts.id)?;
     let state = dir.load()?;
+    crate::crashpoint::here("exec:loaded");
     // Opened before the status is read: from then on the pid cannot be recycled under us, and
     // the status check is what tells it is still the init.
     let init = Pid::from_raw(state.init.pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok());
@@ -146,6 +147,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     drop(child_end);
     drop(console);
     drop(cgroups);
+    crate::crashpoint::here("exec:cloned");
     let master = match wait_exec(&parent_end, &process, &state, pid) {
         Ok(master) => master,
         Err(e) => {
@@ -153,12 +155,14 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
             return Err(e);
         }
     };
+    crate::crashpoint::here("exec:started");
     if let Err(e) = hand_over(opts, pid, &pidfd) {
         // A process the caller cannot find must not run on unseen (runc kills it too).
         let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
         let _ = rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty());
         return Err(e);
     }
+    crate::crashpoint::here("exec:handed-over");
     Ok(Exec { pid, pidfd, console: master })
 }
 

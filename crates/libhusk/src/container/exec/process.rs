@@ -44,7 +44,19 @@ pub fn build(spec: &ProcessSpec, defaults: &Process) -> Result<Process> {
 fn from_file(path: &Path, defaults: &Process) -> Result<Process> {
     let what = format!("--process {}", path.display());
     let data = std::fs::read(path).map_err(|e| Error::from(e).context(&what))?;
-    let mut de = serde_json::Deserializer::from_slice(&data);
+    from_json(&data, &what, defaults)
+}
+
+/// A process JSON as `exec --process` reads it (the fuzz target's entry): checked as `build`
+/// checks it, errors prefixed with `what`.
+pub fn parse_process_json(data: &[u8], what: &str, defaults: &Process) -> Result<Process> {
+    let p = from_json(data, what, defaults)?;
+    validate(&p)?;
+    Ok(p)
+}
+
+fn from_json(data: &[u8], what: &str, defaults: &Process) -> Result<Process> {
+    let mut de = serde_json::Deserializer::from_slice(data);
     let mut p: Process = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let at = e.path().to_string();
         let inner = e.into_inner();
