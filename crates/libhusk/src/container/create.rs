@@ -187,6 +187,7 @@ fn create_in(
 
     let rdt_root = linux.and_then(|l| l.intel_rdt().as_ref()).map(|_| intel_rdt::resctrl_root()).transpose()?;
     let v2_fd = cgroup.v2_dir_fd()?;
+    let trampoline = Trampoline::new()?;
     let pid_ns_restore = match plan.pid_ns_path() {
         Some((i, _, path)) => Some(namespaces::enter_pid_ns_for_children(*i, path)?),
         None => None,
@@ -194,7 +195,6 @@ fn create_in(
     // The cgroup namespace is unshared by the init once it is in its cgroups (see init.rs), so
     // that the namespace's root is the container's cgroup.
     let clone_flags = plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64);
-    let trampoline = Trampoline::new();
     // Inherited by the init: nothing in the container may ptrace it or open its /proc/<pid>/exe
     // (the husk binary) before it execs, not even in the instant after the clone.
     setup::set_undumpable();
