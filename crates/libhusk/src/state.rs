@@ -408,7 +408,14 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
 }
 
 /// Replace `name` in the directory `dir` (shown as `path` in errors) so that a crash leaves
-/// either the old or the new content: a temp file, fsync, rename over, fsync of the directory.
+/// either the old or the new content, whole: a temp file, fsync, rename over.
+///
+/// No fsync of the directory: it would make the rename durable, not atomic, and a state needs
+/// only atomicity. A killed husk loses nothing that is in the page cache. A power loss may undo
+/// a rename that was not synced, which brings back the previous whole file (or none, for the
+/// first one), never a torn one, because the data was synced before the rename; and after a
+/// power loss nothing a state describes (processes, cgroups, mounts) exists any more, so an
+/// older state loses nothing: `delete` removes the container from it all the same.
 fn write_atomic_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8]) -> Result<()> {
     let tmp = format!(".{name}.{}.tmp", std::process::id());
     let result = (|| -> rustix::io::Result<()> {
@@ -417,8 +424,7 @@ fn write_atomic_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8]) -> Resul
         write_all(&f, data)?;
         rustix::fs::fsync(&f)?;
         crate::crashpoint::here("atomic:written");
-        rustix::fs::renameat(dir, tmp.as_str(), dir, name)?;
-        rustix::fs::fsync(dir)
+        rustix::fs::renameat(dir, tmp.as_str(), dir, name)
     })();
     if result.is_err() {
         let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
@@ -438,11 +444,25 @@ fn write_all(fd: &OwnedFd, mut data: &[u8]) -> rustix::io::Result<()> {
     Ok(())
 }
 
-/// Write `data` to `path` (a file the caller names, e.g. `--pid-file`) so that it appears whole
-/// or not at all, and a crash leaves no temp file beside it: an unnamed O_TMPFILE, fsync, then
+/// Write `data` to `path` (a file the caller names: `--pid-file`) so that every reader sees it
+/// whole or not at all, and a crash leaves no temp file beside it: an unnamed O_TMPFILE, then
 /// linked in under its name (or, if the name exists, under a temp name renamed over it).
 /// Filesystems without O_TMPFILE get a named temp file.
+///
+/// Not synced: a pid file names a process of this boot, and after a power loss it is stale
+/// whatever it holds (runc and crun do not sync theirs either). Within a boot the page cache is
+/// what every reader sees, and a file linked only once written is never seen half-written.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_linked(path, data, false)
+}
+
+/// `write_atomic`, and durable: the data synced before it is linked, the directory after. For
+/// what must outlive a reboot (a checkpoint's images).
+pub fn write_durable(path: &Path, data: &[u8]) -> Result<()> {
+    write_linked(path, data, true)
+}
+
+fn write_linked(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let dir_path = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -455,13 +475,16 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let f = match rustix::fs::openat(&dir, ".", flags, Mode::from_raw_mode(0o644)) {
         Ok(f) => f,
         Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL) => {
-            return write_atomic_at(&dir, dir_path, &name, data).map_err(|e| e.context(path.display()))
+            write_atomic_at(&dir, dir_path, &name, data).map_err(|e| e.context(path.display()))?;
+            return if durable { rustix::fs::fsync(&dir).ctx(what) } else { Ok(()) };
         }
         Err(e) => return Err(Error::from(e).context(what())),
     };
     (|| -> rustix::io::Result<()> {
         write_all(&f, data)?;
-        rustix::fs::fsync(&f)?;
+        if durable {
+            rustix::fs::fsync(&f)?;
+        }
         crate::crashpoint::here("atomic:written");
         use std::os::fd::AsRawFd;
         let proc_path = format!("/proc/self/fd/{}", f.as_raw_fd());
@@ -479,7 +502,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
             }
             Err(e) => return Err(e),
         }
-        rustix::fs::fsync(&dir)
+        if durable {
+            rustix::fs::fsync(&dir)?;
+        }
+        Ok(())
     })()
     .ctx(what)
 }
