@@ -305,6 +305,16 @@ impl StateDir {
         write_atomic_at(&self.fd, &self.path, STATE_FILE, &data)
     }
 
+    /// `save` in two halves: the state written and synced under a temp name now, put in place
+    /// by [`PendingSave::commit`] later. create syncs its final state while the init is still
+    /// setting up, so that the sync is not waited for on the way to `created`.
+    pub fn prepare_save(&self, state: &State) -> Result<PendingSave<'_>> {
+        let data = serde_json::to_vec(state).map_err(|e| Error::msg(format!("encode state: {e}")))?;
+        let tmp = write_temp_at(&self.fd, STATE_FILE, &data)
+            .ctx(|| format!("write {}", self.path.join(STATE_FILE).display()))?;
+        Ok(PendingSave { dir: self, tmp: Some(tmp) })
+    }
+
     /// The first save: the plan, written once and linked as the state. Later saves replace
     /// `state.json` with new files, so the plan stays as it was whatever happens to the state.
     pub fn save_plan(&self, state: &State) -> Result<()> {
@@ -375,6 +385,33 @@ impl StateDir {
     }
 }
 
+/// A state synced under a temp name in its directory, not in place yet; dropped without
+/// `commit`, the temp file goes.
+pub struct PendingSave<'a> {
+    dir: &'a StateDir,
+    tmp: Option<String>,
+}
+
+impl PendingSave<'_> {
+    /// Rename the synced state over `state.json`.
+    pub fn commit(mut self) -> Result<()> {
+        let Some(tmp) = self.tmp.take() else { return Ok(()) };
+        let d = &self.dir.fd;
+        rustix::fs::renameat(d, tmp.as_str(), d, STATE_FILE).map_err(|e| {
+            let _ = rustix::fs::unlinkat(d, tmp.as_str(), rustix::fs::AtFlags::empty());
+            Error::from(e).context(format!("write {}", self.dir.path.join(STATE_FILE).display()))
+        })
+    }
+}
+
+impl Drop for PendingSave<'_> {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = rustix::fs::unlinkat(&self.dir.fd, tmp.as_str(), rustix::fs::AtFlags::empty());
+        }
+    }
+}
+
 /// The entries of a directory (but `.` and `..`), read through its own fd: no new fd, so a
 /// create that failed for want of fds can still clean up after itself.
 fn entries(fd: &OwnedFd) -> rustix::io::Result<Vec<(std::ffi::CString, rustix::fs::FileType)>> {
@@ -417,6 +454,17 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
 /// power loss nothing a state describes (processes, cgroups, mounts) exists any more, so an
 /// older state loses nothing: `delete` removes the container from it all the same.
 fn write_atomic_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8]) -> Result<()> {
+    let what = || format!("write {}", path.join(name).display());
+    let tmp = write_temp_at(dir, name, data).ctx(what)?;
+    rustix::fs::renameat(dir, tmp.as_str(), dir, name).map_err(|e| {
+        let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+        Error::from(e).context(what())
+    })
+}
+
+/// The first half of `write_atomic_at`: `data` in a synced temp file beside `name`, whose name
+/// is returned (a dot file ending in `.tmp`, which `remove_unclaimed` knows as husk's).
+fn write_temp_at(dir: &OwnedFd, name: &str, data: &[u8]) -> rustix::io::Result<String> {
     let tmp = format!(".{name}.{}.tmp", std::process::id());
     let result = (|| -> rustix::io::Result<()> {
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
@@ -424,12 +472,15 @@ fn write_atomic_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8]) -> Resul
         write_all(&f, data)?;
         rustix::fs::fsync(&f)?;
         crate::crashpoint::here("atomic:written");
-        rustix::fs::renameat(dir, tmp.as_str(), dir, name)
+        Ok(())
     })();
-    if result.is_err() {
-        let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+            Err(e)
+        }
     }
-    result.ctx(|| format!("write {}", path.join(name).display()))
 }
 
 fn write_all(fd: &OwnedFd, mut data: &[u8]) -> rustix::io::Result<()> {

@@ -280,6 +280,10 @@ fn create_in(
     let (pid, pidfd) =
         if plan.unshare_pid() { adopt_late_init(pid, &parent_end, &mut undo.child)? } else { (pid, pidfd) };
     state.init = ProcessId::of(pid)?;
+    // Nothing in the state changes from here on but its status: write and sync the final one
+    // now, while the init sets up, and only rename it into place once the init is ready.
+    state.status = Status::Created;
+    let final_state = dir.prepare_save(&state)?;
 
     if parent_hooks {
         parent_end.expect(sync::Msg::RunHooks)?;
@@ -292,8 +296,7 @@ fn create_in(
     crashpoint::here("create:ready");
     let console = own_listener.as_ref().map(console::receive_master).transpose()?;
 
-    state.status = Status::Created;
-    dir.save(&state)?;
+    final_state.commit()?;
     crashpoint::here("create:saved");
     if let Some(pid_file) = &opts.pid_file {
         let path = std::path::absolute(pid_file).unwrap_or_else(|_| pid_file.clone());
