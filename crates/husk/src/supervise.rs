@@ -116,7 +116,9 @@ impl Signals {
             return;
         }
         loop {
-            match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            // Any child (-1): rustix's waitpid(None) is pid 0, this process group only, and the
+            // orphans are in the container's own session.
+            match rustix::process::wait(WaitOptions::NOHANG) {
                 Ok(Some((pid, st))) => {
                     if pid.as_raw_nonzero().get() == main {
                         self.main_status.set(Some(exit_code(st)));
