@@ -247,8 +247,9 @@ row_concurrent() { # 50 `run -d` at once, then 50 `delete -f` at once, on one ro
 
 populate() { # RT FROM TO: stopped containers full-FROM..full-(TO-1) on the root "full"
     local rt=$1
-    seq "$2" $(( $3 - 1 )) | xargs -P 2 -I{} "${bin[$rt]}" --root "$work/full-$rt" run -d -b "$work/plain" "full-{}" \
-        </dev/null >/dev/null 2>>"$work/errors"
+    # The runtime's stdio is /dev/null (a created container keeps its caller's), xargs reads seq.
+    seq "$2" $(( $3 - 1 )) | xargs -P 2 -I{} sh -c 'exec "$0" --root "$1" run -d -b "$2" "full-$3" </dev/null >/dev/null' \
+        "${bin[$rt]}" "$work/full-$rt" "$work/plain" {} 2>>"$work/errors"
     local have
     have=$(ls "$work/full-$rt" | grep -c '^full-')
     [ "$have" = "$3" ] || echo "populate $rt: $have containers instead of $3" >>"$work/errors"
