@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 
+mod summary;
+pub use summary::{list, parse_summary, Summary};
+
 pub const STATE_FILE: &str = "state.json";
 /// What create recorded before it made anything (the cgroups it is about to make, above all):
 /// written once, never replaced, so `delete --force` can still clean up a container whose
@@ -187,19 +190,30 @@ impl State {
         }
     }
 
-    /// A `creating` container whose creator died is stopped (runc does the same): nothing will
-    /// ever finish creating it, and `delete` cleans up what was made.
     pub fn status(&self, dir: &StateDir) -> Status {
-        if self.status == Status::Creating {
-            return if self.creator.is_alive() { Status::Creating } else { Status::Stopped };
-        }
-        match self.init.live_comm() {
-            None => Status::Stopped,
-            // A frozen container is paused whether it was created or running (runc alike).
-            Some(_) if self.cgroup.is_frozen() => Status::Paused,
-            Some(comm) if comm == INIT_COMM && dir.has(START_SOCKET) => Status::Created,
-            Some(_) => Status::Running,
-        }
+        live_status(self.status, &self.creator, &self.init, || self.cgroup.is_frozen(), || dir.has(START_SOCKET))
+    }
+}
+
+/// The live status of a container whose state recorded `recorded`. A `creating` container whose
+/// creator died is stopped (runc does the same): nothing will ever finish creating it, and
+/// `delete` cleans up what was made. `frozen` and `start_socket` are asked only of a live init.
+pub(crate) fn live_status(
+    recorded: Status,
+    creator: &ProcessId,
+    init: &ProcessId,
+    frozen: impl FnOnce() -> bool,
+    start_socket: impl FnOnce() -> bool,
+) -> Status {
+    if recorded == Status::Creating {
+        return if creator.is_alive() { Status::Creating } else { Status::Stopped };
+    }
+    match init.live_comm() {
+        None => Status::Stopped,
+        // A frozen container is paused whether it was created or running (runc alike).
+        Some(_) if frozen() => Status::Paused,
+        Some(comm) if comm == INIT_COMM && start_socket() => Status::Created,
+        Some(_) => Status::Running,
     }
 }
 
@@ -282,22 +296,14 @@ impl StateDir {
     }
 
     fn read(&self, name: &str) -> Result<State> {
-        let file = self.path.join(name);
-        let data = rustix::fs::openat(self.fd.as_fd(), name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map(File::from)
-            .and_then(|mut f| {
-                let mut data = Vec::new();
-                std::io::Read::read_to_end(&mut f, &mut data)
-                    .map_err(|e| rustix::io::Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)))?;
-                Ok(data)
-            })
-            .map_err(|e| match e {
-                rustix::io::Errno::NOENT => {
-                    Error::msg(format!("container does not exist: {}", file.display())).with_errno(libc::ENOENT)
-                }
-                e => Error::from(e).context(format!("read {}", file.display())),
-            })?;
-        parse_state(&data).map_err(|e| e.context(file.display()))
+        let data = read_file(&self.fd, &self.path, name)?;
+        parse_state(&data).map_err(|e| e.context(self.path.join(name).display()))
+    }
+
+    /// What `state` prints of the container (see [`Summary`]), without parsing the rest.
+    pub fn load_summary(&self) -> Result<Summary> {
+        let data = read_file(&self.fd, &self.path, STATE_FILE)?;
+        parse_summary(&data).map_err(|e| e.context(self.path.join(STATE_FILE).display()))
     }
 
     pub fn save(&self, state: &State) -> Result<()> {
@@ -432,6 +438,26 @@ fn entries(fd: &OwnedFd) -> rustix::io::Result<Vec<(std::ffi::CString, rustix::f
         }
     }
     Ok(out)
+}
+
+/// `name` in the directory `dir` (shown as `path`), whole; a missing one says the container
+/// does not exist.
+fn read_file(dir: &OwnedFd, path: &Path, name: &str) -> Result<Vec<u8>> {
+    let file = || path.join(name);
+    rustix::fs::openat(dir.as_fd(), name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map(File::from)
+        .and_then(|mut f| {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut data)
+                .map_err(|e| rustix::io::Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            Ok(data)
+        })
+        .map_err(|e| match e {
+            rustix::io::Errno::NOENT => {
+                Error::msg(format!("container does not exist: {}", file().display())).with_errno(libc::ENOENT)
+            }
+            e => Error::from(e).context(format!("read {}", file().display())),
+        })
 }
 
 /// A state file's content: the one reader of `state.json` (fuzzed in `state::tests`).
