@@ -21,7 +21,8 @@ pub use summary::{list, parse_summary, Summary};
 pub const STATE_FILE: &str = "state.json";
 /// What create recorded before it made anything (the cgroups it is about to make, above all):
 /// written once, never replaced, so `delete --force` can still clean up a container whose
-/// `state.json` was corrupted.
+/// `state.json` was corrupted. Until create writes `state.json` (once the init is ready), the
+/// plan is the container's state: readers fall back to it.
 pub const PLAN_FILE: &str = "plan.json";
 /// The init of a created container listens here; `start` connects. Its presence is what tells
 /// "created" from "running", like runc's exec.fifo.
@@ -286,8 +287,12 @@ impl StateDir {
         flock(self.fd.as_fd(), FlockOperation::Unlock).ctx(|| format!("unlock {}", self.path.display()))
     }
 
+    /// The state, or while the container is being created (no `state.json` yet) the plan.
     pub fn load(&self) -> Result<State> {
-        self.read(STATE_FILE)
+        match self.read(STATE_FILE) {
+            Err(e) if e.errno() == Some(libc::ENOENT) => self.read(PLAN_FILE).map_err(|p| not_found_or(e, p)),
+            r => r,
+        }
     }
 
     /// The plan create recorded before it made anything (see [`PLAN_FILE`]).
@@ -302,8 +307,8 @@ impl StateDir {
 
     /// What `state` prints of the container (see [`Summary`]), without parsing the rest.
     pub fn load_summary(&self) -> Result<Summary> {
-        let data = read_file(&self.fd, &self.path, STATE_FILE)?;
-        parse_summary(&data).map_err(|e| e.context(self.path.join(STATE_FILE).display()))
+        let (name, data) = read_state_or_plan(&self.fd, &self.path, "")?;
+        parse_summary(&data).map_err(|e| e.context(self.path.join(name).display()))
     }
 
     pub fn save(&self, state: &State) -> Result<()> {
@@ -316,18 +321,23 @@ impl StateDir {
     /// setting up, so that the sync is not waited for on the way to `created`.
     pub fn prepare_save(&self, state: &State) -> Result<PendingSave<'_>> {
         let data = serde_json::to_vec(state).map_err(|e| Error::msg(format!("encode state: {e}")))?;
-        let tmp = write_temp_at(&self.fd, STATE_FILE, &data)
+        let tmp = write_temp_at(&self.fd, STATE_FILE, &data, true)
             .ctx(|| format!("write {}", self.path.join(STATE_FILE).display()))?;
         Ok(PendingSave { dir: self, tmp: Some(tmp) })
     }
 
-    /// The first save: the plan, written once and linked as the state. Later saves replace
-    /// `state.json` with new files, so the plan stays as it was whatever happens to the state.
+    /// The first save: the plan, written once, the state of the container until the first
+    /// `save` writes `state.json` (see [`PLAN_FILE`]).
+    ///
+    /// Renamed into place whole, but not synced: the plan matters while a husk that was killed
+    /// left cgroups to remove, and the page cache, which outlives a killed process, holds it.
+    /// A power loss takes the plan's cgroups and processes with it; a plan torn by one (data
+    /// never written) reads as corrupt and `delete --force` removes the directory, since there
+    /// is nothing else left to clean. `state.json`, which outlives the create, is synced before
+    /// it is renamed into place, so it is never torn.
     pub fn save_plan(&self, state: &State) -> Result<()> {
         let data = serde_json::to_vec(state).map_err(|e| Error::msg(format!("encode state: {e}")))?;
-        write_atomic_at(&self.fd, &self.path, PLAN_FILE, &data)?;
-        rustix::fs::linkat(&self.fd, PLAN_FILE, &self.fd, STATE_FILE, rustix::fs::AtFlags::empty())
-            .ctx(|| format!("link {}", self.path.join(STATE_FILE).display()))
+        write_renamed_at(&self.fd, &self.path, PLAN_FILE, &data, false)
     }
 
     /// Whether `name` exists in the directory.
@@ -362,11 +372,13 @@ impl StateDir {
     /// the next `delete` still knows. The directory itself goes only while it is still ours.
     pub fn remove(self) -> Result<()> {
         let what = || format!("remove {}", self.path.display());
+        // The record goes last: state.json, and before it the plan, which is the record while
+        // there is no state.json.
         let names: Vec<std::ffi::CString> = entries(&self.fd)
             .ctx(what)?
             .into_iter()
             .map(|(n, _)| n)
-            .filter(|n| n.as_bytes() != STATE_FILE.as_bytes())
+            .filter(|n| n.as_bytes() != STATE_FILE.as_bytes() && n.as_bytes() != PLAN_FILE.as_bytes())
             .collect();
         for name in &names {
             match rustix::fs::unlinkat(&self.fd, name.as_c_str(), rustix::fs::AtFlags::empty()) {
@@ -375,9 +387,11 @@ impl StateDir {
             }
         }
         crate::crashpoint::here("delete:files-removed");
-        match rustix::fs::unlinkat(&self.fd, STATE_FILE, rustix::fs::AtFlags::empty()) {
-            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-            Err(e) => return Err(Error::from(e).context(what())),
+        for name in [PLAN_FILE, STATE_FILE] {
+            match rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(Error::from(e).context(format!("{}: {name}", what()))),
+            }
         }
         let ours = rustix::fs::fstat(&self.fd).ctx(what)?;
         match rustix::fs::stat(&self.path) {
@@ -440,6 +454,29 @@ fn entries(fd: &OwnedFd) -> rustix::io::Result<Vec<(std::ffi::CString, rustix::f
     Ok(out)
 }
 
+/// `<prefix>state.json` in the directory `dir` (shown as `path`), or the plan if there is no
+/// state yet (see [`PLAN_FILE`]): the name read and its content.
+fn read_state_or_plan(dir: &OwnedFd, path: &Path, prefix: &str) -> Result<(String, Vec<u8>)> {
+    let state = format!("{prefix}{STATE_FILE}");
+    match read_file(dir, path, &state) {
+        Err(e) if e.errno() == Some(libc::ENOENT) => {
+            let plan = format!("{prefix}{PLAN_FILE}");
+            read_file(dir, path, &plan).map(|d| (plan, d)).map_err(|p| not_found_or(e, p))
+        }
+        r => r.map(|d| (state, d)),
+    }
+}
+
+/// The error of a fallback read: the first one's "does not exist" if the fallback is missing
+/// too, else the fallback's own.
+fn not_found_or(first: Error, fallback: Error) -> Error {
+    if fallback.errno() == Some(libc::ENOENT) {
+        first
+    } else {
+        fallback
+    }
+}
+
 /// `name` in the directory `dir` (shown as `path`), whole; a missing one says the container
 /// does not exist.
 fn read_file(dir: &OwnedFd, path: &Path, name: &str) -> Result<Vec<u8>> {
@@ -480,8 +517,14 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
 /// power loss nothing a state describes (processes, cgroups, mounts) exists any more, so an
 /// older state loses nothing: `delete` removes the container from it all the same.
 fn write_atomic_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8]) -> Result<()> {
+    write_renamed_at(dir, path, name, data, true)
+}
+
+/// A temp file renamed over `name`: readers see the old content or the new, whole; `sync` says
+/// whether a power loss can tear it (see `write_atomic_at`).
+fn write_renamed_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8], sync: bool) -> Result<()> {
     let what = || format!("write {}", path.join(name).display());
-    let tmp = write_temp_at(dir, name, data).ctx(what)?;
+    let tmp = write_temp_at(dir, name, data, sync).ctx(what)?;
     rustix::fs::renameat(dir, tmp.as_str(), dir, name).map_err(|e| {
         let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
         Error::from(e).context(what())
@@ -490,13 +533,15 @@ fn write_atomic_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8]) -> Resul
 
 /// The first half of `write_atomic_at`: `data` in a synced temp file beside `name`, whose name
 /// is returned (a dot file ending in `.tmp`, which `remove_unclaimed` knows as husk's).
-fn write_temp_at(dir: &OwnedFd, name: &str, data: &[u8]) -> rustix::io::Result<String> {
+fn write_temp_at(dir: &OwnedFd, name: &str, data: &[u8], sync: bool) -> rustix::io::Result<String> {
     let tmp = format!(".{name}.{}.tmp", std::process::id());
     let result = (|| -> rustix::io::Result<()> {
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
         let f = rustix::fs::openat(dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600))?;
         write_all(&f, data)?;
-        rustix::fs::fsync(&f)?;
+        if sync {
+            rustix::fs::fsync(&f)?;
+        }
         crate::crashpoint::here("atomic:written");
         Ok(())
     })();

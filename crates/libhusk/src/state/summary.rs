@@ -13,7 +13,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{live_status, read_file, validate_id, OciState, ProcessId, Status, START_SOCKET, STATE_FILE};
+use super::{live_status, read_state_or_plan, validate_id, OciState, ProcessId, Status, START_SOCKET};
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 
@@ -89,7 +89,7 @@ pub fn list(root: &Path) -> Result<Vec<(Summary, Status)>> {
         if validate_id(&id).is_err() {
             continue;
         }
-        let Ok(data) = read_file(&fd, root, &format!("{id}/{STATE_FILE}")) else { continue };
+        let Ok((_, data)) = read_state_or_plan(&fd, root, &format!("{id}/")) else { continue };
         let Ok(summary) = parse_summary(&data) else { continue };
         let socket = format!("{id}/{START_SOCKET}");
         let status = summary.status(|| rustix::fs::statat(&fd, socket.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok());
