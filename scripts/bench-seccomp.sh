@@ -15,7 +15,7 @@ apt_need busybox-static jq crun runc bc podman python3 libseccomp-dev
 ensure_cargo
 cargo build --release -q
 reps=${1:-30}
-husk=$PWD/target/release/husk
+husk=$(release_bin husk)
 work=$(mktemp -d /tmp/husk-bench-seccomp.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 HUSK_BIN=$husk scripts/mkbundle.sh "$work/plain" >/dev/null
@@ -27,7 +27,7 @@ python3 scripts/lib/docker-seccomp.py "$work/plain/config.json" /usr/share/conta
 names=$(jq '[.linux.seccomp.syscalls[].names | length] | add' "$work/docker/config.json")
 echo ">> Docker's default profile: $(jq '.linux.seccomp.syscalls | length' "$work/docker/config.json") rules, $names syscall names"
 cargo build --release -q -p libhusk --example seccomp_prepare
-target/release/examples/seccomp_prepare "$work/docker/config.json" 200
+"$(release_bin examples/seccomp_prepare)" "$work/docker/config.json" 200
 
 exec unshare -m --propagation private bash -s "$husk" "$work" "$reps" <<'INNER'
 set -euo pipefail

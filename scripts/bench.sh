@@ -46,7 +46,7 @@ apt_need busybox-static jq crun runc time python3 golang-github-containers-commo
 if [ ${#ab[@]} = 0 ]; then
     ensure_cargo
     cargo build --release -q
-    runtimes="husk=$PWD/target/release/husk crun=$(command -v crun) runc=$(command -v runc)"
+    runtimes="husk=$(release_bin husk) crun=$(command -v crun) runc=$(command -v runc)"
 else
     runtimes="A=${ab[0]} B=${ab[1]}"
 fi

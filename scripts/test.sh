@@ -24,7 +24,7 @@ apt_need busybox-static jq iproute2 build-essential libseccomp-dev containerd po
 ensure_cargo
 
 cargo build --release --workspace
-export HUSK_BIN="${HUSK_BIN:-$PWD/target/release/husk}"
+export HUSK_BIN="${HUSK_BIN:-$(release_bin husk)}"
 # scripts/mkbundle.sh takes the default config from `$HUSK_BIN spec`; runc is the fallback while
 # that does not work yet.
 probe=$(mktemp -d)

@@ -5,7 +5,8 @@
 #   scripts/clients/containerd.sh [HUSK_BIN]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-husk=${1:-$PWD/target/release/husk}
+. scripts/lib/deps.sh
+husk=${1:-$(release_bin husk)}
 work=$(mktemp -d /tmp/husk-containerd.XXXXXX)
 sock=$work/containerd.sock
 # The runc v2 shim keeps the runtime's --root in /run/containerd/runc/<namespace>: one per run.

@@ -5,7 +5,8 @@
 #   scripts/clients/podman.sh [HUSK_BIN]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-husk=${1:-$PWD/target/release/husk}
+. scripts/lib/deps.sh
+husk=${1:-$(release_bin husk)}
 work=$(mktemp -d /tmp/husk-podman.XXXXXX)
 netns=huskpm$$
 export CONTAINERS_CONF=$work/containers.conf
