@@ -178,7 +178,8 @@ fn notify_socket_foreground_run() {
     let run = ctx.spawn_cmd(c);
     check_ready(&r, run.pid() as u64, &shared);
     ctx.husk(&["kill", &id, "KILL"]).ok();
-    assert_eq!(run.wait().code, Some(137));
+    let o = run.wait();
+    assert_eq!(o.code, Some(137), "{o}");
 }
 
 fn pidfd_pid(fd: &OwnedFd) -> u64 {
@@ -234,5 +235,6 @@ fn notify_socket_foreground_run_with_terminal() {
     let run = ctx.spawn_cmd(c);
     check_ready(&r, run.pid() as u64, &shared);
     ctx.husk(&["kill", &id, "KILL"]).ok();
-    assert_eq!(run.wait().code, Some(137));
+    let o = run.wait();
+    assert_eq!(o.code, Some(137), "{o}");
 }

@@ -374,14 +374,19 @@ impl StateDir {
         let what = || format!("remove {}", self.path.display());
         // The record goes last: state.json, and before it the plan, which is the record while
         // there is no state.json.
-        let names: Vec<std::ffi::CString> = entries(&self.fd)
+        let names: Vec<(std::ffi::CString, rustix::fs::FileType)> = entries(&self.fd)
             .ctx(what)?
             .into_iter()
-            .map(|(n, _)| n)
-            .filter(|n| n.as_bytes() != STATE_FILE.as_bytes() && n.as_bytes() != PLAN_FILE.as_bytes())
+            .filter(|(n, _)| n.as_bytes() != STATE_FILE.as_bytes() && n.as_bytes() != PLAN_FILE.as_bytes())
             .collect();
-        for name in &names {
-            match rustix::fs::unlinkat(&self.fd, name.as_c_str(), rustix::fs::AtFlags::empty()) {
+        for (name, kind) in &names {
+            // The one directory husk makes here is NOTIFY_SOCKET's (notify/notify.sock).
+            let r = if *kind == rustix::fs::FileType::Directory {
+                remove_subdir(&self.fd, name)
+            } else {
+                rustix::fs::unlinkat(&self.fd, name.as_c_str(), rustix::fs::AtFlags::empty())
+            };
+            match r {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => {}
                 Err(e) => return Err(Error::from(e).context(format!("{}: {}", what(), name.to_string_lossy()))),
             }
@@ -430,6 +435,19 @@ impl Drop for PendingSave<'_> {
             let _ = rustix::fs::unlinkat(&self.dir.fd, tmp.as_str(), rustix::fs::AtFlags::empty());
         }
     }
+}
+
+/// A directory in the state dir and the files in it (husk makes nothing deeper).
+fn remove_subdir(dir: &OwnedFd, name: &std::ffi::CStr) -> rustix::io::Result<()> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let sub = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+    for (n, _) in entries(&sub)? {
+        match rustix::fs::unlinkat(&sub, n.as_c_str(), rustix::fs::AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::REMOVEDIR)
 }
 
 /// The entries of a directory (but `.` and `..`), read through its own fd: no new fd, so a
