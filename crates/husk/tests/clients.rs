@@ -25,5 +25,5 @@ fn containerd_runc_shim_runs_containers() {
 
 #[test]
 fn podman_conmon_runs_containers() {
-    client_script("podman", 12);
+    client_script("podman", 28);
 }
