@@ -20,7 +20,7 @@ fn client_script(client: &str, checks: usize) {
 
 #[test]
 fn containerd_runc_shim_runs_containers() {
-    client_script("containerd", 8);
+    client_script("containerd", 21);
 }
 
 #[test]
