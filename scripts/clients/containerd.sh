@@ -15,7 +15,9 @@ sock=$work/containerd.sock
 ns=husktest$$
 image=docker.io/library/huskbox:latest
 ctr() { command ctr --address "$sock" --namespace "$ns" "$@"; }
-R=(--runc-binary "$husk" --runc-root "$work/runtime")
+# (ctr keeps the fifos of a detached exec in its --fifo-dir for good: use one of our own)
+R=(--runc-binary "$husk" --runc-root "$work/runtime" --fifo-dir "$work/fifo")
+texec() { ctr task exec --fifo-dir "$work/fifo" "$@"; }
 status_of() { ctr task ls | awk -v id="$1" '$1==id {print $3}'; }
 pid_of() { ctr task ls | awk -v id="$1" '$1==id {print $2}'; }
 stop_containerd() {
@@ -77,14 +79,14 @@ check "detached task running" "RUNNING" "$(status_of c5)"
 pid=$(pid_of c5)
 # The shim's exec: `exec --process <tmp.json> --detach --pid-file ...`, the process JSON from the spec.
 check "ctr task exec" "exec-ok sh" \
-    "$(ctr task exec --exec-id e1 c5 sh -c 'echo exec-ok; cat /proc/1/comm' 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+    "$(texec --exec-id e1 c5 sh -c 'echo exec-ok; cat /proc/1/comm' 2>&1 | tr '\n' ' ' | sed 's/ $//')"
 set +e
-ctr task exec --exec-id e2 c5 sh -c 'exit 4' >/dev/null 2>&1
+texec --exec-id e2 c5 sh -c 'exit 4' >/dev/null 2>&1
 check "exec exit status" "4" "$?"
 set -e
 # `ps --format json`: the init and a detached exec'd process, by their host pids (beside the
 # counter's `sleep 0.1` or `mv` of the moment).
-ctr task exec -d --exec-id e3 c5 sleep 100
+texec -d --exec-id e3 c5 sleep 100
 cmds=$(for p in $(ctr task ps c5 | awk 'NR > 1 {print $1}'); do
     [ "$p" = "$pid" ] && echo init || tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null | sed 's/ $//'
     echo; done | grep -x -e init -e 'sleep 100' | sort | tr '\n' ',')

@@ -47,7 +47,7 @@ left_mounts() {
 left_processes() {
     local p
     for p in $(pgrep -f -- "$1" 2>/dev/null); do
-        [ "$p" = $$ ] || [ "$p" = "$BASHPID" ] || echo -n "$p "
+        [ "$p" = $$ ] || [ "$p" = "$BASHPID" ] || echo -n "$p:$(cat /proc/"$p"/comm 2>/dev/null) "
     done | sed 's/ $//'
 }
 

@@ -22,6 +22,7 @@ cgparent=/husk-tests/podman-$tag
 # its default --root, /run/<name>.
 state_root=/run/$(basename "$husk")
 forward=$(cat /proc/sys/net/ipv4/ip_forward)
+cni_cache=$([ -e /var/lib/cni ] || echo /var/lib/cni) # CNI caches results there, whatever the config
 export CONTAINERS_CONF=$work/containers.conf
 P=(podman --root "$work/storage" --runroot "$work/run" --cgroup-manager cgroupfs --runtime husk)
 run() { "${P[@]}" run --cgroup-parent "$cgparent" "$@"; }
@@ -33,6 +34,7 @@ teardown() {
     # The CNI bridge plugin leaves its bridge and turns on forwarding (isGateway).
     ip link del "$bridge" 2>/dev/null || true
     echo "$forward" >/proc/sys/net/ipv4/ip_forward
+    [ -z "$cni_cache" ] || rmdir "$cni_cache/results" "$cni_cache" 2>/dev/null || true
     # Podman puts conmon in <cgroup parent>/conmon and never removes it.
     find /sys/fs/cgroup/*/husk-tests -depth -type d -path "*/podman-$tag*" -exec rmdir {} + 2>/dev/null || true
 }
