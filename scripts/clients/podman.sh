@@ -123,6 +123,14 @@ set -e
 check "memory limit: the same without a limit survives" "survived" \
     "$(run --rm "${net[@]}" huskbox sh -c "$hog" 2>&1 | tail -1)"
 
+# --read-only and --tmpfs mount their tmpfs with runc's `tmpcopyup`: it holds a copy of the
+# directory it covers.
+check "--read-only: the rootfs refuses writes, /tmp (tmpcopyup) takes them" "ro tmp-ok" \
+    "$(run --rm "${net[@]}" --read-only huskbox sh -c 'touch /x 2>/dev/null || echo -n "ro "; touch /tmp/y && echo tmp-ok' 2>&1)"
+check "--tmpfs /etc: a tmpfs with the image's /etc in it" "tmpfs root:x:0:0:root:/root:/bin/sh" \
+    "$(run --rm "${net[@]}" --tmpfs /etc huskbox sh -c "grep ' /etc ' /proc/mounts | cut -d' ' -f3; head -1 /etc/passwd" 2>&1 |
+        tr '\n' ' ' | sed 's/ $//')"
+
 # The default network: a bridge, an address from its subnet, the gateway reachable; a server in
 # a container reached from the host over the bridge.
 check "default bridge: eth0 has an address, the gateway answers" "$subnet.x 1" \

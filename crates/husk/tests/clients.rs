@@ -31,7 +31,7 @@ fn containerd_runc_shim_runs_containers() {
 
 #[test]
 fn podman_conmon_runs_containers() {
-    client_script("podman", 28);
+    client_script("podman", 30);
 }
 
 #[test]
