@@ -1,6 +1,7 @@
 //! Real clients driving the runtime under test: containerd 1.6 through its runc v2 shim (the path
-//! Docker and Kubernetes take), Podman 4.3 through conmon, and Docker 20.10 (dockerd, its own
-//! containerd, the same shim). scripts/test.sh installs them; where one is missing its test is
+//! Docker and Kubernetes take), Podman 4.3 through conmon, Docker 20.10 (dockerd, its own
+//! containerd, the same shim), and Kubernetes' CRI (runtime.v1 over gRPC) to containerd's CRI
+//! plugin with husk as a runtime handler. scripts/test.sh installs them; where one is missing its test is
 //! skipped. Each script starts its manager with state of its own and checks that nothing is left.
 mod common;
 
@@ -37,4 +38,9 @@ fn podman_conmon_runs_containers() {
 #[test]
 fn docker_dockerd_runs_containers() {
     client_script_needing("docker", "dockerd", 23);
+}
+
+#[test]
+fn cri_containerd_runtime_handler_runs_pods() {
+    client_script_needing("cri", "containerd", 22);
 }
