@@ -17,9 +17,10 @@ fi
 
 # busybox-static: the test rootfs; jq: scripts; iproute2: `ip netns` for the join-netns test;
 # build-essential: the linker cargo needs; libseccomp-dev: the static libseccomp husk links;
-# containerd, podman: the real-client tests (tests/clients.rs);
+# containerd, podman: the real-client tests (tests/clients.rs); python3: the servers in
+# tests/activation.rs (the host's /usr, bind-mounted into the container);
 # criu: the checkpoint/restore error paths (tests/checkpoint.rs; criu_* tests run in the guest).
-apt_need busybox-static jq iproute2 build-essential libseccomp-dev containerd podman criu
+apt_need busybox-static jq iproute2 build-essential libseccomp-dev containerd podman python3 criu
 ensure_cargo
 
 cargo build --release --workspace

@@ -53,6 +53,13 @@ check "pid 1 inside" "1" "$out"
 ctr run -d --runc-binary "$husk" docker.io/library/huskbox:latest husk-ctr-4 sleep 100 >/dev/null
 status=$(ctr task ls | awk '$1=="husk-ctr-4" {print $3}')
 check "detached task running" "RUNNING" "$status"
+# The shim's exec: `exec --process <tmp.json> --detach --pid-file ...`, the process JSON from the spec.
+out=$(ctr task exec --exec-id e1 husk-ctr-4 sh -c 'echo exec-ok; cat /proc/1/comm' 2>&1 | tr '\n' ' ') || true
+check "ctr task exec" "exec-ok sleep " "$out"
+set +e
+ctr task exec --exec-id e2 husk-ctr-4 sh -c 'exit 4' >/dev/null 2>&1
+check "exec exit status" "4" "$?"
+set -e
 ctr task kill -s SIGKILL husk-ctr-4 >/dev/null
 for _ in $(seq 50); do [ "$(ctr task ls | awk '$1=="husk-ctr-4" {print $3}')" = STOPPED ] && break; sleep 0.1; done
 check "killed task stopped" "STOPPED" "$(ctr task ls | awk '$1=="husk-ctr-4" {print $3}')"

@@ -49,6 +49,13 @@ check "joined netns by path" "$(stat -L -c %i "/run/netns/$netns")" \
 check "tty via console socket" "/dev/pts/0" "$("${P[@]}" run --rm -t "${net[@]}" huskbox tty </dev/null | tr -d '\r')"
 "${P[@]}" run -d --name pmd "${net[@]}" huskbox sleep 100 >/dev/null
 check "detached running" "running" "$("${P[@]}" inspect -f '{{.State.Status}}' pmd)"
+# conmon's exec: `exec --pid-file P --process F --detach [--console-socket S]`.
+check "exec" "exec-ok" "$("${P[@]}" exec pmd echo exec-ok 2>&1)"
+set +e
+"${P[@]}" exec pmd sh -c 'exit 3' >/dev/null 2>&1
+check "exec exit status" "3" "$?"
+set -e
+check "exec -t via console socket" "tty" "$("${P[@]}" exec -t pmd sh -c 'test -t 0 && echo tty' </dev/null | tr -d '\r')"
 "${P[@]}" stop -t 1 pmd >/dev/null 2>&1
 check "stopped" "exited" "$("${P[@]}" inspect -f '{{.State.Status}}' pmd)"
 "${P[@]}" rm pmd >/dev/null

@@ -20,10 +20,10 @@ fn client_script(client: &str, checks: usize) {
 
 #[test]
 fn containerd_runc_shim_runs_containers() {
-    client_script("containerd", 6);
+    client_script("containerd", 8);
 }
 
 #[test]
 fn podman_conmon_runs_containers() {
-    client_script("podman", 9);
+    client_script("podman", 12);
 }

@@ -10,6 +10,7 @@ mod bpf;
 mod devices;
 pub mod freezer;
 mod hugetlb;
+mod join;
 mod mountinfo;
 pub mod oom;
 mod rdma;
@@ -32,6 +33,7 @@ use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
+pub use join::ExecCgroups;
 pub use mountinfo::Mode;
 
 /// A mounted cgroup hierarchy on the host.

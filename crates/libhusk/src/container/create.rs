@@ -11,6 +11,8 @@ use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NsPlan};
 use crate::process::init::{self, InitArgs};
+use crate::process::setup;
+use crate::process::trampoline::Trampoline;
 use crate::seccomp::{self, notify, Prepared};
 use crate::state::{self, ProcessId, State, StateDir, Status, START_SOCKET};
 use crate::syscalls::{self, Forked};
@@ -29,6 +31,8 @@ pub struct CreateOptions {
     /// Foreground `run`: with `process.terminal` and no console socket, husk takes the pty
     /// master itself (returned in `Created::console`).
     pub own_console: bool,
+    /// `--pidfd-socket`: receives a pidfd of the init.
+    pub pidfd_socket: Option<PathBuf>,
     /// `--systemd-cgroup`: a transient systemd scope instead of cgroupfs directories.
     pub systemd_cgroup: bool,
 }
@@ -43,7 +47,7 @@ pub struct Created {
 }
 
 pub fn create(opts: &CreateOptions) -> Result<Created> {
-    let bundle = Bundle::load(&opts.bundle)?;
+    let mut bundle = Bundle::load(&opts.bundle)?;
     lsm::check(&bundle.spec)?;
     // Checked and compiled (or found in the cache) before anything exists to clean up.
     let filter = match bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
@@ -59,7 +63,14 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     let dir = StateDir::create(&opts.root, &opts.id)?;
     crashpoint::here("create:state-dir");
     let mut undo = Undo { dir: Some(dir), cgroup: None, child: None, rdt: None };
-    match create_in(opts, &bundle, &plan, filter.as_ref(), &mut undo) {
+    // The container's process as configured, before husk adds anything: exec's defaults.
+    let exec_config = super::exec::exec_config(&bundle.spec, &plan, opts.no_new_keyring);
+    let mut extra_env = Vec::new();
+    if crate::notify::host_socket().is_some() {
+        let dir = undo.dir.as_ref().ok_or_else(|| Error::msg("state dir lost"))?;
+        extra_env.push(crate::notify::prepare(&mut bundle.spec, dir)?);
+    }
+    match create_in(opts, &bundle, &plan, filter.as_ref(), exec_config, extra_env, &mut undo) {
         Ok((pid, pidfd, console)) => {
             let state_dir = undo.dir.take().ok_or_else(|| Error::msg("state dir lost"))?;
             undo.cgroup = None;
@@ -106,6 +117,8 @@ fn create_in(
     bundle: &Bundle,
     plan: &NsPlan,
     filter: Option<&Prepared>,
+    exec_config: Option<crate::state::ExecConfig>,
+    notify_env: Vec<String>,
     undo: &mut Undo,
 ) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
     let spec = &bundle.spec;
@@ -126,6 +139,7 @@ fn create_in(
         hooks: spec.hooks().clone(),
         intel_rdt: None,
         seccomp: None,
+        exec: exec_config,
     };
     if let (Some(f), Some(s)) = (filter, linux.and_then(|l| l.seccomp().as_ref())) {
         state.seccomp = Some(f.save(&dir.fd, s)?);
@@ -163,7 +177,8 @@ fn create_in(
     };
     let start_listener = bind_start_socket(dir)?;
     let (parent_end, child_end) = sync::pair()?;
-    let (listen_fds, extra_env) = socket_activation();
+    let (listen_fds, mut extra_env) = socket_activation();
+    extra_env.extend(notify_env);
     let keep_fds = 3 + listen_fds + opts.preserve_fds;
     let hooks = spec.hooks().as_ref();
     let prestart = hooks.and_then(|h| h.prestart().clone()).unwrap_or_default();
@@ -179,6 +194,10 @@ fn create_in(
     // The cgroup namespace is unshared by the init once it is in its cgroups (see init.rs), so
     // that the namespace's root is the container's cgroup.
     let clone_flags = plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64);
+    let trampoline = Trampoline::new()?;
+    // Inherited by the init: nothing in the container may ptrace it or open its /proc/<pid>/exe
+    // (the husk binary) before it execs, not even in the instant after the clone.
+    setup::set_undumpable();
     let forked = syscalls::clone3(clone_flags, v2_fd.as_ref().map(|f| f.as_fd()));
     let (pid, pidfd) = match forked {
         Err(e) => {
@@ -208,6 +227,7 @@ fn create_in(
                 keep_fds,
                 extra_env,
                 parent_hooks,
+                trampoline: trampoline.as_ref(),
                 seccomp: filter,
             })
         }
@@ -221,6 +241,7 @@ fn create_in(
     drop(child_end);
     drop(start_listener);
     drop(console_socket);
+    drop(trampoline);
     undo.child = Some((pid, pidfd.try_clone().ctx(|| "dup pidfd")?));
     crashpoint::here("create:cloned");
 
@@ -272,6 +293,9 @@ fn create_in(
     if own_listener.is_some() {
         dir.remove_file("console.sock");
     }
+    if let Some(path) = &opts.pidfd_socket {
+        super::exec::send_pidfd(path, &pidfd)?;
+    }
     // Until this the init exits if we die: a container is created only once its state says so.
     parent_end.send(&sync::Msg::Created)?;
     Ok((pid, pidfd, console))
@@ -321,28 +345,30 @@ fn wait_ready(sync: &sync::Channel, state: &State) -> Result<()> {
     loop {
         match sync.recv_with_fd()? {
             (Some(sync::Msg::Ready), _) => return Ok(()),
-            (Some(sync::Msg::SeccompFd), Some(fd)) => {
-                let record = state.seccomp.as_ref().ok_or_else(|| Error::msg("seccomp notify fd without a filter"))?;
-                let listener = record
-                    .listener_path
-                    .as_deref()
-                    .ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?;
-                // runc sends the state as it is at this moment: still creating.
-                let container = notify::Container {
-                    oci_version: &state.oci_version,
-                    id: &state.id,
-                    status: Status::Creating.as_str(),
-                    bundle: &state.bundle,
-                    annotations: &state.annotations,
-                };
-                let payload = notify::payload(&container, state.init.pid, record.listener_metadata.as_deref());
-                notify::send_to_agent(listener, &payload, fd.as_fd())?;
-            }
+            // runc sends the state as it is at this moment: still creating.
+            (Some(sync::Msg::SeccompFd), Some(fd)) => seccomp_to_agent(state, Status::Creating, state.init.pid, &fd)?,
             (Some(sync::Msg::Error(text)), _) => return Err(Error::msg(text)),
             (Some(other), _) => return Err(Error::msg(format!("sync: expected Ready, got {other:?}"))),
             (None, _) => return Err(Error::msg("container init exited during setup")),
         }
     }
+}
+
+/// A seccomp notify fd from the container process `pid` goes to the agent at `listenerPath`
+/// with the container's state, as runc sends it (for the init and exec'd processes alike).
+pub(crate) fn seccomp_to_agent(state: &State, status: Status, pid: i32, fd: &OwnedFd) -> Result<()> {
+    let record = state.seccomp.as_ref().ok_or_else(|| Error::msg("seccomp notify fd without a filter"))?;
+    let listener =
+        record.listener_path.as_deref().ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?;
+    let container = notify::Container {
+        oci_version: &state.oci_version,
+        id: &state.id,
+        status: status.as_str(),
+        bundle: &state.bundle,
+        annotations: &state.annotations,
+    };
+    let payload = notify::payload(&container, pid, record.listener_metadata.as_deref());
+    notify::send_to_agent(listener, &payload, fd.as_fd())
 }
 
 pub(crate) fn connect_start(dir: &StateDir) -> Result<OwnedFd> {

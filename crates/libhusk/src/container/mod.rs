@@ -1,10 +1,11 @@
 //! The lifecycle commands: create, start, state, list, kill, delete, run, checkpoint, restore;
-//! and the cgroup ones: update, pause, resume, ps, events.
+//! the cgroup ones: update, pause, resume, ps, events; exec.
 
 mod checkpoint;
 mod create;
 mod delete;
 mod events;
+mod exec;
 mod kill;
 mod pause;
 mod restore;
@@ -15,10 +16,11 @@ pub use checkpoint::{checkpoint, parse_cg_mode, parse_empty_ns, CheckpointOption
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
 pub use events::events;
+pub use exec::{exec, parse_process_json, parse_user, send_pidfd, Exec, ExecOptions, ProcessFlags, ProcessSpec};
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, resume};
 pub use restore::{restore, RestoreOptions, Restored};
-pub use start::start;
+pub use start::{start, start_foreground};
 pub use update::{parse_resources, update, RdtUpdate};
 
 use std::path::Path;
