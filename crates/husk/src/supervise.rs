@@ -116,7 +116,9 @@ impl Signals {
             return;
         }
         loop {
-            match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            // Any child: rustix's `waitpid(None)` is wait4(0), our own process group only, and
+            // the container's processes are in a session of their own.
+            match rustix::process::wait(WaitOptions::NOHANG) {
                 Ok(Some((pid, st))) => {
                     if pid.as_raw_nonzero().get() == main {
                         self.main_status.set(Some(exit_code(st)));

@@ -332,7 +332,8 @@ impl StateDir {
             let husk_made = [PLAN_FILE, START_SOCKET, "console.sock", crate::seccomp::STATE_FILE]
                 .contains(&name.as_ref())
                 || (name.starts_with('.') && name.ends_with(".tmp"));
-            if !husk_made || kind == rustix::fs::FileType::Directory {
+            let notify_dir = kind == rustix::fs::FileType::Directory && name == crate::notify::DIR;
+            if !notify_dir && (!husk_made || kind == rustix::fs::FileType::Directory) {
                 return Err(Error::msg(format!(
                     "{} has no state.json and holds {name:?}, which husk does not make: not removed",
                     self.path.display()
@@ -342,17 +343,39 @@ impl StateDir {
         self.remove()
     }
 
+    /// The NOTIFY_SOCKET directory (notify.rs): its socket, then itself; nothing below it is
+    /// followed (no symlink, no deeper directory).
+    fn remove_notify_dir(&self) -> rustix::io::Result<()> {
+        use rustix::fs::{AtFlags, Mode, OFlags};
+        let sub = rustix::fs::openat(
+            &self.fd,
+            crate::notify::DIR,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        for (name, _) in entries(&sub)? {
+            match rustix::fs::unlinkat(&sub, name.as_c_str(), AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match rustix::fs::unlinkat(&self.fd, crate::notify::DIR, AtFlags::REMOVEDIR) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Remove the directory, `state.json` last: a call killed half way leaves a container that
     /// the next `delete` still knows. The directory itself goes only while it is still ours.
     pub fn remove(self) -> Result<()> {
         let what = || format!("remove {}", self.path.display());
-        let names: Vec<std::ffi::CString> = entries(&self.fd)
-            .ctx(what)?
-            .into_iter()
-            .map(|(n, _)| n)
-            .filter(|n| n.as_bytes() != STATE_FILE.as_bytes())
-            .collect();
-        for name in &names {
+        let names: Vec<(std::ffi::CString, rustix::fs::FileType)> =
+            entries(&self.fd).ctx(what)?.into_iter().filter(|(n, _)| n.as_bytes() != STATE_FILE.as_bytes()).collect();
+        for (name, kind) in &names {
+            if *kind == rustix::fs::FileType::Directory && name.as_bytes() == crate::notify::DIR.as_bytes() {
+                self.remove_notify_dir().ctx(what)?;
+                continue;
+            }
             match rustix::fs::unlinkat(&self.fd, name.as_c_str(), rustix::fs::AtFlags::empty()) {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => {}
                 Err(e) => return Err(Error::from(e).context(format!("{}: {}", what(), name.to_string_lossy()))),

@@ -194,7 +194,7 @@ fn create_in(
     // The cgroup namespace is unshared by the init once it is in its cgroups (see init.rs), so
     // that the namespace's root is the container's cgroup.
     let clone_flags = plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64);
-    let trampoline = Trampoline::new();
+    let trampoline = Trampoline::new()?;
     // Inherited by the init: nothing in the container may ptrace it or open its /proc/<pid>/exe
     // (the husk binary) before it execs, not even in the instant after the clone.
     setup::set_undumpable();

@@ -109,18 +109,23 @@ pub struct Trampoline(OwnedFd);
 
 impl Trampoline {
     /// `None` where husk has no trampoline for the architecture or the kernel refuses executable
-    /// memfds (`vm.memfd_noexec = 2`): the final execve is then direct, and unprotected.
-    pub fn new() -> Option<Trampoline> {
+    /// memfds (`vm.memfd_noexec = 2`, a seccomp or LSM policy): the final execve is then direct,
+    /// and unprotected. Running out of fds or memory is an error instead: a transient shortage
+    /// must not quietly cost the protection (and the clone that follows would fail anyway).
+    pub fn new() -> Result<Option<Trampoline>> {
         let image = image();
         if image.is_empty() {
             tracing::debug!("no exec trampoline for this architecture: the husk binary is not protected");
-            return None;
+            return Ok(None);
         }
         match make(&image) {
-            Ok(t) => Some(t),
+            Ok(t) => Ok(Some(t)),
+            Err(e) if matches!(e.errno(), Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)) => {
+                Err(e.context("exec trampoline"))
+            }
             Err(e) => {
                 tracing::warn!("exec trampoline unavailable ({e}): the husk binary is not protected");
-                None
+                Ok(None)
             }
         }
     }
@@ -193,7 +198,7 @@ mod tests {
 
     #[test]
     fn trampoline_execs_or_reports_the_errno() {
-        let t = Trampoline::new().expect("memfd trampoline");
+        let t = Trampoline::new().unwrap().expect("memfd trampoline");
         assert_eq!(through(&t, "/bin/true"), (0, vec![]), "exec'd, report socket closed on exec");
         let (code, report) = through(&t, "/no/such/program");
         assert_eq!((code, crate::process::exec::decode_report(&report)), (127, Some(libc::ENOENT)));

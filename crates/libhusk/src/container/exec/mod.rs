@@ -93,7 +93,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     let cgroups = state.cgroup.for_exec(&opts.cgroup)?;
     // The filter create compiled and saved: no config.json, no libseccomp here.
     let filter = state.seccomp.as_ref().map(|r| Prepared::from_state(&dir.fd, r)).transpose()?;
-    let trampoline = Trampoline::new();
+    let trampoline = Trampoline::new()?;
     let (parent_end, child_end) = sync::pair()?;
     if let Some(cpus) = process.exec_cpu_affinity().as_ref().and_then(|a| a.initial().as_deref()) {
         sched::set_affinity("process.execCPUAffinity.initial", cpus)?;
