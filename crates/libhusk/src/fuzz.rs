@@ -410,8 +410,12 @@ pub mod targets {
         })())
     }
 
-    /// The state file reader, then what `state` prints from it.
+    /// The state file readers (the whole state, and the summary `state` and `list` read), then
+    /// what `state` prints from it.
     pub fn state(data: &[u8]) -> std::result::Result<(), String> {
+        if let Ok(s) = crate::state::parse_summary(data) {
+            let _ = serde_json::to_string(&s.oci_with(crate::state::Status::Stopped));
+        }
         text((|| {
             let s = crate::state::parse_state(data)?;
             let _ = serde_json::to_string(&s.oci_with(s.status));

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 
+mod summary;
+pub use summary::{list, parse_summary, Summary};
+
 pub const STATE_FILE: &str = "state.json";
 /// What create recorded before it made anything (the cgroups it is about to make, above all):
 /// written once, never replaced, so `delete --force` can still clean up a container whose
@@ -187,19 +190,30 @@ impl State {
         }
     }
 
-    /// A `creating` container whose creator died is stopped (runc does the same): nothing will
-    /// ever finish creating it, and `delete` cleans up what was made.
     pub fn status(&self, dir: &StateDir) -> Status {
-        if self.status == Status::Creating {
-            return if self.creator.is_alive() { Status::Creating } else { Status::Stopped };
-        }
-        match self.init.live_comm() {
-            None => Status::Stopped,
-            // A frozen container is paused whether it was created or running (runc alike).
-            Some(_) if self.cgroup.is_frozen() => Status::Paused,
-            Some(comm) if comm == INIT_COMM && dir.has(START_SOCKET) => Status::Created,
-            Some(_) => Status::Running,
-        }
+        live_status(self.status, &self.creator, &self.init, || self.cgroup.is_frozen(), || dir.has(START_SOCKET))
+    }
+}
+
+/// The live status of a container whose state recorded `recorded`. A `creating` container whose
+/// creator died is stopped (runc does the same): nothing will ever finish creating it, and
+/// `delete` cleans up what was made. `frozen` and `start_socket` are asked only of a live init.
+pub(crate) fn live_status(
+    recorded: Status,
+    creator: &ProcessId,
+    init: &ProcessId,
+    frozen: impl FnOnce() -> bool,
+    start_socket: impl FnOnce() -> bool,
+) -> Status {
+    if recorded == Status::Creating {
+        return if creator.is_alive() { Status::Creating } else { Status::Stopped };
+    }
+    match init.live_comm() {
+        None => Status::Stopped,
+        // A frozen container is paused whether it was created or running (runc alike).
+        Some(_) if frozen() => Status::Paused,
+        Some(comm) if comm == INIT_COMM && start_socket() => Status::Created,
+        Some(_) => Status::Running,
     }
 }
 
@@ -282,27 +296,29 @@ impl StateDir {
     }
 
     fn read(&self, name: &str) -> Result<State> {
-        let file = self.path.join(name);
-        let data = rustix::fs::openat(self.fd.as_fd(), name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map(File::from)
-            .and_then(|mut f| {
-                let mut data = Vec::new();
-                std::io::Read::read_to_end(&mut f, &mut data)
-                    .map_err(|e| rustix::io::Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)))?;
-                Ok(data)
-            })
-            .map_err(|e| match e {
-                rustix::io::Errno::NOENT => {
-                    Error::msg(format!("container does not exist: {}", file.display())).with_errno(libc::ENOENT)
-                }
-                e => Error::from(e).context(format!("read {}", file.display())),
-            })?;
-        parse_state(&data).map_err(|e| e.context(file.display()))
+        let data = read_file(&self.fd, &self.path, name)?;
+        parse_state(&data).map_err(|e| e.context(self.path.join(name).display()))
+    }
+
+    /// What `state` prints of the container (see [`Summary`]), without parsing the rest.
+    pub fn load_summary(&self) -> Result<Summary> {
+        let data = read_file(&self.fd, &self.path, STATE_FILE)?;
+        parse_summary(&data).map_err(|e| e.context(self.path.join(STATE_FILE).display()))
     }
 
     pub fn save(&self, state: &State) -> Result<()> {
         let data = serde_json::to_vec(state).map_err(|e| Error::msg(format!("encode state: {e}")))?;
         write_atomic_at(&self.fd, &self.path, STATE_FILE, &data)
+    }
+
+    /// `save` in two halves: the state written and synced under a temp name now, put in place
+    /// by [`PendingSave::commit`] later. create syncs its final state while the init is still
+    /// setting up, so that the sync is not waited for on the way to `created`.
+    pub fn prepare_save(&self, state: &State) -> Result<PendingSave<'_>> {
+        let data = serde_json::to_vec(state).map_err(|e| Error::msg(format!("encode state: {e}")))?;
+        let tmp = write_temp_at(&self.fd, STATE_FILE, &data)
+            .ctx(|| format!("write {}", self.path.join(STATE_FILE).display()))?;
+        Ok(PendingSave { dir: self, tmp: Some(tmp) })
     }
 
     /// The first save: the plan, written once and linked as the state. Later saves replace
@@ -398,6 +414,33 @@ impl StateDir {
     }
 }
 
+/// A state synced under a temp name in its directory, not in place yet; dropped without
+/// `commit`, the temp file goes.
+pub struct PendingSave<'a> {
+    dir: &'a StateDir,
+    tmp: Option<String>,
+}
+
+impl PendingSave<'_> {
+    /// Rename the synced state over `state.json`.
+    pub fn commit(mut self) -> Result<()> {
+        let Some(tmp) = self.tmp.take() else { return Ok(()) };
+        let d = &self.dir.fd;
+        rustix::fs::renameat(d, tmp.as_str(), d, STATE_FILE).map_err(|e| {
+            let _ = rustix::fs::unlinkat(d, tmp.as_str(), rustix::fs::AtFlags::empty());
+            Error::from(e).context(format!("write {}", self.dir.path.join(STATE_FILE).display()))
+        })
+    }
+}
+
+impl Drop for PendingSave<'_> {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = rustix::fs::unlinkat(&self.dir.fd, tmp.as_str(), rustix::fs::AtFlags::empty());
+        }
+    }
+}
+
 /// The entries of a directory (but `.` and `..`), read through its own fd: no new fd, so a
 /// create that failed for want of fds can still clean up after itself.
 fn entries(fd: &OwnedFd) -> rustix::io::Result<Vec<(std::ffi::CString, rustix::fs::FileType)>> {
@@ -420,6 +463,26 @@ fn entries(fd: &OwnedFd) -> rustix::io::Result<Vec<(std::ffi::CString, rustix::f
     Ok(out)
 }
 
+/// `name` in the directory `dir` (shown as `path`), whole; a missing one says the container
+/// does not exist.
+fn read_file(dir: &OwnedFd, path: &Path, name: &str) -> Result<Vec<u8>> {
+    let file = || path.join(name);
+    rustix::fs::openat(dir.as_fd(), name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map(File::from)
+        .and_then(|mut f| {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut data)
+                .map_err(|e| rustix::io::Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            Ok(data)
+        })
+        .map_err(|e| match e {
+            rustix::io::Errno::NOENT => {
+                Error::msg(format!("container does not exist: {}", file().display())).with_errno(libc::ENOENT)
+            }
+            e => Error::from(e).context(format!("read {}", file().display())),
+        })
+}
+
 /// A state file's content: the one reader of `state.json` (fuzzed in `state::tests`).
 pub fn parse_state(data: &[u8]) -> Result<State> {
     serde_json::from_slice(data).map_err(|e| Error::msg(format!("corrupt state: {e}")))
@@ -431,8 +494,26 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
 }
 
 /// Replace `name` in the directory `dir` (shown as `path` in errors) so that a crash leaves
-/// either the old or the new content: a temp file, fsync, rename over, fsync of the directory.
+/// either the old or the new content, whole: a temp file, fsync, rename over.
+///
+/// No fsync of the directory: it would make the rename durable, not atomic, and a state needs
+/// only atomicity. A killed husk loses nothing that is in the page cache. A power loss may undo
+/// a rename that was not synced, which brings back the previous whole file (or none, for the
+/// first one), never a torn one, because the data was synced before the rename; and after a
+/// power loss nothing a state describes (processes, cgroups, mounts) exists any more, so an
+/// older state loses nothing: `delete` removes the container from it all the same.
 fn write_atomic_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8]) -> Result<()> {
+    let what = || format!("write {}", path.join(name).display());
+    let tmp = write_temp_at(dir, name, data).ctx(what)?;
+    rustix::fs::renameat(dir, tmp.as_str(), dir, name).map_err(|e| {
+        let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+        Error::from(e).context(what())
+    })
+}
+
+/// The first half of `write_atomic_at`: `data` in a synced temp file beside `name`, whose name
+/// is returned (a dot file ending in `.tmp`, which `remove_unclaimed` knows as husk's).
+fn write_temp_at(dir: &OwnedFd, name: &str, data: &[u8]) -> rustix::io::Result<String> {
     let tmp = format!(".{name}.{}.tmp", std::process::id());
     let result = (|| -> rustix::io::Result<()> {
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
@@ -440,13 +521,15 @@ fn write_atomic_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8]) -> Resul
         write_all(&f, data)?;
         rustix::fs::fsync(&f)?;
         crate::crashpoint::here("atomic:written");
-        rustix::fs::renameat(dir, tmp.as_str(), dir, name)?;
-        rustix::fs::fsync(dir)
+        Ok(())
     })();
-    if result.is_err() {
-        let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+            Err(e)
+        }
     }
-    result.ctx(|| format!("write {}", path.join(name).display()))
 }
 
 fn write_all(fd: &OwnedFd, mut data: &[u8]) -> rustix::io::Result<()> {
@@ -461,11 +544,25 @@ fn write_all(fd: &OwnedFd, mut data: &[u8]) -> rustix::io::Result<()> {
     Ok(())
 }
 
-/// Write `data` to `path` (a file the caller names, e.g. `--pid-file`) so that it appears whole
-/// or not at all, and a crash leaves no temp file beside it: an unnamed O_TMPFILE, fsync, then
+/// Write `data` to `path` (a file the caller names: `--pid-file`) so that every reader sees it
+/// whole or not at all, and a crash leaves no temp file beside it: an unnamed O_TMPFILE, then
 /// linked in under its name (or, if the name exists, under a temp name renamed over it).
 /// Filesystems without O_TMPFILE get a named temp file.
+///
+/// Not synced: a pid file names a process of this boot, and after a power loss it is stale
+/// whatever it holds (runc and crun do not sync theirs either). Within a boot the page cache is
+/// what every reader sees, and a file linked only once written is never seen half-written.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_linked(path, data, false)
+}
+
+/// `write_atomic`, and durable: the data synced before it is linked, the directory after. For
+/// what must outlive a reboot (a checkpoint's images).
+pub fn write_durable(path: &Path, data: &[u8]) -> Result<()> {
+    write_linked(path, data, true)
+}
+
+fn write_linked(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let dir_path = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -478,13 +575,16 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let f = match rustix::fs::openat(&dir, ".", flags, Mode::from_raw_mode(0o644)) {
         Ok(f) => f,
         Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL) => {
-            return write_atomic_at(&dir, dir_path, &name, data).map_err(|e| e.context(path.display()))
+            write_atomic_at(&dir, dir_path, &name, data).map_err(|e| e.context(path.display()))?;
+            return if durable { rustix::fs::fsync(&dir).ctx(what) } else { Ok(()) };
         }
         Err(e) => return Err(Error::from(e).context(what())),
     };
     (|| -> rustix::io::Result<()> {
         write_all(&f, data)?;
-        rustix::fs::fsync(&f)?;
+        if durable {
+            rustix::fs::fsync(&f)?;
+        }
         crate::crashpoint::here("atomic:written");
         use std::os::fd::AsRawFd;
         let proc_path = format!("/proc/self/fd/{}", f.as_raw_fd());
@@ -502,7 +602,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
             }
             Err(e) => return Err(e),
         }
-        rustix::fs::fsync(&dir)
+        if durable {
+            rustix::fs::fsync(&dir)?;
+        }
+        Ok(())
     })()
     .ctx(what)
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
-    /// parent → init: uid/gid maps are written and the cgroups joined; go on.
+    /// parent → init: uid/gid maps are written (and the systemd scope started); go on.
     Go,
     /// init → parent: namespaces and mounts are ready; run prestart and createRuntime hooks.
     RunHooks,

@@ -1,7 +1,7 @@
-//! Joining a container's cgroups from outside: `exec`, optionally into sub-cgroups
+//! Joining a container's cgroups: the init at `create`, and `exec`, optionally into sub-cgroups
 //! (`--cgroup [controller[,controller]:]path`, runc's format).
 //!
-//! On cgroup v2 the exec'd process is born in its cgroup (CLONE_INTO_CGROUP). On v1 it writes
+//! On cgroup v2 the process is born in its cgroup (CLONE_INTO_CGROUP). On v1 it writes
 //! `0` to each hierarchy's `tasks` itself: moving only the calling thread (the whole process,
 //! since it is single-threaded) skips the global threadgroup lock that writing a pid to
 //! `cgroup.procs` takes, which costs an RCU grace period (measured here: 9 hierarchies in
@@ -15,19 +15,19 @@ use rustix::fs::{Mode, OFlags};
 use super::{Cgroup, Placement};
 use crate::error::{Context, Error, Result};
 
-/// Where an exec'd process goes, opened by the parent before it clones.
+/// Where an exec'd process (or the init) goes, opened by the parent before it clones.
 pub struct ExecCgroups {
     /// The cgroup2 directory, for CLONE_INTO_CGROUP.
     pub v2: Option<OwnedFd>,
-    /// The v1 hierarchies' `tasks` files, written by the child.
-    pub v1_tasks: Vec<OwnedFd>,
+    /// The v1 hierarchies' `tasks` files (and their paths, for errors), written by the child.
+    pub v1_tasks: Vec<(OwnedFd, PathBuf)>,
 }
 
 impl ExecCgroups {
-    /// Runs in the exec'd process: join every v1 hierarchy.
+    /// Runs in the exec'd process or the init: join every v1 hierarchy.
     pub fn join_v1(&self) -> Result<()> {
-        for fd in &self.v1_tasks {
-            rustix::io::write(fd, b"0").ctx(|| "join the container's cgroup")?;
+        for (fd, path) in &self.v1_tasks {
+            rustix::io::write(fd, b"0").ctx(|| format!("cgroup: join {}", path.display()))?;
         }
         Ok(())
     }
@@ -93,7 +93,7 @@ impl Cgroup {
             } else {
                 let tasks = dir.join("tasks");
                 let fd = rustix::fs::open(&tasks, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).ctx(what)?;
-                out.v1_tasks.push(fd);
+                out.v1_tasks.push((fd, tasks));
             }
         }
         Ok(out)

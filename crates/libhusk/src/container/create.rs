@@ -186,7 +186,14 @@ fn create_in(
     let parent_hooks = !prestart.is_empty() || !create_runtime.is_empty();
 
     let rdt_root = linux.and_then(|l| l.intel_rdt().as_ref()).map(|_| intel_rdt::resctrl_root()).transpose()?;
-    let v2_fd = cgroup.v2_dir_fd()?;
+    // The init joins its cgroups itself, as an exec'd process does (cgroups/join.rs): born in
+    // the cgroup2 one (CLONE_INTO_CGROUP), it writes `0` to each v1 hierarchy's `tasks` first
+    // thing. The parent writing the init's pid to `cgroup.procs` instead takes the kernel's
+    // global threadgroup lock, whose writer waits for an RCU grace period: 3-16 ms of a create
+    // on this v1 host. A systemd scope is started with the pid, by the parent, below.
+    let joining = if cgroup.systemd.is_none() { Some(cgroup.for_exec(&[])?) } else { None };
+    let v2_fd = joining.as_ref().and_then(|j| j.v2.as_ref());
+    let trampoline = Trampoline::new()?;
     let pid_ns_restore = match plan.pid_ns_path() {
         Some((i, _, path)) => Some(namespaces::enter_pid_ns_for_children(*i, path)?),
         None => None,
@@ -194,11 +201,10 @@ fn create_in(
     // The cgroup namespace is unshared by the init once it is in its cgroups (see init.rs), so
     // that the namespace's root is the container's cgroup.
     let clone_flags = plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64);
-    let trampoline = Trampoline::new()?;
     // Inherited by the init: nothing in the container may ptrace it or open its /proc/<pid>/exe
     // (the husk binary) before it execs, not even in the instant after the clone.
     setup::set_undumpable();
-    let forked = syscalls::clone3(clone_flags, v2_fd.as_ref().map(|f| f.as_fd()));
+    let forked = syscalls::clone3(clone_flags, v2_fd.map(|f| f.as_fd()));
     let (pid, pidfd) = match forked {
         Err(e) => {
             if let Some(own) = pid_ns_restore {
@@ -218,6 +224,7 @@ fn create_in(
                 bundle,
                 plan,
                 cgroup: &cgroup,
+                join_cgroups: joining.as_ref(),
                 state: &state,
                 sync: child_end,
                 start_listener,
@@ -242,6 +249,7 @@ fn create_in(
     drop(start_listener);
     drop(console_socket);
     drop(trampoline);
+    drop(joining);
     undo.child = Some((pid, pidfd.try_clone().ctx(|| "dup pidfd")?));
     crashpoint::here("create:cloned");
 
@@ -250,7 +258,9 @@ fn create_in(
             namespaces::write_id_maps(pid, l)?;
         }
     }
-    cgroup.add_process(pid, v2_fd.is_some())?;
+    if cgroup.systemd.is_some() {
+        cgroup.add_process(pid, false)?;
+    }
     crashpoint::here("create:in-cgroup");
     // The init is in its new network namespace and waits for Go: move the devices in now.
     if let Some(devices) = linux.and_then(|l| l.net_devices().as_ref()).filter(|d| !d.is_empty()) {
@@ -270,6 +280,10 @@ fn create_in(
     let (pid, pidfd) =
         if plan.unshare_pid() { adopt_late_init(pid, &parent_end, &mut undo.child)? } else { (pid, pidfd) };
     state.init = ProcessId::of(pid)?;
+    // Nothing in the state changes from here on but its status: write and sync the final one
+    // now, while the init sets up, and only rename it into place once the init is ready.
+    state.status = Status::Created;
+    let final_state = dir.prepare_save(&state)?;
 
     if parent_hooks {
         parent_end.expect(sync::Msg::RunHooks)?;
@@ -282,8 +296,7 @@ fn create_in(
     crashpoint::here("create:ready");
     let console = own_listener.as_ref().map(console::receive_master).transpose()?;
 
-    state.status = Status::Created;
-    dir.save(&state)?;
+    final_state.commit()?;
     crashpoint::here("create:saved");
     if let Some(pid_file) = &opts.pid_file {
         let path = std::path::absolute(pid_file).unwrap_or_else(|_| pid_file.clone());

@@ -26,13 +26,13 @@ pub use update::{parse_resources, update, RdtUpdate};
 use std::path::Path;
 
 use crate::error::Result;
-use crate::state::{OciState, State, StateDir};
+use crate::state::{OciState, StateDir, Summary};
 
 /// `state ID`: the OCI state with runc's extras.
 pub fn state(root: &Path, id: &str) -> Result<String> {
     let dir = StateDir::open(root, id)?;
-    let state = dir.load()?;
-    let oci = state.oci(&dir);
+    let summary = dir.load_summary()?;
+    let oci = summary.oci_with(summary.status(|| dir.has(crate::state::START_SOCKET)));
     Ok(serde_json::to_string_pretty(&oci).unwrap_or_default())
 }
 
@@ -43,18 +43,11 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
 }
 
 /// Every container under `root` with its live status; unreadable ones are skipped like runc.
-pub fn list(root: &Path) -> Result<Vec<(State, crate::state::Status)>> {
-    let mut out = Vec::new();
-    for id in crate::state::list_ids(root)? {
-        let Ok(dir) = StateDir::open(root, &id) else { continue };
-        let Ok(state) = dir.load() else { continue };
-        let status = state.status(&dir);
-        out.push((state, status));
-    }
-    Ok(out)
+pub fn list(root: &Path) -> Result<Vec<(Summary, crate::state::Status)>> {
+    crate::state::list(root)
 }
 
-pub fn oci_json(state: &State, status: crate::state::Status) -> serde_json::Value {
+pub fn oci_json(state: &Summary, status: crate::state::Status) -> serde_json::Value {
     let oci: OciState = state.oci_with(status);
     serde_json::to_value(oci).unwrap_or_default()
 }

@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::net::{accept_with, SocketFlags};
 use rustix::process::{Gid, Uid};
 
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, ExecCgroups};
 use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NsPlan};
@@ -27,6 +27,8 @@ pub struct InitArgs<'a> {
     pub bundle: &'a Bundle,
     pub plan: &'a NsPlan,
     pub cgroup: &'a Cgroup,
+    /// The v1 hierarchies' `tasks`, opened by the parent: the init joins them first thing.
+    pub join_cgroups: Option<&'a ExecCgroups>,
     pub state: &'a State,
     pub sync: Channel,
     pub start_listener: OwnedFd,
@@ -94,6 +96,12 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     let spec = &args.bundle.spec;
     let linux = spec.linux().as_ref();
     let process = spec.process().as_ref().ok_or_else(|| Error::field("process", "missing"))?;
+    // Before anything else, so that everything the init does or starts is accounted to the
+    // container; single-threaded as we are, `tasks` moves the whole process.
+    if let Some(join) = args.join_cgroups {
+        join.join_v1()?;
+        close_inherited(join);
+    }
     args.sync.expect(Msg::Go)?;
     crate::crashpoint::here("init:go");
 
@@ -193,6 +201,17 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         sync: &args.sync,
     })?;
     Ok(Final { program, last })
+}
+
+/// The parent's cgroup fds, which our copy no longer needs: the rootfs setup has the caller's
+/// fd limit to itself, as it had when the parent joined us to the cgroups.
+fn close_inherited(join: &ExecCgroups) {
+    let fds = join.v1_tasks.iter().map(|(fd, _)| fd).chain(join.v2.as_ref());
+    for fd in fds {
+        // SAFETY: these fds belong to the parent's `ExecCgroups`, which the init, never
+        // returning into the parent's code, never drops: nothing else closes or uses them here.
+        unsafe { libc::close(fd.as_raw_fd()) };
+    }
 }
 
 fn unshare(flags: u64, what: &str) -> Result<()> {
