@@ -17,10 +17,13 @@ fi
 
 # busybox-static: the test rootfs; jq: scripts; iproute2: `ip netns` for the join-netns test;
 # build-essential: the linker cargo needs; libseccomp-dev: the static libseccomp husk links;
-# containerd, podman: the real-client tests (tests/clients.rs); python3: the servers in
+# containerd, podman, containernetworking-plugins (Podman's and the CRI pod's bridge), docker.io,
+# python3-grpcio and protobuf-compiler (the CRI client): the real-client tests (tests/clients.rs,
+# scripts/clients/); python3: the servers in
 # tests/activation.rs (the host's /usr, bind-mounted into the container);
 # criu: the checkpoint/restore error paths (tests/checkpoint.rs; criu_* tests run in the guest).
-apt_need busybox-static jq iproute2 build-essential libseccomp-dev containerd podman python3 criu
+apt_need busybox-static jq iproute2 build-essential libseccomp-dev containerd podman \
+    containernetworking-plugins docker.io python3-grpcio protobuf-compiler python3 criu
 ensure_cargo
 
 cargo build --release --workspace

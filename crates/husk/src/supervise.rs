@@ -116,8 +116,8 @@ impl Signals {
             return;
         }
         loop {
-            // Any child (-1): rustix's waitpid(None) is pid 0, this process group only, and the
-            // orphans are in the container's own session.
+            // Any child: rustix's `waitpid(None)` is wait4(0), our own process group only, and
+            // the container's processes are in a session of their own.
             match rustix::process::wait(WaitOptions::NOHANG) {
                 Ok(Some((pid, st))) => {
                     if pid.as_raw_nonzero().get() == main {

@@ -117,3 +117,44 @@ fn run_passes_stdio_untouched() {
     let want = [ino(&input), ino(&o.stdout_path), ino(&o.stderr_path)];
     assert_eq!(o.stdout.lines().collect::<Vec<_>>(), want, "{o}");
 }
+
+/// A caller that ignores signals (`nohup` ignores SIGHUP, a background shell job SIGINT and
+/// SIGQUIT) passes none of that on: the container's process starts with every signal at its
+/// default, for `run` and `exec` alike (a shell could not even trap one ignored at its start).
+#[test]
+fn ignored_signals_of_the_caller_are_not_inherited() {
+    use std::os::unix::process::CommandExt;
+    let mut ctx = Ctx::new("sigign");
+    let (id, _) = ctx.running("exec sleep 1000");
+    {
+        let args = ["exec", id.as_str(), "grep", "SigIgn", "/proc/self/status"];
+        let mut c = ctx.cmd();
+        c.args(args);
+        // SAFETY: signal() is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                for s in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1] {
+                    libc::signal(s, libc::SIG_IGN);
+                }
+                Ok(())
+            });
+        }
+        let o = ctx.exec(c).ok();
+        assert_eq!(o.stdout.split_whitespace().nth(1), Some("0000000000000000"), "{args:?}: {o}");
+    }
+    // Not through sh: busybox's sh ignores SIGQUIT itself when it is pid 1.
+    ctx.config["process"]["args"] = serde_json::json!(["grep", "SigIgn", "/proc/self/status"]);
+    let id = ctx.id();
+    ctx.write_config(&id);
+    let mut c = ctx.cmd();
+    c.args(["run", "--bundle", ctx.bundle.to_str().unwrap(), &id]);
+    // SAFETY: as above.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let o = ctx.exec(c).ok();
+    assert_eq!(o.stdout.split_whitespace().nth(1), Some("0000000000000000"), "run: {o}");
+}

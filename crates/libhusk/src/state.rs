@@ -358,7 +358,8 @@ impl StateDir {
             let husk_made = [PLAN_FILE, START_SOCKET, "console.sock", crate::seccomp::STATE_FILE]
                 .contains(&name.as_ref())
                 || (name.starts_with('.') && name.ends_with(".tmp"));
-            if !husk_made || kind == rustix::fs::FileType::Directory {
+            let notify_dir = kind == rustix::fs::FileType::Directory && name == crate::notify::DIR;
+            if !notify_dir && (!husk_made || kind == rustix::fs::FileType::Directory) {
                 return Err(Error::msg(format!(
                     "{} has no state.json and holds {name:?}, which husk does not make: not removed",
                     self.path.display()
@@ -366,6 +367,28 @@ impl StateDir {
             }
         }
         self.remove()
+    }
+
+    /// The NOTIFY_SOCKET directory (notify.rs): its socket, then itself; nothing below it is
+    /// followed (no symlink, no deeper directory).
+    fn remove_notify_dir(&self) -> rustix::io::Result<()> {
+        use rustix::fs::{AtFlags, Mode, OFlags};
+        let sub = rustix::fs::openat(
+            &self.fd,
+            crate::notify::DIR,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        for (name, _) in entries(&sub)? {
+            match rustix::fs::unlinkat(&sub, name.as_c_str(), AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match rustix::fs::unlinkat(&self.fd, crate::notify::DIR, AtFlags::REMOVEDIR) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Remove the directory, `state.json` last: a call killed half way leaves a container that
@@ -380,13 +403,11 @@ impl StateDir {
             .filter(|(n, _)| n.as_bytes() != STATE_FILE.as_bytes() && n.as_bytes() != PLAN_FILE.as_bytes())
             .collect();
         for (name, kind) in &names {
-            // The one directory husk makes here is NOTIFY_SOCKET's (notify/notify.sock).
-            let r = if *kind == rustix::fs::FileType::Directory {
-                remove_subdir(&self.fd, name)
-            } else {
-                rustix::fs::unlinkat(&self.fd, name.as_c_str(), rustix::fs::AtFlags::empty())
-            };
-            match r {
+            if *kind == rustix::fs::FileType::Directory && name.as_bytes() == crate::notify::DIR.as_bytes() {
+                self.remove_notify_dir().ctx(what)?;
+                continue;
+            }
+            match rustix::fs::unlinkat(&self.fd, name.as_c_str(), rustix::fs::AtFlags::empty()) {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => {}
                 Err(e) => return Err(Error::from(e).context(format!("{}: {}", what(), name.to_string_lossy()))),
             }
@@ -435,19 +456,6 @@ impl Drop for PendingSave<'_> {
             let _ = rustix::fs::unlinkat(&self.dir.fd, tmp.as_str(), rustix::fs::AtFlags::empty());
         }
     }
-}
-
-/// A directory in the state dir and the files in it (husk makes nothing deeper).
-fn remove_subdir(dir: &OwnedFd, name: &std::ffi::CStr) -> rustix::io::Result<()> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let sub = rustix::fs::openat(dir, name, flags, Mode::empty())?;
-    for (n, _) in entries(&sub)? {
-        match rustix::fs::unlinkat(&sub, n.as_c_str(), rustix::fs::AtFlags::empty()) {
-            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::REMOVEDIR)
 }
 
 /// The entries of a directory (but `.` and `..`), read through its own fd: no new fd, so a

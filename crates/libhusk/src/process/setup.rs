@@ -176,12 +176,27 @@ pub fn set_undumpable() {
     };
 }
 
-/// husk ignores SIGPIPE (Rust's default) and `run`/`exec` block forwarded signals; neither may
-/// leak into the container, since ignored dispositions and the mask survive execve.
+/// The container starts with every signal at its default and none blocked: husk ignores SIGPIPE
+/// (Rust's default), `run`/`exec` block the forwarded ones, and a caller may have left some
+/// ignored (`nohup` ignores SIGHUP); ignored dispositions and the mask survive execve, and a
+/// shell cannot even `trap` a signal that was ignored when it started.
 pub fn reset_signals() {
-    // SAFETY: resetting dispositions and the mask of our own single thread, right before execve.
+    // The kernel's struct sigaction; the C library's refuses its own signals 32 and 33, which
+    // are still ignored if the caller's were (the kernel knows no difference).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    // SAFETY: resetting dispositions and the mask of our own single thread, right before execve;
+    // rt_sigaction reads `default` only, and fails harmlessly on SIGKILL and SIGSTOP.
     unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        for sig in 1..=64 {
+            libc::syscall(libc::SYS_rt_sigaction, sig, &default as *const KernelSigaction, 0usize, 8usize);
+        }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());

@@ -109,8 +109,9 @@ pub struct Trampoline(OwnedFd);
 
 impl Trampoline {
     /// `None` where husk has no trampoline for the architecture or the kernel refuses executable
-    /// memfds (`vm.memfd_noexec = 2`): the final execve is then direct, and unprotected. A
-    /// caller out of fds gets an error instead: its limit must not switch the protection off.
+    /// memfds (`vm.memfd_noexec = 2`, a seccomp or LSM policy): the final execve is then direct,
+    /// and unprotected. Running out of fds or memory is an error instead: a transient shortage
+    /// must not quietly cost the protection (and the clone that follows would fail anyway).
     pub fn new() -> Result<Option<Trampoline>> {
         let image = image();
         if image.is_empty() {
@@ -119,7 +120,9 @@ impl Trampoline {
         }
         match make(&image) {
             Ok(t) => Ok(Some(t)),
-            Err(e) if matches!(e.errno(), Some(libc::EMFILE | libc::ENFILE)) => Err(e.context("exec trampoline")),
+            Err(e) if matches!(e.errno(), Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)) => {
+                Err(e.context("exec trampoline"))
+            }
             Err(e) => {
                 tracing::warn!("exec trampoline unavailable ({e}): the husk binary is not protected");
                 Ok(None)

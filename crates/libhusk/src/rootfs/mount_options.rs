@@ -80,6 +80,8 @@ pub struct MountOptions {
     pub data: Vec<Data>,
     /// `idmap`/`ridmap` was asked for.
     pub idmap: bool,
+    /// `tmpcopyup`: fill a new tmpfs with what the directory under it held (runc's extension).
+    pub copy_up: bool,
 }
 
 /// Parse one mount's options. Only options that can never work are errors here; the kernel
@@ -100,7 +102,9 @@ pub fn parse(options: &[String]) -> Result<MountOptions> {
                 o.recursive_bind = true;
             }
             // Superblock flags the new mount API has no use for (i_version is the filesystem's choice).
-            "defaults" | "silent" | "loud" | "iversion" | "noiversion" | "notmpcopyup" => {}
+            "defaults" | "silent" | "loud" | "iversion" | "noiversion" => {}
+            "tmpcopyup" => o.copy_up = true,
+            "notmpcopyup" => o.copy_up = false,
             "shared" => o.propagation.push((PROP_SHARED, false)),
             "rshared" => o.propagation.push((PROP_SHARED, true)),
             "slave" => o.propagation.push((PROP_SLAVE, false)),
@@ -110,7 +114,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions> {
             "unbindable" => o.propagation.push((PROP_UNBINDABLE, false)),
             "runbindable" => o.propagation.push((PROP_UNBINDABLE, true)),
             "idmap" | "ridmap" => o.idmap = true,
-            "tmpcopyup" | "copy-symlink" => return Err(Error::msg(format!("option {opt:?} is not supported"))),
+            "copy-symlink" => return Err(Error::msg(format!("option {opt:?} is not supported"))),
             "" => {}
             _ => match plain_attr(opt) {
                 Some(attr) => attr(&mut o.attrs),
@@ -236,7 +240,9 @@ mod tests {
             ]
         );
         assert!(p(&["idmap"]).idmap && p(&["ridmap"]).idmap);
-        assert!(parse(&["tmpcopyup".to_string()]).is_err());
+        assert!(p(&["tmpcopyup"]).copy_up && !p(&["tmpcopyup", "notmpcopyup"]).copy_up);
+        assert!(p(&["tmpcopyup"]).data.is_empty());
+        assert!(parse(&["copy-symlink".to_string()]).is_err());
     }
 
     #[test]
