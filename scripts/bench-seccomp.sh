@@ -15,7 +15,7 @@ apt_need busybox-static jq crun runc bc podman python3 libseccomp-dev
 ensure_cargo
 cargo build --release -q
 reps=${1:-30}
-husk=$PWD/target/release/husk
+husk=$(release_bin husk)
 work=$(mktemp -d /tmp/husk-bench-seccomp.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 HUSK_BIN=$husk scripts/mkbundle.sh "$work/plain" >/dev/null
@@ -23,34 +23,11 @@ HUSK_BIN=$husk scripts/mkbundle.sh "$work/plain" >/dev/null
 jq '.process.terminal=false | .process.args=["/bin/true"] | .ociVersion="1.0.2"' \
     "$work/plain/config.json" >"$work/c.json" && mv "$work/c.json" "$work/plain/config.json"
 mkdir -p "$work/docker"
-python3 - "$work/plain/config.json" /usr/share/containers/seccomp.json >"$work/docker/config.json" <<'PY'
-import json, os, platform, sys
-config = json.load(open(sys.argv[1]))
-src = json.load(open(sys.argv[2]))
-oci_arch, go_arch = {"x86_64": ("SCMP_ARCH_X86_64", "amd64"), "aarch64": ("SCMP_ARCH_AARCH64", "arm64")}[platform.machine()]
-caps = set(config["process"]["capabilities"]["bounding"])
-kernel = tuple(int(x) for x in platform.release().split("-")[0].split(".")[:2])
-arches = [oci_arch] + [a for m in src["archMap"] if m["architecture"] == oci_arch for a in m["subArchitectures"]]
-rules = []
-for s in src["syscalls"]:
-    inc, exc = s.get("includes") or {}, s.get("excludes") or {}
-    if inc.get("arches") and go_arch not in inc["arches"]: continue
-    if not set(inc.get("caps") or []) <= caps: continue
-    if inc.get("minKernel") and kernel < tuple(int(x) for x in inc["minKernel"].split(".")[:2]): continue
-    if go_arch in (exc.get("arches") or []) or set(exc.get("caps") or []) & caps: continue
-    r = {"names": s["names"], "action": s["action"]}
-    if s.get("errnoRet") is not None: r["errnoRet"] = s["errnoRet"]
-    if s.get("args"): r["args"] = s["args"]
-    rules.append(r)
-config["linux"]["seccomp"] = {"defaultAction": src["defaultAction"], "defaultErrnoRet": src["defaultErrnoRet"],
-                              "architectures": arches, "syscalls": rules}
-config["root"]["path"] = os.path.join(os.path.dirname(os.path.abspath(sys.argv[1])), "rootfs")
-json.dump(config, sys.stdout)
-PY
+python3 scripts/lib/docker-seccomp.py "$work/plain/config.json" /usr/share/containers/seccomp.json >"$work/docker/config.json"
 names=$(jq '[.linux.seccomp.syscalls[].names | length] | add' "$work/docker/config.json")
 echo ">> Docker's default profile: $(jq '.linux.seccomp.syscalls | length' "$work/docker/config.json") rules, $names syscall names"
 cargo build --release -q -p libhusk --example seccomp_prepare
-target/release/examples/seccomp_prepare "$work/docker/config.json" 200
+"$(release_bin examples/seccomp_prepare)" "$work/docker/config.json" 200
 
 unshare -m --propagation private bash -s "$husk" "$work" "$reps" <<'INNER'
 set -euo pipefail

@@ -15,7 +15,7 @@ fi
 apt_need busybox-static jq build-essential libseccomp-dev
 ensure_cargo
 cargo build --release
-husk=${DEMO_HUSK:-$PWD/target/release/husk}
+husk=${DEMO_HUSK:-$(release_bin husk)}
 
 tmp=$(mktemp -d /tmp/husk-demo.XXXXXX)
 id=husk-demo-$$

@@ -17,13 +17,17 @@ fi
 
 # busybox-static: the test rootfs; jq: scripts; iproute2: `ip netns` for the join-netns test;
 # build-essential: the linker cargo needs; libseccomp-dev: the static libseccomp husk links;
-# containerd, podman: the real-client tests (tests/clients.rs);
+# containerd, podman, containernetworking-plugins (Podman's and the CRI pod's bridge), docker.io,
+# python3-grpcio and protobuf-compiler (the CRI client): the real-client tests (tests/clients.rs,
+# scripts/clients/); python3: the servers in
+# tests/activation.rs (the host's /usr, bind-mounted into the container);
 # criu: the checkpoint/restore error paths (tests/checkpoint.rs; criu_* tests run in the guest).
-apt_need busybox-static jq iproute2 build-essential libseccomp-dev containerd podman criu
+apt_need busybox-static jq iproute2 build-essential libseccomp-dev containerd podman \
+    containernetworking-plugins docker.io python3-grpcio protobuf-compiler python3 criu
 ensure_cargo
 
 cargo build --release --workspace
-export HUSK_BIN="${HUSK_BIN:-$PWD/target/release/husk}"
+export HUSK_BIN="${HUSK_BIN:-$(release_bin husk)}"
 # scripts/mkbundle.sh takes the default config from `$HUSK_BIN spec`; runc is the fallback while
 # that does not work yet.
 probe=$(mktemp -d)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Pack a rootfs directory as an OCI image archive that `ctr image import` and `podman load` take,
 # so real clients can run the test rootfs without a registry.
-#   scripts/clients/oci-image.sh ROOTFS OUT.tar NAME   (NAME like docker.io/library/huskbox:latest)
+#   scripts/clients/oci-image.sh ROOTFS OUT.tar NAME [CMD_JSON]
+# NAME like docker.io/library/huskbox:latest; CMD_JSON the image's Cmd (default ["sh"]).
 set -euo pipefail
-rootfs=$1 out=$2 name=$3
+rootfs=$1 out=$2 name=$3 cmd=${4:-'["sh"]'}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 mkdir -p "$dir/blobs/sha256"
@@ -16,7 +17,7 @@ diff_id=$(sha256sum "$dir/layer.tar" | cut -d' ' -f1)
 gzip -n "$dir/layer.tar"
 read -r layer layer_size < <(blob "$dir/layer.tar.gz")
 cat >"$dir/config.json" <<JSON
-{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin:/sbin:/usr/bin"],"Cmd":["sh"],"WorkingDir":"/"},
+{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin:/sbin:/usr/bin"],"Cmd":$cmd,"WorkingDir":"/"},
  "rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]}}
 JSON
 read -r cfg cfg_size < <(blob "$dir/config.json")

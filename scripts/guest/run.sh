@@ -6,7 +6,7 @@
 #   scripts/guest/run.sh [--timeout SECS] [--mem SIZE] [--smp N] -- COMMAND [ARG...]
 #   scripts/guest/run.sh -- scripts/guest/smoke.sh
 #
-# The guest sees this repository (including target/release/husk from the host build) read-write;
+# The guest sees this repository (including the husk binary from the host build) read-write;
 # the disk image is used with -snapshot and stays pristine. The guest powers itself off after
 # COMMAND. After --timeout seconds (default 1200) qemu is killed and run.sh exits 124.
 # Exit status: COMMAND's, or 124 (timed out), 125 (the guest ended without running COMMAND),

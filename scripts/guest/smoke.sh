@@ -9,7 +9,8 @@
 # Exits non-zero when anything is off; every check prints its result first.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-husk=${HUSK_BIN:-$PWD/target/release/husk}
+. scripts/lib/deps.sh
+husk=${HUSK_BIN:-$(release_bin husk)}
 failed=()
 fail() { echo "SMOKE FAIL: $*"; failed+=("$1"); }
 section() { echo; echo "== $*"; }

@@ -30,3 +30,14 @@ ensure_cargo() {
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >&2
     export PATH="$HOME/.cargo/bin:$PATH"
 }
+
+# release_bin NAME: where `cargo build --release` puts the binary NAME (or examples/NAME). The
+# build target is set in .cargo/config.toml (husk links glibc statically, which needs an explicit
+# target so that build scripts and proc-macros stay dynamic), so the path has its triple;
+# CARGO_BUILD_TARGET overrides it as it overrides cargo's.
+release_bin() {
+    local repo triple
+    repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    triple=${CARGO_BUILD_TARGET:-$(sed -n 's/^target = "\(.*\)"$/\1/p' "$repo/.cargo/config.toml")}
+    echo "$repo/target/${triple:+$triple/}release/$1"
+}

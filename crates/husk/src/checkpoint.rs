@@ -232,9 +232,13 @@ pub fn restore(root: PathBuf, criu: Option<PathBuf>, a: &RestoreArgs) -> Result<
         // Orphans of a container without its own pid namespace come to us, not to PID 1.
         let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
     }
-    let signals = crate::run::block_forwarded()?;
+    let signals = crate::supervise::Signals::block(!a.no_subreaper)?;
     let restored = container::restore(&opts)?;
-    let code = crate::run::wait(restored.pid, &restored.pidfd, restored.console.as_ref(), &signals)?;
+    let main = crate::supervise::Main { pid: restored.pid, pidfd: &restored.pidfd };
+    let code = match &restored.console {
+        Some(master) => crate::tty::proxy(&main, &signals, master, None)?,
+        None => signals.wait(&main, None)?,
+    };
     container::delete(&opts.root, &opts.id, true)?;
     Ok(code)
 }

@@ -69,7 +69,69 @@ pub struct CreateArgs {
     /// Pass N extra fds (3..3+N-1) to the container
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
+    /// Unix socket that receives a pidfd of the container's init
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     pub id: String,
+}
+
+/// runc's `exec` flags; everything after the container id is the command.
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    /// Unix socket that receives the pty master
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the process
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (repeatable)
+    #[arg(long, short = 'e')]
+    pub env: Vec<String>,
+    /// Allocate a pseudo-TTY
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// UID (format: <uid>[:<gid>])
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// Additional gids (repeatable)
+    #[arg(long = "additional-gids", short = 'g')]
+    pub additional_gids: Vec<u32>,
+    /// Path to a process.json (the OCI process object)
+    #[arg(long, short = 'p')]
+    pub process: Option<PathBuf>,
+    /// Detach from the process
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// File to write the process's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// SELinux label for the process
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// AppArmor profile for the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Set no_new_privs
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Add a capability to the bounding, effective and permitted sets (repeatable)
+    #[arg(long, short = 'c')]
+    pub cap: Vec<String>,
+    /// Pass N extra fds (3..3+N-1) to the process
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Run in a sub-cgroup of the container's: [controller[,controller]:]path (repeatable)
+    #[arg(long)]
+    pub cgroup: Vec<String>,
+    /// Allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    pub id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,6 +147,8 @@ pub enum Command {
     Create(CreateArgs),
     /// Start a created container
     Start { id: String },
+    /// Run a process in a running container
+    Exec(Box<ExecArgs>),
     /// Create, start and wait for a container
     Run {
         #[command(flatten)]
@@ -180,31 +244,93 @@ const LONG_FLAGS: &[&str] = &[
     "quiet",
     "all",
     "force",
+    "pidfd-socket",
+    "tty",
+    "process",
+    "cwd",
+    "env",
+    "user",
+    "additional-gids",
+    "process-label",
+    "apparmor",
+    "no-new-privs",
+    "cap",
+    "cgroup",
+    "ignore-paused",
 ];
 
-/// Rewrite `-no-subreaper` / `-bundle=x` to their `--` forms. Stops at `--` so container
-/// arguments are never touched.
+/// Flags that take a value (`--flag value`): the word after them is not a positional.
+const VALUE_FLAGS: &[&str] = &[
+    "root",
+    "log",
+    "log-format",
+    "criu",
+    "bundle",
+    "b",
+    "console-socket",
+    "pid-file",
+    "preserve-fds",
+    "pidfd-socket",
+    "format",
+    "f",
+    "process",
+    "p",
+    "cwd",
+    "env",
+    "e",
+    "user",
+    "u",
+    "additional-gids",
+    "g",
+    "process-label",
+    "apparmor",
+    "cap",
+    "c",
+    "cgroup",
+];
+
+/// Rewrite `-no-subreaper` / `-bundle=x` to their `--` forms. Stops at `--`, and for `exec` at
+/// the container id, so the container's command line is never touched.
 pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut passthrough = false;
-    for arg in args {
-        if !passthrough {
-            if arg == "--" {
-                passthrough = true;
-            } else if let Some(s) = arg.to_str() {
-                if let Some(rest) = s.strip_prefix('-').filter(|r| !r.starts_with('-')) {
-                    let name = rest.split('=').next().unwrap_or("");
-                    let long = |n: &str| {
-                        LONG_FLAGS.contains(&n)
-                            || crate::cgroup_cmds::LONG_FLAGS.contains(&n)
-                            || crate::checkpoint::LONG_FLAGS.contains(&n)
-                    };
-                    if name.len() > 1 && long(name) {
-                        out.push(OsString::from(format!("-{s}")));
-                        continue;
-                    }
-                }
+    let mut value_next = false;
+    let mut command: Option<OsString> = None;
+    let long = |n: &str| {
+        LONG_FLAGS.contains(&n)
+            || crate::cgroup_cmds::LONG_FLAGS.contains(&n)
+            || crate::checkpoint::LONG_FLAGS.contains(&n)
+    };
+    for (i, arg) in args.enumerate() {
+        if i == 0 || passthrough {
+            out.push(arg);
+            continue;
+        }
+        if std::mem::take(&mut value_next) {
+            out.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            passthrough = true;
+            out.push(arg);
+            continue;
+        }
+        if let Some(s) = arg.to_str().filter(|s| s.starts_with('-') && s.len() > 1) {
+            let rest = s.trim_start_matches('-');
+            let name = rest.split('=').next().unwrap_or("");
+            value_next = !rest.contains('=') && VALUE_FLAGS.contains(&name);
+            if !s.starts_with("--") && name.len() > 1 && long(name) {
+                out.push(OsString::from(format!("-{s}")));
+                continue;
             }
+            out.push(arg);
+            continue;
+        }
+        match &command {
+            None => command = Some(arg.clone()),
+            // The container id of `exec`: what follows is the container's command.
+            Some(c) if c == "exec" => passthrough = true,
+            Some(_) => {}
         }
         out.push(arg);
     }
@@ -247,7 +373,49 @@ fn create_options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         own_console: false,
+        pidfd_socket: a.pidfd_socket.clone(),
         systemd_cgroup: cli.systemd_cgroup,
+    }
+}
+
+/// fds 3.. that reach the container (`--preserve-fds N`, and LISTEN_FDS for create/run) but
+/// are not open: hold them with /dev/null before husk opens anything, so none of husk's own files
+/// (the log, the state directory: host paths, CVE-2024-21626's class) lands on one and is passed.
+pub fn reserve_passed_fds(cli: &Cli) {
+    let listen = || {
+        let for_us = std::env::var("LISTEN_PID").ok().and_then(|v| v.parse::<u32>().ok()) == Some(std::process::id());
+        if for_us {
+            std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(0)
+        } else {
+            0
+        }
+    };
+    let n = match &cli.command {
+        Some(Command::Create(a)) | Some(Command::Run { create: a, .. }) => a.preserve_fds.saturating_add(listen()),
+        Some(Command::Exec(a)) => a.preserve_fds,
+        _ => 0,
+    };
+    if n == 0 {
+        return;
+    }
+    let end = 3u32.saturating_add(n).min(65536) as i32;
+    let Ok(null) = std::fs::File::open("/dev/null") else { return };
+    // SAFETY: F_DUPFD_CLOEXEC makes a new fd above the range, owned here and closed below; F_GETFD
+    // only queries; dup2 onto a number that is not open creates it without touching any fd a Rust
+    // object owns.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        let src = libc::fcntl(null.as_raw_fd(), libc::F_DUPFD_CLOEXEC, end);
+        drop(null);
+        if src < 0 {
+            return;
+        }
+        for fd in 3..end {
+            if libc::fcntl(fd, libc::F_GETFD) < 0 {
+                libc::dup2(src, fd);
+            }
+        }
+        libc::close(src);
     }
 }
 
@@ -292,6 +460,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             container::create(&create_options(&cli, a))?;
         }
         Command::Start { id } => container::start(&cli.root, id)?,
+        Command::Exec(a) => return crate::exec::exec(&cli, a),
         Command::Run { create, detach, keep, no_subreaper } => {
             let opts = create_options(&cli, create);
             return crate::run::run(&opts, *detach, *keep, *no_subreaper);
@@ -394,6 +563,57 @@ mod tests {
         );
         assert_eq!(norm(&["husk", "--", "-all"]), ["husk", "--", "-all"]);
         assert_eq!(norm(&["husk", "kill", "-a", "x"]), ["husk", "kill", "-a", "x"]);
+        // exec: flags before the id are ours, everything after it the container's.
+        assert_eq!(
+            norm(&["husk", "-root", "/r", "exec", "-cwd", "/tmp", "-tty", "ctr", "ls", "-format", "-all"]),
+            ["husk", "--root", "/r", "exec", "--cwd", "/tmp", "--tty", "ctr", "ls", "-format", "-all"]
+        );
+        assert_eq!(norm(&["husk", "exec", "-e", "all", "ctr", "-all"]), ["husk", "exec", "-e", "all", "ctr", "-all"]);
+    }
+
+    #[test]
+    fn parses_exec_command_lines() {
+        let parse = |a: &[&str]| Cli::try_parse_from(normalize_args(a.iter().map(OsString::from)));
+        let cli = parse(&[
+            "husk",
+            "exec",
+            "--user",
+            "1000:1001",
+            "--cwd",
+            "/tmp",
+            "--env",
+            "FOO=bar",
+            "--env=BAZ=qux",
+            "-e",
+            "X=1",
+            "-t",
+            "-d",
+            "--cap",
+            "CAP_KILL",
+            "-g",
+            "5",
+            "-g",
+            "6",
+            "--cgroup",
+            "sub",
+            "ctr",
+            "sh",
+            "-c",
+            "echo -n hi",
+        ])
+        .unwrap();
+        let Some(Command::Exec(a)) = cli.command else { panic!("not exec") };
+        assert_eq!(a.id, "ctr");
+        assert_eq!(a.command, ["sh", "-c", "echo -n hi"]);
+        assert_eq!(a.env, ["FOO=bar", "BAZ=qux", "X=1"]);
+        assert_eq!(a.additional_gids, [5, 6]);
+        assert!(a.tty && a.detach);
+        let cli = parse(&["husk", "exec", "--process", "/p.json", "--detach", "--pid-file", "/x.pid", "ctr"]).unwrap();
+        let Some(Command::Exec(a)) = cli.command else { panic!("not exec") };
+        assert!(a.command.is_empty() && a.process.is_some());
+        let cli = parse(&["husk", "exec", "ctr", "ls", "-la", "--", "-x"]).unwrap();
+        let Some(Command::Exec(a)) = cli.command else { panic!("not exec") };
+        assert_eq!(a.command, ["ls", "-la", "--", "-x"]);
     }
 
     /// Arguments the CLI fuzzer puts in: every command and flag in both spellings, and odd values.

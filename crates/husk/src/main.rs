@@ -3,8 +3,10 @@
 mod cgroup_cmds;
 mod checkpoint;
 mod cli;
+mod exec;
 mod logging;
 mod run;
+mod supervise;
 mod tty;
 
 use std::process::ExitCode;
@@ -26,6 +28,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Before husk opens anything: fds the caller promised but did not open must not be filled
+    // by husk's own files and handed to the container as "preserved".
+    cli::reserve_passed_fds(&cli);
+    let is_exec = matches!(cli.command, Some(cli::Command::Exec(_)));
     let logger = match cli::logger(&cli) {
         Ok(l) => l,
         Err(e) => {
@@ -38,11 +44,15 @@ fn main() -> ExitCode {
     match cli::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            logger.write(tracing::Level::ERROR, e.message());
+            // runc's wording and status for a failed exec: callers tell it from the process's
+            // own exit status by the 255.
+            let (msg, code) =
+                if is_exec { (format!("exec failed: {}", e.message()), 255) } else { (e.message().to_string(), 1) };
+            logger.write(tracing::Level::ERROR, &msg);
             if logger.to_file() {
-                eprintln!("{e}");
+                eprintln!("{msg}");
             }
-            ExitCode::from(1)
+            ExitCode::from(code)
         }
     }
 }

@@ -10,7 +10,8 @@ use rustix::fs::OFlags;
 use rustix::io::Errno;
 use rustix::termios::{tcgetattr, tcgetwinsize, tcsetattr, tcsetwinsize, OptionalActions, Termios};
 
-use crate::run::{reap, SignalFd};
+use crate::supervise::{Main, Signals};
+use libhusk::notify::NotifySocket;
 
 /// Puts the caller's terminal back as it was, however we leave.
 struct RawMode(Option<Termios>);
@@ -67,7 +68,10 @@ fn pump_master(master: &OwnedFd, buf: &mut [u8]) -> Result<bool> {
     }
 }
 
-pub fn proxy(pid: i32, pidfd: &OwnedFd, signals: &SignalFd, master: &OwnedFd) -> Result<u8> {
+/// `notify`: a NOTIFY_SOCKET to serve meanwhile (foreground `run`), forwarded once as in
+/// `Signals::wait`.
+pub fn proxy(main: &Main, signals: &Signals, master: &OwnedFd, notify: Option<&NotifySocket>) -> Result<u8> {
+    let mut notify = notify;
     let stdin = rustix::stdio::stdin();
     let flags = rustix::fs::fcntl_getfl(master).map_err(|e| Error::from(e).context("console"))?;
     rustix::fs::fcntl_setfl(master, flags | OFlags::NONBLOCK).map_err(|e| Error::from(e).context("console"))?;
@@ -80,7 +84,7 @@ pub fn proxy(pid: i32, pidfd: &OwnedFd, signals: &SignalFd, master: &OwnedFd) ->
     let mut master_open = true;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let mut fds = vec![PollFd::new(pidfd, PollFlags::IN), PollFd::new(&signals.fd, PollFlags::IN)];
+        let mut fds = vec![PollFd::new(main.pidfd, PollFlags::IN), PollFd::new(signals.fd(), PollFlags::IN)];
         let master_at = master_open.then(|| {
             fds.push(PollFd::new(master, PollFlags::IN));
             fds.len() - 1
@@ -89,20 +93,24 @@ pub fn proxy(pid: i32, pidfd: &OwnedFd, signals: &SignalFd, master: &OwnedFd) ->
             fds.push(PollFd::new(&stdin, PollFlags::IN));
             fds.len() - 1
         });
+        let notify_at = notify.map(|n| {
+            fds.push(PollFd::new(n, PollFlags::IN));
+            fds.len() - 1
+        });
         match poll(&mut fds, None) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(Error::from(e).context("console poll")),
         }
         let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
         drop(fds);
+        if notify_at.is_some_and(|i| ready[i])
+            && notify.is_some_and(|n| n.handle(std::process::id() as i32).unwrap_or(true))
+        {
+            notify = None;
+        }
         if ready[1] {
-            if let Some(sig) = signals.read() {
-                if sig == libc::SIGWINCH && interactive {
-                    copy_size(stdin, master);
-                } else if let Some(s) = rustix::process::Signal::from_named_raw(sig) {
-                    let _ = rustix::process::pidfd_send_signal(pidfd, s);
-                }
-            }
+            let resize = || copy_size(stdin, master);
+            signals.handle(main, interactive.then_some(&resize as &dyn Fn()));
         }
         if master_at.is_some_and(|i| ready[i]) {
             master_open = pump_master(master, &mut buf)?;
@@ -118,7 +126,7 @@ pub fn proxy(pid: i32, pidfd: &OwnedFd, signals: &SignalFd, master: &OwnedFd) ->
             if master_open {
                 pump_master(master, &mut buf)?;
             }
-            return reap(pid);
+            return signals.reap(main);
         }
     }
 }

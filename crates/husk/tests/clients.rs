@@ -1,17 +1,19 @@
 //! Real clients driving the runtime under test: containerd 1.6 through its runc v2 shim (the path
-//! Docker and Kubernetes take) and Podman 4.3 through conmon, as root and rootless (run by the
-//! unprivileged test user of common/rootless.rs). scripts/test.sh installs both; where one is
-//! missing its test is skipped.
+//! Docker and Kubernetes take), Podman 4.3 through conmon, as root and rootless (run by the
+//! unprivileged test user of common/rootless.rs), Docker 20.10 (dockerd, its own containerd, the
+//! same shim), and Kubernetes' CRI (runtime.v1 over gRPC) to containerd's CRI plugin with husk as
+//! a runtime handler. scripts/test.sh installs them; where one is missing its test is skipped.
+//! Each script starts its manager with state of its own and checks that nothing is left.
 mod common;
 
 use common::*;
 use std::process::Command;
 
-/// Runs scripts/clients/<script>.sh against the runtime under test (after `args`) when `client`
-/// is installed; each check prints one line.
-fn client_script(client: &str, script: &str, args: &[&str], checks: usize) {
-    if Command::new(client).arg("--version").output().is_err() {
-        eprintln!("{client} is not installed: skipping (scripts/test.sh installs it)");
+/// Runs scripts/clients/<script>.sh against the runtime under test (then `args`), skipped when
+/// `program` (the manager's daemon or CLI) is missing; each check prints one line.
+fn client_script(program: &str, script: &str, args: &[&str], checks: usize) {
+    if Command::new(program).arg("--version").output().is_err() {
+        eprintln!("{program} is not installed: skipping (scripts/test.sh installs it)");
         return;
     }
     let out =
@@ -23,12 +25,12 @@ fn client_script(client: &str, script: &str, args: &[&str], checks: usize) {
 
 #[test]
 fn containerd_runc_shim_runs_containers() {
-    client_script("containerd", "containerd", &[], 6);
+    client_script("containerd", "containerd", &[], 21);
 }
 
 #[test]
 fn podman_conmon_runs_containers() {
-    client_script("podman", "podman", &[], 9);
+    client_script("podman", "podman", &[], 30);
 }
 
 #[test]
@@ -37,4 +39,14 @@ fn podman_rootless_runs_containers() {
     // user and its /etc/subuid range (newuidmap), the runtime is root only in there.
     let user = common::rootless::test_user();
     client_script("podman", "podman-rootless", &[&user.name], 14);
+}
+
+#[test]
+fn docker_dockerd_runs_containers() {
+    client_script("dockerd", "docker", &[], 23);
+}
+
+#[test]
+fn cri_containerd_runtime_handler_runs_pods() {
+    client_script("containerd", "cri", &[], 22);
 }

@@ -138,7 +138,6 @@ fn fifty_containers_in_parallel_on_one_root() {
 }
 
 #[test]
-#[ignore = "needs exec (issue 7)"]
 fn fifty_containers_with_exec_in_parallel_on_one_root() {
     fifty_in_parallel(true);
 }

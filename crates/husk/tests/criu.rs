@@ -309,7 +309,6 @@ fn criu_foreground_restore_exits_with_the_container() {
 }
 
 #[test]
-#[ignore = "needs exec (issue 7)"]
 fn criu_restored_container_can_be_exec_d_into() {
     if !require(Feature::Criu) {
         return;

@@ -260,34 +260,6 @@ fn cwd_proc_self_fd_never_outside_rootfs() {
     }
 }
 
-/// Accept one connection on `listener` and receive one fd by SCM_RIGHTS.
-fn recv_fd(listener: std::os::unix::net::UnixListener) -> std::io::Result<OwnedFd> {
-    let (stream, _) = listener.accept()?;
-    let mut buf = [0u8; 4096];
-    let mut cmsg = [0u8; 64];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg.len();
-    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
-                return Ok(OwnedFd::from_raw_fd(fd));
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Err(std::io::Error::other("no SCM_RIGHTS in message"))
-}
-
 #[test]
 fn console_socket() {
     let mut ctx = Ctx::new("console");

@@ -115,6 +115,44 @@ fn tmpfs_mode_wins() {
     assert_eq!(out, "700\n1777\ntmpfs\n");
 }
 
+/// runc's `tmpcopyup` (Podman puts it on --read-only's /tmp, /run, /var/tmp and on --tmpfs): the
+/// tmpfs starts with a copy of the directory it covers, owners and modes kept (the directory's
+/// own mode too), symlinks copied as symlinks (one pointing out of the rootfs is not followed);
+/// writes land in the tmpfs only.
+#[test]
+fn tmpfs_copyup() {
+    let mut ctx = Ctx::new("copyup");
+    let data = ctx.rootfs().join("data");
+    fs::create_dir_all(data.join("sub")).unwrap();
+    fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+    fs::write(data.join("sub/file"), "image\n").unwrap();
+    fs::set_permissions(data.join("sub/file"), std::os::unix::fs::PermissionsExt::from_mode(0o604)).unwrap();
+    std::os::unix::fs::chown(data.join("sub/file"), Some(1000), Some(1001)).unwrap();
+    // Absolute: inside the container /etc/passwd is the image's; a copy that followed the link
+    // from the host would have taken the host's.
+    std::os::unix::fs::symlink("/etc/passwd", data.join("link")).unwrap();
+    add_mount(&mut ctx, json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}));
+    add_mount(&mut ctx, json!({"destination": "/empty", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}));
+    let out = ctx.run_sh(
+        "grep ' /data ' /proc/self/mounts | cut -d' ' -f3; cat /data/sub/file; stat -c '%a %u %g' /data/sub/file /data; \
+         readlink /data/link; echo new >/data/new; cat /data/new; ls -A /empty | wc -l",
+    );
+    assert_eq!(out, "tmpfs\nimage\n604 1000 1001\n750 0 0\n/etc/passwd\nnew\n0\n");
+    assert!(!data.join("new").exists(), "a write went to the image's directory");
+
+    // Only a tmpfs can be copied up into.
+    ctx.config["mounts"].as_array_mut().unwrap().pop();
+    add_mount(&mut ctx, json!({"destination": "/proc2", "type": "proc", "source": "proc", "options": ["tmpcopyup"]}));
+    ctx.sh("true");
+    let id = ctx.id();
+    let r = ctx.run(&id);
+    // runc 1.1 differs: it ignores tmpcopyup on anything but a tmpfs.
+    if is_husk() {
+        assert!(!r.success());
+        assert!(r.stderr.contains("tmpcopyup") && r.stderr.contains("mounts["), "{r}");
+    }
+}
+
 #[test]
 fn readonly_root() {
     let mut ctx = Ctx::new("roroot");

@@ -320,3 +320,101 @@ fn rootless_mount_that_needs_root_is_refused_clearly() {
     }
     ctx.assert_nothing_left(&id, &before);
 }
+
+#[test]
+fn rootless_exec_joins_the_container() {
+    let mut ctx = Ctx::rootless("rlexec");
+    ctx.map_subids();
+    ctx.sh("exec sleep 100");
+    let id = ctx.id();
+    ctx.run_with(&id, &["-d"]).ok();
+    let u = ctx.user.clone().unwrap();
+    let init = ctx.state(&id)["pid"].as_u64().unwrap() as u32;
+    let ns = |pid: u32, n: &str| fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap().to_string_lossy().into_owned();
+    let out = ctx
+        .husk(&[
+            "exec",
+            "--env",
+            "FROM_EXEC=yes",
+            "--cwd",
+            "/tmp",
+            &id,
+            "sh",
+            "-c",
+            "id -u; pwd; echo $FROM_EXEC; for n in user pid mnt; do readlink /proc/self/ns/$n; done",
+        ])
+        .ok()
+        .stdout;
+    let l = lines(&out);
+    assert_eq!(&l[..3], ["0", "/tmp", "yes"], "{out}");
+    assert_eq!(&l[3..6], [ns(init, "user"), ns(init, "pid"), ns(init, "mnt")], "{out}");
+
+    // Another user of the multi-range map, a detached process, its pid file and host owner.
+    let pf = ctx.dir.join("exec.pid");
+    ctx.husk(&["exec", "-d", "--user", "1000:1000", "--pid-file", pf.to_str().unwrap(), &id, "sleep", "100"]).ok();
+    let pid = read_pid_file(&pf);
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let host_uid = u.subuid.0 + 999;
+    assert!(status_field(&status, "Uid").unwrap().split_whitespace().all(|x| x == host_uid.to_string()), "{status}");
+    assert_eq!(ns(pid, "pid"), ns(init, "pid"));
+
+    // The exit status is the process's; a program that is not there is named.
+    let o = ctx.husk(&["exec", &id, "sh", "-c", "exit 7"]);
+    assert_eq!(o.code, Some(7), "{o}");
+    let o = ctx.husk(&["exec", &id, "/no/such/program"]);
+    assert!(!o.success() && o.stderr.contains("/no/such/program"), "{o}");
+    ctx.husk(&["delete", "--force", &id]).ok();
+    assert!(!alive(pid) && !alive(init));
+}
+
+#[test]
+fn rootless_exec_does_not_reach_the_runtime_binary() {
+    // CVE-2019-5736 where it matters most rootless: the runtime binary belongs to the user, whom
+    // the container's root is on the host. The program exec'd is `#!/proc/self/exe`, so the
+    // kernel runs whatever /proc/self/exe of the exec'ing process is, inside the container; a
+    // process there holds every exe it can open and reopens it for writing once nothing runs it.
+    // Only the container's own files or a sealed in-memory copy may be reachable.
+    let mut ctx = Ctx::rootless("rlexe");
+    let u = ctx.user.clone().unwrap();
+    let own = ctx.dir.join("home").join("runtime-copy");
+    fs::copy(fs::canonicalize(bin()).unwrap(), &own).unwrap();
+    copy_shared_libraries(&own, &ctx.rootfs());
+    rootless::chown_to(&own, &u);
+    fs::write(ctx.rootfs().join("evil"), "#!/proc/self/exe\n").unwrap();
+    fs::set_permissions(ctx.rootfs().join("evil"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let before = fs::read(&own).unwrap();
+    ctx.sh(r#"while :; do for p in /proc/[0-9]*; do
+             t=$(readlink $p/exe 2>/dev/null) || continue
+             case "$t" in /bin/busybox) continue;; esac
+             exec 3<$p/exe 2>/dev/null || continue
+             while [ -e $p/exe ]; do :; done
+             n=0
+             while [ $n -lt 3000 ]; do
+               if true 2>/dev/null >>/proc/self/fd/3; then echo "$t" >>/dev/shm/opened; break; fi
+               n=$((n+1))
+             done
+             exec 3<&-
+           done; done"#);
+    let id = ctx.id();
+    ctx.write_config(&id);
+    let runtime = |args: &[&str]| {
+        let mut c = Command::new(&own);
+        c.arg("--root").arg(&ctx.root).args(args).current_dir(&ctx.dir).stdin(std::process::Stdio::null());
+        as_user(&mut c, &u, &ctx.dir);
+        ctx.exec(c)
+    };
+    runtime(&["run", "-d", "--bundle", ctx.bundle.to_str().unwrap(), &id]).ok();
+    for _ in 0..20 {
+        let o = runtime(&["exec", &id, "/evil"]).no_panic();
+        assert_ne!(o.code, Some(0), "the runtime binary ran as the container's program: {o}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let opened = runtime(&["exec", &id, "sh", "-c", "cat /dev/shm/opened 2>/dev/null; true"]).ok();
+    let st: serde_json::Value = serde_json::from_str(&runtime(&["state", &id]).ok().stdout).unwrap();
+    assert_eq!(st["status"], "running", "the attacking loop died");
+    runtime(&["delete", "--force", &id]).ok();
+    assert!(fs::read(&own).unwrap() == before, "the user's runtime binary {} changed", own.display());
+    for l in opened.stdout.lines() {
+        assert!(l.starts_with("/memfd:"), "the container reopened {l:?} for writing");
+    }
+}

@@ -1,25 +1,20 @@
 //! `process.terminal`: a pty made inside the container, its master sent to the caller's
-//! `--console-socket`, its slave as the process's stdio and `/dev/console`.
+//! `--console-socket` (or to husk, which proxies it), its slave as the process's stdio and, for
+//! the init, `/dev/console`.
 
-use std::io::IoSlice;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
-use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use rustix::pty::{ioctl_tiocgptpeer, openpt, ptsname, unlockpt, OpenptFlags};
 
 use crate::error::{Context, Error, Result};
+use crate::fdpass;
 
 /// Connect to the caller's console socket (done by husk before clone, in the host's namespaces).
 pub fn connect(path: &Path) -> Result<OwnedFd> {
-    use rustix::net::{connect, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
-    let sock =
-        socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).ctx(|| "console socket")?;
-    let addr = SocketAddrUnix::new(path).ctx(|| format!("--console-socket {}", path.display()))?;
-    connect(&sock, &addr).ctx(|| format!("--console-socket: connect {}", path.display()))?;
-    Ok(sock)
+    fdpass::connect(path, "--console-socket")
 }
 
 /// husk's own console socket for a foreground `run` with a terminal and no --console-socket:
@@ -41,25 +36,23 @@ pub fn own_socket(dir: &crate::state::StateDir) -> Result<(OwnedFd, OwnedFd)> {
 
 /// Accept the init's connection on our own console socket and take the pty master it sent.
 pub fn receive_master(listener: &OwnedFd) -> Result<OwnedFd> {
-    use rustix::net::{accept_with, recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags};
+    use rustix::net::{accept_with, SocketFlags};
     let conn = accept_with(listener, SocketFlags::CLOEXEC).ctx(|| "accept on console socket")?;
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
     let mut buf = [0u8; 256];
-    recvmsg(&conn, &mut [std::io::IoSliceMut::new(&mut buf)], &mut cmsg, RecvFlags::CMSG_CLOEXEC)
-        .ctx(|| "receive pty master")?;
-    for msg in cmsg.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
-            if let Some(fd) = fds.next() {
-                return Ok(fd);
-            }
-        }
+    match fdpass::recv_fd(&conn, &mut buf).ctx(|| "receive pty master")? {
+        (_, Some(fd)) => Ok(fd),
+        (_, None) => Err(Error::msg("console socket: no pty master received")),
     }
-    Err(Error::msg("console socket: no pty master received"))
 }
 
-/// Runs in the init after pivot_root, so `/dev/ptmx` is the container's own devpts instance.
-pub fn setup(socket: OwnedFd, size: Option<&oci_spec::runtime::Box>) -> Result<()> {
+/// A new pty, opened through the `/dev/ptmx` of the mount namespace we are in (the container's
+/// own devpts instance), with `process.consoleSize` applied.
+pub struct Pty {
+    pub master: OwnedFd,
+    pub slave: OwnedFd,
+}
+
+pub fn open_pty(size: Option<&oci_spec::runtime::Box>) -> Result<Pty> {
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).ctx(|| "open /dev/ptmx")?;
     unlockpt(&master).ctx(|| "unlockpt")?;
     // The slave comes from the master itself, never by path (CVE-2025-52565).
@@ -74,17 +67,35 @@ pub fn setup(socket: OwnedFd, size: Option<&oci_spec::runtime::Box>) -> Result<(
         };
         rustix::termios::tcsetwinsize(&master, ws).ctx(|| "process.consoleSize")?;
     }
-    bind_dev_console(&slave)?;
-    let name = ptsname(&master, Vec::new()).ctx(|| "ptsname")?;
-    send_fd(&socket, name.as_bytes(), &master).ctx(|| "--console-socket: send pty master")?;
-    drop(master);
-    drop(socket);
-    rustix::process::setsid().ctx(|| "setsid")?;
-    rustix::process::ioctl_tiocsctty(&slave).ctx(|| "set controlling terminal")?;
-    for target in 0..3 {
-        dup_onto(&slave, target)?;
+    Ok(Pty { master, slave })
+}
+
+impl Pty {
+    /// Send the master to a console socket, named by its pts path as runc's receivers expect.
+    pub fn send_master(&self, socket: &OwnedFd) -> Result<()> {
+        let name = ptsname(&self.master, Vec::new()).ctx(|| "ptsname")?;
+        fdpass::send_fd(socket, name.as_bytes(), self.master.as_fd()).ctx(|| "--console-socket: send pty master")
     }
-    Ok(())
+
+    /// Become a session leader with the slave as controlling terminal and stdio.
+    pub fn become_terminal(self) -> Result<()> {
+        drop(self.master);
+        rustix::process::setsid().ctx(|| "setsid")?;
+        rustix::process::ioctl_tiocsctty(&self.slave).ctx(|| "set controlling terminal")?;
+        for target in 0..3 {
+            dup_onto(&self.slave, target)?;
+        }
+        Ok(())
+    }
+}
+
+/// The init's console: runs after pivot_root, so `/dev/ptmx` is the container's own devpts.
+pub fn setup(socket: OwnedFd, size: Option<&oci_spec::runtime::Box>) -> Result<()> {
+    let pty = open_pty(size)?;
+    bind_dev_console(&pty.slave)?;
+    pty.send_master(&socket)?;
+    drop(socket);
+    pty.become_terminal()
 }
 
 fn bind_dev_console(slave: &OwnedFd) -> Result<()> {
@@ -123,16 +134,7 @@ fn bind_dev_console(slave: &OwnedFd) -> Result<()> {
 /// slave's path as `setup` names a new one.
 pub fn send_master(socket: &OwnedFd, master: &OwnedFd) -> Result<()> {
     let name = ptsname(master, Vec::new()).map(|n| n.into_bytes()).unwrap_or_else(|_| b"/dev/ptmx".to_vec());
-    send_fd(socket, &name, master).ctx(|| "--console-socket: send pty master")
-}
-
-fn send_fd(socket: &OwnedFd, data: &[u8], fd: &OwnedFd) -> Result<()> {
-    let fds = [fd.as_fd()];
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut cmsg = SendAncillaryBuffer::new(&mut space);
-    cmsg.push(SendAncillaryMessage::ScmRights(&fds));
-    sendmsg(socket, &[IoSlice::new(data)], &mut cmsg, SendFlags::NOSIGNAL)?;
-    Ok(())
+    fdpass::send_fd(socket, &name, master.as_fd()).ctx(|| "--console-socket: send pty master")
 }
 
 fn dup_onto(fd: &OwnedFd, target: i32) -> Result<()> {

@@ -10,8 +10,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-/// The steps husk passes, in order, for the tests to sweep (`tests/robustness.rs` kills at each
-/// and checks the container's state and leftovers).
+/// The steps husk passes, in order, for the tests to sweep (`tests/crash.rs` kills at each
+/// and checks the container's state and leftovers); `exec:` steps only `exec` passes.
 pub const STEPS: &[&str] = &[
     "create:state-dir",
     "create:state-saved",
@@ -38,6 +38,10 @@ pub const STEPS: &[&str] = &[
     "delete:locked",
     "delete:killed",
     "delete:cgroup-removed",
+    "exec:loaded",
+    "exec:cloned",
+    "exec:started",
+    "exec:handed-over",
 ];
 
 struct Target {

@@ -391,13 +391,11 @@ pub mod targets {
         })())
     }
 
-    /// process.json (`exec --process`): until exec lands (issue 7) the parse and checks its
-    /// process goes through are config.json's: field-named JSON errors, non-empty args, an
-    /// absolute cwd. Point this at exec's reader when it exists.
+    /// process.json (`exec --process`): exec's own reader, over runc's default process, then the
+    /// capability names it would apply.
     pub fn process(data: &[u8]) -> std::result::Result<(), String> {
         text((|| {
-            let p: Process = crate::config::parse_json(data, "process")?;
-            crate::config::validate_process(&p)?;
+            let p = crate::container::parse_process_json(data, "--process", &Process::default())?;
             let _ = crate::capabilities::CapSets::from_config(p.capabilities().as_ref());
             Ok(())
         })())
@@ -412,8 +410,12 @@ pub mod targets {
         })())
     }
 
-    /// The state file reader, then what `state` prints from it.
+    /// The state file readers (the whole state, and the summary `state` and `list` read), then
+    /// what `state` prints from it.
     pub fn state(data: &[u8]) -> std::result::Result<(), String> {
+        if let Ok(s) = crate::state::parse_summary(data) {
+            let _ = serde_json::to_string(&s.oci_with(crate::state::Status::Stopped));
+        }
         text((|| {
             let s = crate::state::parse_state(data)?;
             let _ = serde_json::to_string(&s.oci_with(s.status));

@@ -10,6 +10,7 @@ pub mod container;
 pub mod crashpoint;
 pub mod criu;
 pub mod error;
+pub mod fdpass;
 pub mod features;
 #[doc(hidden)]
 pub mod fuzz;
@@ -18,6 +19,7 @@ pub mod intel_rdt;
 pub mod lsm;
 pub mod namespaces;
 pub mod netdevices;
+pub mod notify;
 pub mod process;
 pub mod rootfs;
 pub mod rootless;

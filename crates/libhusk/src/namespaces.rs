@@ -31,6 +31,9 @@ pub struct NsPlan {
     pub new_net: bool,
     pub new_mount: bool,
     pub new_cgroup: bool,
+    /// CLONE_NEW* of every namespace the config lists, new or joined: the namespaces the
+    /// container does not share with husk, which an exec'd process joins.
+    pub listed: u64,
 }
 
 fn flag(t: LinuxNamespaceType) -> u64 {
@@ -54,6 +57,7 @@ impl NsPlan {
         };
         for (i, ns) in namespaces.iter().enumerate() {
             let t = ns.typ();
+            plan.listed |= flag(t);
             match ns.path() {
                 Some(p) if !p.as_os_str().is_empty() => plan.join.push((i, t, p.clone())),
                 _ => match t {
@@ -111,6 +115,16 @@ fn link_type(t: LinuxNamespaceType) -> LinkNameSpaceType {
         LinuxNamespaceType::Network => LinkNameSpaceType::Network,
         LinuxNamespaceType::Time => LinkNameSpaceType::Time,
     }
+}
+
+/// Enter the namespaces `flags` of the process behind `pidfd` in one setns: the kernel takes
+/// the user namespace first, so the others are entered with its privileges.
+pub fn join_process(pidfd: std::os::fd::BorrowedFd<'_>, flags: u64) -> Result<()> {
+    if flags == 0 {
+        return Ok(());
+    }
+    let types = rustix::thread::ThreadNameSpaceType::from_bits_retain(flags as u32);
+    rustix::thread::move_into_thread_name_spaces(pidfd, types).ctx(|| "join the container's namespaces")
 }
 
 pub fn open_ns(index: usize, path: &std::path::Path) -> Result<OwnedFd> {

@@ -15,10 +15,14 @@ use serde::{Deserialize, Serialize};
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 
+mod summary;
+pub use summary::{list, parse_summary, Summary};
+
 pub const STATE_FILE: &str = "state.json";
 /// What create recorded before it made anything (the cgroups it is about to make, above all):
 /// written once, never replaced, so `delete --force` can still clean up a container whose
-/// `state.json` was corrupted.
+/// `state.json` was corrupted. Until create writes `state.json` (once the init is ready), the
+/// plan is the container's state: readers fall back to it.
 pub const PLAN_FILE: &str = "plan.json";
 /// The init of a created container listens here; `start` connects. Its presence is what tells
 /// "created" from "running", like runc's exec.fifo.
@@ -132,6 +136,22 @@ pub struct State {
     /// The container's seccomp filter (its program is `seccomp.bpf` in the state dir), for exec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<crate::seccomp::Record>,
+    /// What `exec` needs from the config, recorded here so it never re-reads config.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecConfig>,
+}
+
+/// The container's config as `exec` uses it, recorded by `create`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecConfig {
+    /// The container's `process`: the defaults of an exec'd process.
+    pub process: oci_spec::runtime::Process,
+    /// CLONE_NEW* flags of the container's namespaces (new or joined by path), which an exec'd
+    /// process joins through the init's pidfd.
+    pub namespaces: u64,
+    #[serde(default)]
+    pub no_new_keyring: bool,
 }
 
 /// The OCI state as `state` prints it and hooks receive it, with runc's extra fields.
@@ -171,19 +191,30 @@ impl State {
         }
     }
 
-    /// A `creating` container whose creator died is stopped (runc does the same): nothing will
-    /// ever finish creating it, and `delete` cleans up what was made.
     pub fn status(&self, dir: &StateDir) -> Status {
-        if self.status == Status::Creating {
-            return if self.creator.is_alive() { Status::Creating } else { Status::Stopped };
-        }
-        match self.init.live_comm() {
-            None => Status::Stopped,
-            // A frozen container is paused whether it was created or running (runc alike).
-            Some(_) if self.cgroup.is_frozen() => Status::Paused,
-            Some(comm) if comm == INIT_COMM && dir.has(START_SOCKET) => Status::Created,
-            Some(_) => Status::Running,
-        }
+        live_status(self.status, &self.creator, &self.init, || self.cgroup.is_frozen(), || dir.has(START_SOCKET))
+    }
+}
+
+/// The live status of a container whose state recorded `recorded`. A `creating` container whose
+/// creator died is stopped (runc does the same): nothing will ever finish creating it, and
+/// `delete` cleans up what was made. `frozen` and `start_socket` are asked only of a live init.
+pub(crate) fn live_status(
+    recorded: Status,
+    creator: &ProcessId,
+    init: &ProcessId,
+    frozen: impl FnOnce() -> bool,
+    start_socket: impl FnOnce() -> bool,
+) -> Status {
+    if recorded == Status::Creating {
+        return if creator.is_alive() { Status::Creating } else { Status::Stopped };
+    }
+    match init.live_comm() {
+        None => Status::Stopped,
+        // A frozen container is paused whether it was created or running (runc alike).
+        Some(_) if frozen() => Status::Paused,
+        Some(comm) if comm == INIT_COMM && start_socket() => Status::Created,
+        Some(_) => Status::Running,
     }
 }
 
@@ -256,8 +287,12 @@ impl StateDir {
         flock(self.fd.as_fd(), FlockOperation::Unlock).ctx(|| format!("unlock {}", self.path.display()))
     }
 
+    /// The state, or while the container is being created (no `state.json` yet) the plan.
     pub fn load(&self) -> Result<State> {
-        self.read(STATE_FILE)
+        match self.read(STATE_FILE) {
+            Err(e) if e.errno() == Some(libc::ENOENT) => self.read(PLAN_FILE).map_err(|p| not_found_or(e, p)),
+            r => r,
+        }
     }
 
     /// The plan create recorded before it made anything (see [`PLAN_FILE`]).
@@ -266,22 +301,14 @@ impl StateDir {
     }
 
     fn read(&self, name: &str) -> Result<State> {
-        let file = self.path.join(name);
-        let data = rustix::fs::openat(self.fd.as_fd(), name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map(File::from)
-            .and_then(|mut f| {
-                let mut data = Vec::new();
-                std::io::Read::read_to_end(&mut f, &mut data)
-                    .map_err(|e| rustix::io::Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)))?;
-                Ok(data)
-            })
-            .map_err(|e| match e {
-                rustix::io::Errno::NOENT => {
-                    Error::msg(format!("container does not exist: {}", file.display())).with_errno(libc::ENOENT)
-                }
-                e => Error::from(e).context(format!("read {}", file.display())),
-            })?;
-        parse_state(&data).map_err(|e| e.context(file.display()))
+        let data = read_file(&self.fd, &self.path, name)?;
+        parse_state(&data).map_err(|e| e.context(self.path.join(name).display()))
+    }
+
+    /// What `state` prints of the container (see [`Summary`]), without parsing the rest.
+    pub fn load_summary(&self) -> Result<Summary> {
+        let (name, data) = read_state_or_plan(&self.fd, &self.path, "")?;
+        parse_summary(&data).map_err(|e| e.context(self.path.join(name).display()))
     }
 
     pub fn save(&self, state: &State) -> Result<()> {
@@ -289,13 +316,28 @@ impl StateDir {
         write_atomic_at(&self.fd, &self.path, STATE_FILE, &data)
     }
 
-    /// The first save: the plan, written once and linked as the state. Later saves replace
-    /// `state.json` with new files, so the plan stays as it was whatever happens to the state.
+    /// `save` in two halves: the state written and synced under a temp name now, put in place
+    /// by [`PendingSave::commit`] later. create syncs its final state while the init is still
+    /// setting up, so that the sync is not waited for on the way to `created`.
+    pub fn prepare_save(&self, state: &State) -> Result<PendingSave<'_>> {
+        let data = serde_json::to_vec(state).map_err(|e| Error::msg(format!("encode state: {e}")))?;
+        let tmp = write_temp_at(&self.fd, STATE_FILE, &data, true)
+            .ctx(|| format!("write {}", self.path.join(STATE_FILE).display()))?;
+        Ok(PendingSave { dir: self, tmp: Some(tmp) })
+    }
+
+    /// The first save: the plan, written once, the state of the container until the first
+    /// `save` writes `state.json` (see [`PLAN_FILE`]).
+    ///
+    /// Renamed into place whole, but not synced: the plan matters while a husk that was killed
+    /// left cgroups to remove, and the page cache, which outlives a killed process, holds it.
+    /// A power loss takes the plan's cgroups and processes with it; a plan torn by one (data
+    /// never written) reads as corrupt and `delete --force` removes the directory, since there
+    /// is nothing else left to clean. `state.json`, which outlives the create, is synced before
+    /// it is renamed into place, so it is never torn.
     pub fn save_plan(&self, state: &State) -> Result<()> {
         let data = serde_json::to_vec(state).map_err(|e| Error::msg(format!("encode state: {e}")))?;
-        write_atomic_at(&self.fd, &self.path, PLAN_FILE, &data)?;
-        rustix::fs::linkat(&self.fd, PLAN_FILE, &self.fd, STATE_FILE, rustix::fs::AtFlags::empty())
-            .ctx(|| format!("link {}", self.path.join(STATE_FILE).display()))
+        write_renamed_at(&self.fd, &self.path, PLAN_FILE, &data, false)
     }
 
     /// Whether `name` exists in the directory.
@@ -316,7 +358,8 @@ impl StateDir {
             let husk_made = [PLAN_FILE, START_SOCKET, "console.sock", crate::seccomp::STATE_FILE]
                 .contains(&name.as_ref())
                 || (name.starts_with('.') && name.ends_with(".tmp"));
-            if !husk_made || kind == rustix::fs::FileType::Directory {
+            let notify_dir = kind == rustix::fs::FileType::Directory && name == crate::notify::DIR;
+            if !notify_dir && (!husk_made || kind == rustix::fs::FileType::Directory) {
                 return Err(Error::msg(format!(
                     "{} has no state.json and holds {name:?}, which husk does not make: not removed",
                     self.path.display()
@@ -326,26 +369,55 @@ impl StateDir {
         self.remove()
     }
 
+    /// The NOTIFY_SOCKET directory (notify.rs): its socket, then itself; nothing below it is
+    /// followed (no symlink, no deeper directory).
+    fn remove_notify_dir(&self) -> rustix::io::Result<()> {
+        use rustix::fs::{AtFlags, Mode, OFlags};
+        let sub = rustix::fs::openat(
+            &self.fd,
+            crate::notify::DIR,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        for (name, _) in entries(&sub)? {
+            match rustix::fs::unlinkat(&sub, name.as_c_str(), AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match rustix::fs::unlinkat(&self.fd, crate::notify::DIR, AtFlags::REMOVEDIR) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Remove the directory, `state.json` last: a call killed half way leaves a container that
     /// the next `delete` still knows. The directory itself goes only while it is still ours.
     pub fn remove(self) -> Result<()> {
         let what = || format!("remove {}", self.path.display());
-        let names: Vec<std::ffi::CString> = entries(&self.fd)
+        // The record goes last: state.json, and before it the plan, which is the record while
+        // there is no state.json.
+        let names: Vec<(std::ffi::CString, rustix::fs::FileType)> = entries(&self.fd)
             .ctx(what)?
             .into_iter()
-            .map(|(n, _)| n)
-            .filter(|n| n.as_bytes() != STATE_FILE.as_bytes())
+            .filter(|(n, _)| n.as_bytes() != STATE_FILE.as_bytes() && n.as_bytes() != PLAN_FILE.as_bytes())
             .collect();
-        for name in &names {
+        for (name, kind) in &names {
+            if *kind == rustix::fs::FileType::Directory && name.as_bytes() == crate::notify::DIR.as_bytes() {
+                self.remove_notify_dir().ctx(what)?;
+                continue;
+            }
             match rustix::fs::unlinkat(&self.fd, name.as_c_str(), rustix::fs::AtFlags::empty()) {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => {}
                 Err(e) => return Err(Error::from(e).context(format!("{}: {}", what(), name.to_string_lossy()))),
             }
         }
         crate::crashpoint::here("delete:files-removed");
-        match rustix::fs::unlinkat(&self.fd, STATE_FILE, rustix::fs::AtFlags::empty()) {
-            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-            Err(e) => return Err(Error::from(e).context(what())),
+        for name in [PLAN_FILE, STATE_FILE] {
+            match rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(Error::from(e).context(format!("{}: {name}", what()))),
+            }
         }
         let ours = rustix::fs::fstat(&self.fd).ctx(what)?;
         match rustix::fs::stat(&self.path) {
@@ -355,6 +427,33 @@ impl StateDir {
         match rustix::fs::rmdir(&self.path) {
             Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
             Err(e) => Err(Error::from(e).context(what())),
+        }
+    }
+}
+
+/// A state synced under a temp name in its directory, not in place yet; dropped without
+/// `commit`, the temp file goes.
+pub struct PendingSave<'a> {
+    dir: &'a StateDir,
+    tmp: Option<String>,
+}
+
+impl PendingSave<'_> {
+    /// Rename the synced state over `state.json`.
+    pub fn commit(mut self) -> Result<()> {
+        let Some(tmp) = self.tmp.take() else { return Ok(()) };
+        let d = &self.dir.fd;
+        rustix::fs::renameat(d, tmp.as_str(), d, STATE_FILE).map_err(|e| {
+            let _ = rustix::fs::unlinkat(d, tmp.as_str(), rustix::fs::AtFlags::empty());
+            Error::from(e).context(format!("write {}", self.dir.path.join(STATE_FILE).display()))
+        })
+    }
+}
+
+impl Drop for PendingSave<'_> {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = rustix::fs::unlinkat(&self.dir.fd, tmp.as_str(), rustix::fs::AtFlags::empty());
         }
     }
 }
@@ -381,6 +480,49 @@ fn entries(fd: &OwnedFd) -> rustix::io::Result<Vec<(std::ffi::CString, rustix::f
     Ok(out)
 }
 
+/// `<prefix>state.json` in the directory `dir` (shown as `path`), or the plan if there is no
+/// state yet (see [`PLAN_FILE`]): the name read and its content.
+fn read_state_or_plan(dir: &OwnedFd, path: &Path, prefix: &str) -> Result<(String, Vec<u8>)> {
+    let state = format!("{prefix}{STATE_FILE}");
+    match read_file(dir, path, &state) {
+        Err(e) if e.errno() == Some(libc::ENOENT) => {
+            let plan = format!("{prefix}{PLAN_FILE}");
+            read_file(dir, path, &plan).map(|d| (plan, d)).map_err(|p| not_found_or(e, p))
+        }
+        r => r.map(|d| (state, d)),
+    }
+}
+
+/// The error of a fallback read: the first one's "does not exist" if the fallback is missing
+/// too, else the fallback's own.
+fn not_found_or(first: Error, fallback: Error) -> Error {
+    if fallback.errno() == Some(libc::ENOENT) {
+        first
+    } else {
+        fallback
+    }
+}
+
+/// `name` in the directory `dir` (shown as `path`), whole; a missing one says the container
+/// does not exist.
+fn read_file(dir: &OwnedFd, path: &Path, name: &str) -> Result<Vec<u8>> {
+    let file = || path.join(name);
+    rustix::fs::openat(dir.as_fd(), name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map(File::from)
+        .and_then(|mut f| {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut data)
+                .map_err(|e| rustix::io::Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            Ok(data)
+        })
+        .map_err(|e| match e {
+            rustix::io::Errno::NOENT => {
+                Error::msg(format!("container does not exist: {}", file().display())).with_errno(libc::ENOENT)
+            }
+            e => Error::from(e).context(format!("read {}", file().display())),
+        })
+}
+
 /// A state file's content: the one reader of `state.json` (fuzzed in `state::tests`).
 pub fn parse_state(data: &[u8]) -> Result<State> {
     serde_json::from_slice(data).map_err(|e| Error::msg(format!("corrupt state: {e}")))
@@ -392,22 +534,50 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
 }
 
 /// Replace `name` in the directory `dir` (shown as `path` in errors) so that a crash leaves
-/// either the old or the new content: a temp file, fsync, rename over, fsync of the directory.
+/// either the old or the new content, whole: a temp file, fsync, rename over.
+///
+/// No fsync of the directory: it would make the rename durable, not atomic, and a state needs
+/// only atomicity. A killed husk loses nothing that is in the page cache. A power loss may undo
+/// a rename that was not synced, which brings back the previous whole file (or none, for the
+/// first one), never a torn one, because the data was synced before the rename; and after a
+/// power loss nothing a state describes (processes, cgroups, mounts) exists any more, so an
+/// older state loses nothing: `delete` removes the container from it all the same.
 fn write_atomic_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8]) -> Result<()> {
+    write_renamed_at(dir, path, name, data, true)
+}
+
+/// A temp file renamed over `name`: readers see the old content or the new, whole; `sync` says
+/// whether a power loss can tear it (see `write_atomic_at`).
+fn write_renamed_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8], sync: bool) -> Result<()> {
+    let what = || format!("write {}", path.join(name).display());
+    let tmp = write_temp_at(dir, name, data, sync).ctx(what)?;
+    rustix::fs::renameat(dir, tmp.as_str(), dir, name).map_err(|e| {
+        let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+        Error::from(e).context(what())
+    })
+}
+
+/// The first half of `write_atomic_at`: `data` in a synced temp file beside `name`, whose name
+/// is returned (a dot file ending in `.tmp`, which `remove_unclaimed` knows as husk's).
+fn write_temp_at(dir: &OwnedFd, name: &str, data: &[u8], sync: bool) -> rustix::io::Result<String> {
     let tmp = format!(".{name}.{}.tmp", std::process::id());
     let result = (|| -> rustix::io::Result<()> {
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
         let f = rustix::fs::openat(dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600))?;
         write_all(&f, data)?;
-        rustix::fs::fsync(&f)?;
+        if sync {
+            rustix::fs::fsync(&f)?;
+        }
         crate::crashpoint::here("atomic:written");
-        rustix::fs::renameat(dir, tmp.as_str(), dir, name)?;
-        rustix::fs::fsync(dir)
+        Ok(())
     })();
-    if result.is_err() {
-        let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+            Err(e)
+        }
     }
-    result.ctx(|| format!("write {}", path.join(name).display()))
 }
 
 fn write_all(fd: &OwnedFd, mut data: &[u8]) -> rustix::io::Result<()> {
@@ -422,11 +592,25 @@ fn write_all(fd: &OwnedFd, mut data: &[u8]) -> rustix::io::Result<()> {
     Ok(())
 }
 
-/// Write `data` to `path` (a file the caller names, e.g. `--pid-file`) so that it appears whole
-/// or not at all, and a crash leaves no temp file beside it: an unnamed O_TMPFILE, fsync, then
+/// Write `data` to `path` (a file the caller names: `--pid-file`) so that every reader sees it
+/// whole or not at all, and a crash leaves no temp file beside it: an unnamed O_TMPFILE, then
 /// linked in under its name (or, if the name exists, under a temp name renamed over it).
 /// Filesystems without O_TMPFILE get a named temp file.
+///
+/// Not synced: a pid file names a process of this boot, and after a power loss it is stale
+/// whatever it holds (runc and crun do not sync theirs either). Within a boot the page cache is
+/// what every reader sees, and a file linked only once written is never seen half-written.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_linked(path, data, false)
+}
+
+/// `write_atomic`, and durable: the data synced before it is linked, the directory after. For
+/// what must outlive a reboot (a checkpoint's images).
+pub fn write_durable(path: &Path, data: &[u8]) -> Result<()> {
+    write_linked(path, data, true)
+}
+
+fn write_linked(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let dir_path = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -439,13 +623,16 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let f = match rustix::fs::openat(&dir, ".", flags, Mode::from_raw_mode(0o644)) {
         Ok(f) => f,
         Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL) => {
-            return write_atomic_at(&dir, dir_path, &name, data).map_err(|e| e.context(path.display()))
+            write_atomic_at(&dir, dir_path, &name, data).map_err(|e| e.context(path.display()))?;
+            return if durable { rustix::fs::fsync(&dir).ctx(what) } else { Ok(()) };
         }
         Err(e) => return Err(Error::from(e).context(what())),
     };
     (|| -> rustix::io::Result<()> {
         write_all(&f, data)?;
-        rustix::fs::fsync(&f)?;
+        if durable {
+            rustix::fs::fsync(&f)?;
+        }
         crate::crashpoint::here("atomic:written");
         use std::os::fd::AsRawFd;
         let proc_path = format!("/proc/self/fd/{}", f.as_raw_fd());
@@ -463,7 +650,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
             }
             Err(e) => return Err(e),
         }
-        rustix::fs::fsync(&dir)
+        if durable {
+            rustix::fs::fsync(&dir)?;
+        }
+        Ok(())
     })()
     .ctx(what)
 }

@@ -1,19 +1,15 @@
 //! The parent/init handshake during create: a SOCK_SEQPACKET pair, so every message arrives whole
 //! and a dead peer reads as end-of-file instead of a hang.
 
-use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::net::{
-    socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
-};
+use rustix::net::{socketpair, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 
 use crate::error::{Error, Result};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
-    /// parent → init: uid/gid maps are written and the cgroups joined; go on.
+    /// parent → init: uid/gid maps are written (and the systemd scope started); go on.
     Go,
     /// init → parent: namespaces and mounts are ready; run prestart and createRuntime hooks.
     RunHooks,
@@ -26,10 +22,16 @@ pub enum Msg {
     Created,
     /// init → parent: the real init is this pid (its pid-1 child after a late pid namespace).
     Pid(i32),
-    /// init → parent: the seccomp notify fd comes with this message (SCM_RIGHTS), for the agent.
+    /// init or exec'd process → parent: the seccomp notify fd comes with this message
+    /// (SCM_RIGHTS), for the agent.
     SeccompFd,
     /// Either way: setup failed, with the message to report.
     Error(String),
+    /// exec'd process → parent: the final execve failed with this errno (sent by the
+    /// trampoline, see process/trampoline.rs).
+    ExecFailed(i32),
+    /// exec'd process → parent: the pty master of a terminal husk proxies itself (with the fd).
+    Console,
 }
 
 const GO: u8 = 1;
@@ -38,8 +40,10 @@ const HOOKS_DONE: u8 = 3;
 const READY: u8 = 4;
 const ERROR: u8 = 5;
 const PID: u8 = 6;
-const SECCOMP_FD: u8 = 7;
-const CREATED: u8 = 8;
+const EXEC_FAILED: u8 = crate::process::trampoline::REPORT_TAG;
+const CONSOLE: u8 = 8;
+const SECCOMP_FD: u8 = 9;
+const CREATED: u8 = 10;
 
 pub struct Channel(OwnedFd);
 
@@ -51,89 +55,35 @@ pub fn pair() -> Result<(Channel, Channel)> {
 
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
-        let mut buf = Vec::with_capacity(16);
-        match msg {
-            Msg::Go => buf.push(GO),
-            Msg::RunHooks => buf.push(RUN_HOOKS),
-            Msg::HooksDone => buf.push(HOOKS_DONE),
-            Msg::Ready => buf.push(READY),
-            Msg::Created => buf.push(CREATED),
-            Msg::SeccompFd => buf.push(SECCOMP_FD),
-            Msg::Pid(pid) => {
-                buf.push(PID);
-                buf.extend_from_slice(&pid.to_ne_bytes());
-            }
-            Msg::Error(text) => {
-                buf.push(ERROR);
-                buf.extend_from_slice(text.as_bytes());
-            }
-        }
+        let buf = encode(msg);
         rustix::net::send(self.0.as_fd(), &buf, SendFlags::NOSIGNAL)
             .map_err(|e| Error::from(e).context("sync send"))?;
         Ok(())
     }
 
-    /// Send `msg` with `fd` attached.
+    /// Send `msg` with `fd` attached (SCM_RIGHTS).
     pub fn send_with_fd(&self, msg: &Msg, fd: BorrowedFd<'_>) -> Result<()> {
-        let byte = match msg {
-            Msg::SeccompFd => [SECCOMP_FD],
-            other => return Err(Error::msg(format!("sync: {other:?} carries no fd"))),
-        };
-        let fds = [fd];
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut cmsg = SendAncillaryBuffer::new(&mut space);
-        cmsg.push(SendAncillaryMessage::ScmRights(&fds));
-        rustix::net::sendmsg(self.0.as_fd(), &[IoSlice::new(&byte)], &mut cmsg, SendFlags::NOSIGNAL)
-            .map_err(|e| Error::from(e).context("sync send"))?;
-        Ok(())
-    }
-
-    /// The next message, or `None` when the peer has gone (closed or died).
-    pub fn recv(&self) -> Result<Option<Msg>> {
-        self.recv_with_fd().map(|(m, _)| m)
+        crate::fdpass::send_fd(&self.0, &encode(msg), fd).map_err(|e| e.context("sync send"))
     }
 
     /// The next message and the fd that came with it, if any.
     pub fn recv_with_fd(&self) -> Result<(Option<Msg>, Option<OwnedFd>)> {
         let mut buf = vec![0u8; 64 * 1024];
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+        let (n, fd) = crate::fdpass::recv_fd(&self.0, &mut buf).map_err(|e| e.context("sync recv"))?;
+        Ok((decode(&buf[..n])?, fd))
+    }
+
+    /// The next message, or `None` when the peer has gone (closed or died).
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        let mut buf = vec![0u8; 64 * 1024];
         let n = loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            match rustix::net::recvmsg(self.0.as_fd(), &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC) {
-                Ok(r) => break r.bytes,
+            match rustix::net::recv(self.0.as_fd(), &mut buf, RecvFlags::empty()) {
+                Ok((n, _)) => break n,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(Error::from(e).context("sync recv")),
             }
         };
-        let mut fd = None;
-        for m in cmsg.drain() {
-            if let RecvAncillaryMessage::ScmRights(fds) = m {
-                for f in fds {
-                    fd.get_or_insert(f);
-                }
-            }
-        }
-        if n == 0 {
-            return Ok((None, None));
-        }
-        Ok((Some(Self::decode(&buf[..n])?), fd))
-    }
-
-    fn decode(buf: &[u8]) -> Result<Msg> {
-        let n = buf.len();
-        let msg = match buf[0] {
-            GO => Msg::Go,
-            RUN_HOOKS => Msg::RunHooks,
-            HOOKS_DONE => Msg::HooksDone,
-            READY => Msg::Ready,
-            CREATED => Msg::Created,
-            ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
-            SECCOMP_FD => Msg::SeccompFd,
-            PID if n == 5 => Msg::Pid(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
-            other => return Err(Error::msg(format!("sync: unexpected message {other}"))),
-        };
-        Ok(msg)
+        decode(&buf[..n])
     }
 
     /// Wait for exactly `want`; an error message from the peer becomes our error.
@@ -148,5 +98,82 @@ impl Channel {
 
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+fn encode(msg: &Msg) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(16);
+    match msg {
+        Msg::Go => buf.push(GO),
+        Msg::RunHooks => buf.push(RUN_HOOKS),
+        Msg::HooksDone => buf.push(HOOKS_DONE),
+        Msg::Ready => buf.push(READY),
+        Msg::Created => buf.push(CREATED),
+        Msg::Console => buf.push(CONSOLE),
+        Msg::SeccompFd => buf.push(SECCOMP_FD),
+        Msg::Pid(pid) => {
+            buf.push(PID);
+            buf.extend_from_slice(&pid.to_ne_bytes());
+        }
+        Msg::ExecFailed(errno) => {
+            buf.push(EXEC_FAILED);
+            buf.extend_from_slice(&errno.to_le_bytes());
+        }
+        Msg::Error(text) => {
+            buf.push(ERROR);
+            buf.extend_from_slice(text.as_bytes());
+        }
+    }
+    buf
+}
+
+/// An empty read is the peer gone: `None`.
+fn decode(buf: &[u8]) -> Result<Option<Msg>> {
+    let Some(&tag) = buf.first() else { return Ok(None) };
+    let msg = match tag {
+        GO => Msg::Go,
+        RUN_HOOKS => Msg::RunHooks,
+        HOOKS_DONE => Msg::HooksDone,
+        READY => Msg::Ready,
+        CREATED => Msg::Created,
+        CONSOLE => Msg::Console,
+        SECCOMP_FD => Msg::SeccompFd,
+        ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..]).into_owned()),
+        PID if buf.len() == 5 => Msg::Pid(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
+        EXEC_FAILED => match crate::process::exec::decode_report(buf) {
+            Some(errno) => Msg::ExecFailed(errno),
+            None => return Err(Error::msg("sync: malformed exec report")),
+        },
+        other => return Err(Error::msg(format!("sync: unexpected message {other}"))),
+    };
+    Ok(Some(msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let (a, b) = pair().unwrap();
+        for m in [
+            Msg::Go,
+            Msg::Created,
+            Msg::Pid(1234),
+            Msg::Error("x: y".into()),
+            Msg::ExecFailed(libc::ENOENT),
+            Msg::Console,
+            Msg::SeccompFd,
+        ] {
+            a.send(&m).unwrap();
+            assert_eq!(b.recv().unwrap(), Some(m));
+        }
+        let file = std::fs::File::open("/dev/null").unwrap();
+        a.send_with_fd(&Msg::Console, file.as_fd()).unwrap();
+        let (m, fd) = b.recv_with_fd().unwrap();
+        assert_eq!(m, Some(Msg::Console));
+        assert!(fd.is_some());
+        drop(a);
+        assert_eq!(b.recv().unwrap(), None);
     }
 }

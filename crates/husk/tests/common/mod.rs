@@ -199,6 +199,108 @@ pub fn run_cmd(mut cmd: Command, dir: &Path, timeout: Duration) -> Out {
     }
 }
 
+/// A runtime process started in the background (`Ctx::spawn`), its output going to files.
+pub struct Spawned {
+    pub child: std::process::Child,
+    pub stdout_path: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    /// Wait until its stdout contains `what` (or panic after 20 s).
+    #[track_caller]
+    pub fn wait_stdout(&self, what: &str) {
+        let ok = wait_for(20, || self.stdout().contains(what));
+        assert!(ok, "no {what:?} on stdout: {:?}, stderr: {:?}", self.stdout(), fs::read_to_string(&self.stderr_path));
+    }
+
+    pub fn signal(&self, sig: i32) {
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0, "kill {}", self.pid());
+    }
+
+    /// Wait for it to exit (at most TIMEOUT) and collect what it printed.
+    pub fn wait(mut self) -> Out {
+        use std::os::unix::process::ExitStatusExt;
+        let start = Instant::now();
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if start.elapsed() > TIMEOUT {
+                let _ = self.child.kill();
+                panic!("timeout: stdout {:?}", self.stdout());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Out {
+            code: status.code(),
+            signal: status.signal(),
+            stdout: self.stdout(),
+            stderr: fs::read_to_string(&self.stderr_path).unwrap_or_default(),
+            stdout_path: self.stdout_path,
+            stderr_path: self.stderr_path,
+        }
+    }
+}
+
+/// Accept one connection on `listener` and receive one fd by SCM_RIGHTS (a console socket or
+/// pidfd socket receiver, as containerd and runc's recvtty are).
+pub fn recv_fd(listener: std::os::unix::net::UnixListener) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let (stream, _) = listener.accept()?;
+    let mut buf = [0u8; 4096];
+    let mut cmsg = [0u8; 64];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.len();
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
+                return Ok(std::os::fd::OwnedFd::from_raw_fd(fd));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Err(std::io::Error::other("no SCM_RIGHTS in message"))
+}
+
+/// Read what is available on a non-blocking fd until `done` says so (or 20 s pass).
+pub fn read_until(fd: std::os::fd::BorrowedFd<'_>, done: impl Fn(&str) -> bool) -> String {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    unsafe { libc::fcntl(raw, libc::F_SETFL, libc::fcntl(raw, libc::F_GETFL) | libc::O_NONBLOCK) };
+    let mut got = Vec::new();
+    wait_for(20, || {
+        let mut b = [0u8; 4096];
+        loop {
+            let n = unsafe { libc::read(raw, b.as_mut_ptr().cast(), b.len()) };
+            if n <= 0 {
+                break;
+            }
+            got.extend_from_slice(&b[..n as usize]);
+        }
+        done(&String::from_utf8_lossy(&got))
+    });
+    String::from_utf8_lossy(&got).replace('\r', "")
+}
+
 /// One test's world: temp dir, state root, bundle, config, container ids.
 pub struct Ctx {
     pub name: String,
@@ -315,6 +417,31 @@ impl Ctx {
         let mut c = self.cmd();
         c.args(args);
         run_cmd(c, &self.dir, TIMEOUT)
+    }
+
+    /// Start the runtime with `args` in the background, output to files in the test dir.
+    pub fn spawn(&self, args: &[&str]) -> Spawned {
+        let mut c = self.cmd();
+        c.args(args);
+        self.spawn_cmd(c)
+    }
+
+    pub fn spawn_cmd(&self, mut c: Command) -> Spawned {
+        let n = seq();
+        let stdout_path = self.dir.join(format!("out.{n}"));
+        let stderr_path = self.dir.join(format!("err.{n}"));
+        c.stdout(fs::File::create(&stdout_path).unwrap()).stderr(fs::File::create(&stderr_path).unwrap());
+        let child = c.spawn().unwrap_or_else(|e| panic!("spawn {c:?}: {e}"));
+        Spawned { child, stdout_path, stderr_path }
+    }
+
+    /// `run -d` of `sh -c script`: its id and init pid.
+    pub fn running(&mut self, script: &str) -> (String, u32) {
+        self.sh(script);
+        let id = self.id();
+        self.run_with(&id, &["-d"]).ok();
+        let pid = self.state(&id)["pid"].as_u64().unwrap() as u32;
+        (id, pid)
     }
 
     /// Run any command with output to files in the test dir.
@@ -668,5 +795,20 @@ pub fn add_namespace(config: &mut Value, ty: &str) {
     let ns = config["linux"]["namespaces"].as_array_mut().expect("linux.namespaces");
     if !ns.iter().any(|n| n["type"] == ty) {
         ns.push(json!({ "type": ty }));
+    }
+}
+
+/// Copy the dynamic loader and libraries `binary` needs (per ldd) to the same paths in `rootfs`.
+pub fn copy_shared_libraries(binary: &std::path::Path, rootfs: &std::path::Path) {
+    let out = std::process::Command::new("ldd").arg(binary).output().unwrap();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        let Some(path) = path.filter(|p| p.starts_with('/')) else { continue };
+        let dest = rootfs.join(&path[1..]);
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::copy(path, &dest).unwrap();
     }
 }

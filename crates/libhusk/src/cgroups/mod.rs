@@ -10,6 +10,7 @@ mod bpf;
 mod devices;
 pub mod freezer;
 mod hugetlb;
+mod join;
 mod mountinfo;
 pub mod oom;
 mod rdma;
@@ -33,6 +34,7 @@ use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
+pub use join::ExecCgroups;
 pub use mountinfo::Mode;
 pub use rootless::is_permission_error;
 
@@ -366,20 +368,7 @@ impl Cgroup {
     /// Every process in the container's cgroup and its sub-cgroups, read from the placement
     /// most likely to hold all of them.
     pub fn pids(&self) -> Result<Vec<i32>> {
-        let rank = |p: &Placement| {
-            if p.v2 {
-                0
-            } else if p.has("pids") {
-                1
-            } else if p.has("freezer") {
-                2
-            } else if p.has("memory") {
-                3
-            } else {
-                4
-            }
-        };
-        let Some(p) = self.placements.iter().min_by_key(|p| rank(p)) else { return Ok(Vec::new()) };
+        let Some(p) = self.placements.iter().min_by_key(|p| pids_rank(p)) else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for dir in remove::subtree(&p.dir)? {
             out.extend(remove::read_ids(&dir.join("cgroup.procs"))?);
@@ -395,6 +384,31 @@ impl Cgroup {
         } else {
             Ok(Vec::new())
         }
+    }
+
+    /// `destroy` in one rmdir a hierarchy, for cgroups that are empty: the usual delete, after
+    /// the container's processes are gone. Stops at the first busy one (a task or a sub-cgroup
+    /// left) and returns false: the caller kills what is left and destroys the rest. The
+    /// placements go in the reverse of the order `pids()` prefers them, so the one `pids()`
+    /// reads is still there when an earlier one was busy. Only for cgroups the container
+    /// created in every hierarchy; false for any other (nothing removed).
+    pub fn remove_if_empty(&self) -> Result<bool> {
+        if self.systemd.is_some() || !self.placements.iter().all(|p| p.created.contains(&p.dir)) {
+            return Ok(false);
+        }
+        let mut order: Vec<&Placement> = self.placements.iter().collect();
+        order.sort_by_key(|p| std::cmp::Reverse(pids_rank(p)));
+        for p in order {
+            match rustix::fs::rmdir(&p.dir) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(Errno::BUSY) | Err(Errno::NOTEMPTY) => return Ok(false),
+                Err(e) => return Err(Error::os(format!("rmdir {}", p.dir.display()), e.raw_os_error())),
+            }
+        }
+        for p in &self.placements {
+            remove_created_parents(p)?;
+        }
+        Ok(true)
     }
 
     /// Remove what create made: the container's own dir with any sub-cgroups in it, then the
@@ -414,12 +428,32 @@ impl Cgroup {
     }
 }
 
+/// Which placement `pids()` reads: the one most likely to hold every process of the container.
+fn pids_rank(p: &Placement) -> u8 {
+    if p.v2 {
+        0
+    } else if p.has("pids") {
+        1
+    } else if p.has("freezer") {
+        2
+    } else if p.has("memory") {
+        3
+    } else {
+        4
+    }
+}
+
 fn destroy_placement(p: &Placement, deadline: Instant) -> Result<()> {
     if p.created.contains(&p.dir) {
         for dir in remove::subtree(&p.dir)? {
             remove::rmdir_waiting(&dir, p.v2, deadline)?;
         }
     }
+    remove_created_parents(p)
+}
+
+/// The parents of the container's cgroup that husk made, innermost first, where now empty.
+fn remove_created_parents(p: &Placement) -> Result<()> {
     for dir in p.created.iter().rev().filter(|d| **d != p.dir) {
         match rustix::fs::rmdir(dir) {
             // Shared with another container by now: its last user removes it.

@@ -184,7 +184,7 @@ fn record_stdio(pid: i32, images: &Path) -> Result<()> {
         })
         .collect();
     let json = serde_json::to_vec(&fds).unwrap_or_default();
-    crate::state::write_atomic(&images.join(DESCRIPTORS), &json)
+    crate::state::write_durable(&images.join(DESCRIPTORS), &json)
 }
 
 /// CRIU's page server is up: whoever waits on --status-fd may start the lazy restore.

@@ -11,6 +11,8 @@ use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NsPlan};
 use crate::process::init::{self, InitArgs};
+use crate::process::setup;
+use crate::process::trampoline::Trampoline;
 use crate::seccomp::{self, notify, Prepared};
 use crate::state::{self, ProcessId, State, StateDir, Status, START_SOCKET};
 use crate::syscalls::{self, Forked};
@@ -29,6 +31,8 @@ pub struct CreateOptions {
     /// Foreground `run`: with `process.terminal` and no console socket, husk takes the pty
     /// master itself (returned in `Created::console`).
     pub own_console: bool,
+    /// `--pidfd-socket`: receives a pidfd of the init.
+    pub pidfd_socket: Option<PathBuf>,
     /// `--systemd-cgroup`: a transient systemd scope instead of cgroupfs directories.
     pub systemd_cgroup: bool,
     /// `--rootless` (true, or auto for a non-root caller): cgroups the user may not make are
@@ -46,7 +50,7 @@ pub struct Created {
 }
 
 pub fn create(opts: &CreateOptions) -> Result<Created> {
-    let bundle = Bundle::load(&opts.bundle)?;
+    let mut bundle = Bundle::load(&opts.bundle)?;
     lsm::check(&bundle.spec)?;
     // Checked and compiled (or found in the cache) before anything exists to clean up.
     let filter = match bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
@@ -69,7 +73,14 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     let dir = StateDir::create(&opts.root, &opts.id)?;
     crashpoint::here("create:state-dir");
     let mut undo = Undo { dir: Some(dir), cgroup: None, child: None, rdt: None };
-    match create_in(opts, &bundle, &plan, filter.as_ref(), &mut undo) {
+    // The container's process as configured, before husk adds anything: exec's defaults.
+    let exec_config = super::exec::exec_config(&bundle.spec, &plan, opts.no_new_keyring);
+    let mut extra_env = Vec::new();
+    if crate::notify::host_socket().is_some() {
+        let dir = undo.dir.as_ref().ok_or_else(|| Error::msg("state dir lost"))?;
+        extra_env.push(crate::notify::prepare(&mut bundle.spec, dir)?);
+    }
+    match create_in(opts, &bundle, &plan, filter.as_ref(), exec_config, extra_env, &mut undo) {
         Ok((pid, pidfd, console)) => {
             let state_dir = undo.dir.take().ok_or_else(|| Error::msg("state dir lost"))?;
             undo.cgroup = None;
@@ -116,6 +127,8 @@ fn create_in(
     bundle: &Bundle,
     plan: &NsPlan,
     filter: Option<&Prepared>,
+    exec_config: Option<crate::state::ExecConfig>,
+    notify_env: Vec<String>,
     undo: &mut Undo,
 ) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
     let spec = &bundle.spec;
@@ -136,6 +149,7 @@ fn create_in(
         hooks: spec.hooks().clone(),
         intel_rdt: None,
         seccomp: None,
+        exec: exec_config,
     };
     if let (Some(f), Some(s)) = (filter, linux.and_then(|l| l.seccomp().as_ref())) {
         state.seccomp = Some(f.save(&dir.fd, s)?);
@@ -187,7 +201,8 @@ fn create_in(
     };
     let start_listener = bind_start_socket(dir)?;
     let (parent_end, child_end) = sync::pair()?;
-    let (listen_fds, extra_env) = socket_activation();
+    let (listen_fds, mut extra_env) = socket_activation();
+    extra_env.extend(notify_env);
     let keep_fds = 3 + listen_fds + opts.preserve_fds;
     let hooks = spec.hooks().as_ref();
     let prestart = hooks.and_then(|h| h.prestart().clone()).unwrap_or_default();
@@ -197,7 +212,14 @@ fn create_in(
     let rdt_root = linux.and_then(|l| l.intel_rdt().as_ref()).map(|_| intel_rdt::resctrl_root()).transpose()?;
     // Inherited by the init through the clone; closed in the parent when this returns.
     let idmapped = crate::rootfs::idmap::prepare(spec, &bundle.dir, plan.new_user)?;
-    let v2_fd = cgroup.v2_dir_fd()?;
+    // The init joins its cgroups itself, as an exec'd process does (cgroups/join.rs): born in
+    // the cgroup2 one (CLONE_INTO_CGROUP), it writes `0` to each v1 hierarchy's `tasks` first
+    // thing. The parent writing the init's pid to `cgroup.procs` instead takes the kernel's
+    // global threadgroup lock, whose writer waits for an RCU grace period: 3-16 ms of a create
+    // on this v1 host. A systemd scope is started with the pid, by the parent, below.
+    let joining = if cgroup.systemd.is_none() { Some(cgroup.for_exec(&[])?) } else { None };
+    let v2_fd = joining.as_ref().and_then(|j| j.v2.as_ref());
+    let trampoline = Trampoline::new()?;
     let pid_ns_restore = match plan.pid_ns_path() {
         Some((i, _, path)) => Some(namespaces::enter_pid_ns_for_children(*i, path)?),
         None => None,
@@ -207,7 +229,14 @@ fn create_in(
     let clone_flags = plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64);
     // Decided before the clone: in the child, geteuid() changes once the parent has mapped it.
     let dumpable_until_mapped = plan.new_user && !userns::privileged();
-    let forked = syscalls::clone3(clone_flags, v2_fd.as_ref().map(|f| f.as_fd()));
+    // Inherited by the init: nothing in the container may ptrace it or open its /proc/<pid>/exe
+    // (the husk binary) before it execs, not even in the instant after the clone. An
+    // unprivileged parent can write only a dumpable child's id maps; the init turns undumpable
+    // on `Go`, before anything of the container exists.
+    if !dumpable_until_mapped {
+        setup::set_undumpable();
+    }
+    let forked = syscalls::clone3(clone_flags, v2_fd.map(|f| f.as_fd()));
     let (pid, pidfd) = match forked {
         Err(e) => {
             if let Some(own) = pid_ns_restore {
@@ -227,6 +256,7 @@ fn create_in(
                 bundle,
                 plan,
                 cgroup: &cgroup,
+                join_cgroups: joining.as_ref(),
                 state: &state,
                 sync: child_end,
                 start_listener,
@@ -236,6 +266,7 @@ fn create_in(
                 keep_fds,
                 extra_env,
                 parent_hooks,
+                trampoline: trampoline.as_ref(),
                 seccomp: filter,
                 dumpable_until_mapped,
                 idmapped: &idmapped,
@@ -251,6 +282,8 @@ fn create_in(
     drop(child_end);
     drop(start_listener);
     drop(console_socket);
+    drop(trampoline);
+    drop(joining);
     undo.child = Some((pid, pidfd.try_clone().ctx(|| "dup pidfd")?));
     crashpoint::here("create:cloned");
 
@@ -263,7 +296,9 @@ fn create_in(
             )?;
         }
     }
-    cgroup.add_process(pid, v2_fd.is_some())?;
+    if cgroup.systemd.is_some() {
+        cgroup.add_process(pid, false)?;
+    }
     crashpoint::here("create:in-cgroup");
     // The init is in its new network namespace and waits for Go: move the devices in now.
     if let Some(devices) = linux.and_then(|l| l.net_devices().as_ref()).filter(|d| !d.is_empty()) {
@@ -283,6 +318,10 @@ fn create_in(
     let (pid, pidfd) =
         if plan.unshare_pid() { adopt_late_init(pid, &parent_end, &mut undo.child)? } else { (pid, pidfd) };
     state.init = ProcessId::of(pid)?;
+    // Nothing in the state changes from here on but its status: write and sync the final one
+    // now, while the init sets up, and only rename it into place once the init is ready.
+    state.status = Status::Created;
+    let final_state = dir.prepare_save(&state)?;
 
     if parent_hooks {
         parent_end.expect(sync::Msg::RunHooks)?;
@@ -295,8 +334,7 @@ fn create_in(
     crashpoint::here("create:ready");
     let console = own_listener.as_ref().map(console::receive_master).transpose()?;
 
-    state.status = Status::Created;
-    dir.save(&state)?;
+    final_state.commit()?;
     crashpoint::here("create:saved");
     if let Some(pid_file) = &opts.pid_file {
         let path = std::path::absolute(pid_file).unwrap_or_else(|_| pid_file.clone());
@@ -305,6 +343,9 @@ fn create_in(
     }
     if own_listener.is_some() {
         dir.remove_file("console.sock");
+    }
+    if let Some(path) = &opts.pidfd_socket {
+        super::exec::send_pidfd(path, &pidfd)?;
     }
     // Until this the init exits if we die: a container is created only once its state says so.
     parent_end.send(&sync::Msg::Created)?;
@@ -364,28 +405,30 @@ fn wait_ready(sync: &sync::Channel, state: &State) -> Result<()> {
     loop {
         match sync.recv_with_fd()? {
             (Some(sync::Msg::Ready), _) => return Ok(()),
-            (Some(sync::Msg::SeccompFd), Some(fd)) => {
-                let record = state.seccomp.as_ref().ok_or_else(|| Error::msg("seccomp notify fd without a filter"))?;
-                let listener = record
-                    .listener_path
-                    .as_deref()
-                    .ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?;
-                // runc sends the state as it is at this moment: still creating.
-                let container = notify::Container {
-                    oci_version: &state.oci_version,
-                    id: &state.id,
-                    status: Status::Creating.as_str(),
-                    bundle: &state.bundle,
-                    annotations: &state.annotations,
-                };
-                let payload = notify::payload(&container, state.init.pid, record.listener_metadata.as_deref());
-                notify::send_to_agent(listener, &payload, fd.as_fd())?;
-            }
+            // runc sends the state as it is at this moment: still creating.
+            (Some(sync::Msg::SeccompFd), Some(fd)) => seccomp_to_agent(state, Status::Creating, state.init.pid, &fd)?,
             (Some(sync::Msg::Error(text)), _) => return Err(Error::msg(text)),
             (Some(other), _) => return Err(Error::msg(format!("sync: expected Ready, got {other:?}"))),
             (None, _) => return Err(Error::msg("container init exited during setup")),
         }
     }
+}
+
+/// A seccomp notify fd from the container process `pid` goes to the agent at `listenerPath`
+/// with the container's state, as runc sends it (for the init and exec'd processes alike).
+pub(crate) fn seccomp_to_agent(state: &State, status: Status, pid: i32, fd: &OwnedFd) -> Result<()> {
+    let record = state.seccomp.as_ref().ok_or_else(|| Error::msg("seccomp notify fd without a filter"))?;
+    let listener =
+        record.listener_path.as_deref().ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?;
+    let container = notify::Container {
+        oci_version: &state.oci_version,
+        id: &state.id,
+        status: status.as_str(),
+        bundle: &state.bundle,
+        annotations: &state.annotations,
+    };
+    let payload = notify::payload(&container, pid, record.listener_metadata.as_deref());
+    notify::send_to_agent(listener, &payload, fd.as_fd())
 }
 
 pub(crate) fn connect_start(dir: &StateDir) -> Result<OwnedFd> {

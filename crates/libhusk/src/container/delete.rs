@@ -53,11 +53,18 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 /// Kill whatever is left of the container, remove its cgroup and state, run poststop hooks.
 /// `dir` is locked by the caller; `status` is the container's as the caller last read it.
 pub(crate) fn destroy(dir: StateDir, state: &State, status: Status) -> Result<()> {
-    // What is left in its own cgroup after the init died (an init whose creator died before it
-    // was created, children of a shared pid namespace) goes too, as runc does.
-    kill_all(state, status == Status::Stopped)?;
-    crate::crashpoint::here("delete:killed");
-    state.cgroup.destroy()?;
+    // A stopped container's cgroups are usually empty: then one rmdir each is all (no reading
+    // of cgroup.procs, freezer.state or the tree below). Otherwise what is left in its own
+    // cgroup after the init died (an init whose creator died before it was created, children
+    // of a shared pid namespace) goes too, as runc does.
+    if status == Status::Stopped && state.cgroup.remove_if_empty()? {
+        // Nothing was left to kill.
+        crate::crashpoint::here("delete:killed");
+    } else {
+        kill_all(state, status == Status::Stopped)?;
+        crate::crashpoint::here("delete:killed");
+        state.cgroup.destroy()?;
+    }
     crate::crashpoint::here("delete:cgroup-removed");
     if let Some(rdt) = &state.intel_rdt {
         crate::intel_rdt::remove(rdt);

@@ -1,10 +1,11 @@
 //! The lifecycle commands: create, start, state, list, kill, delete, run, checkpoint, restore;
-//! and the cgroup ones: update, pause, resume, ps, events.
+//! the cgroup ones: update, pause, resume, ps, events; exec.
 
 mod checkpoint;
 mod create;
 mod delete;
 mod events;
+mod exec;
 mod kill;
 mod pause;
 mod restore;
@@ -15,22 +16,23 @@ pub use checkpoint::{checkpoint, parse_cg_mode, parse_empty_ns, CheckpointOption
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
 pub use events::events;
+pub use exec::{exec, parse_process_json, parse_user, send_pidfd, Exec, ExecOptions, ProcessFlags, ProcessSpec};
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, resume};
 pub use restore::{restore, RestoreOptions, Restored};
-pub use start::start;
+pub use start::{start, start_foreground};
 pub use update::{parse_resources, update, RdtUpdate};
 
 use std::path::Path;
 
 use crate::error::Result;
-use crate::state::{OciState, State, StateDir};
+use crate::state::{OciState, StateDir, Summary};
 
 /// `state ID`: the OCI state with runc's extras.
 pub fn state(root: &Path, id: &str) -> Result<String> {
     let dir = StateDir::open(root, id)?;
-    let state = dir.load()?;
-    let oci = state.oci(&dir);
+    let summary = dir.load_summary()?;
+    let oci = summary.oci_with(summary.status(|| dir.has(crate::state::START_SOCKET)));
     Ok(serde_json::to_string_pretty(&oci).unwrap_or_default())
 }
 
@@ -43,18 +45,11 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
 }
 
 /// Every container under `root` with its live status; unreadable ones are skipped like runc.
-pub fn list(root: &Path) -> Result<Vec<(State, crate::state::Status)>> {
-    let mut out = Vec::new();
-    for id in crate::state::list_ids(root)? {
-        let Ok(dir) = StateDir::open(root, &id) else { continue };
-        let Ok(state) = dir.load() else { continue };
-        let status = state.status(&dir);
-        out.push((state, status));
-    }
-    Ok(out)
+pub fn list(root: &Path) -> Result<Vec<(Summary, crate::state::Status)>> {
+    crate::state::list(root)
 }
 
-pub fn oci_json(state: &State, status: crate::state::Status) -> serde_json::Value {
+pub fn oci_json(state: &Summary, status: crate::state::Status) -> serde_json::Value {
     let oci: OciState = state.oci_with(status);
     serde_json::to_value(oci).unwrap_or_default()
 }

@@ -154,6 +154,7 @@ fn restore_in(
         hooks: spec.hooks().clone(),
         intel_rdt: None,
         seccomp: None,
+        exec: super::exec::exec_config(spec, plan, false),
     };
     // CRIU restores the processes' own filters; `exec` into the restored container loads the
     // one create would have saved.

@@ -1,10 +1,13 @@
-//! Finding the program the way runc does (PATH from the container's env) and executing it.
+//! Finding the program the way runc does (PATH from the container's env) and executing it
+//! (through the trampoline that keeps the husk binary out of the container's reach).
 
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::process::trampoline::{self, Trampoline};
 
 /// Resolve `args[0]` inside the container, before `create` returns, so a missing program fails
 /// `create` with the wording callers map to exit 127.
@@ -57,16 +60,75 @@ impl Program {
         })
     }
 
-    /// Replace this process; returns only on failure.
-    pub fn exec(&self) -> Error {
-        let argv: Vec<*const libc::c_char> =
-            self.args.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    pub fn path(&self) -> &std::ffi::CStr {
+        &self.path
+    }
+
+    /// Replace this process; returns only on failure. With a trampoline (see trampoline.rs) the
+    /// final execve is the trampoline's, and if that one fails it reports the errno on `report`
+    /// (a socket the caller reads: `decode_report`). `report` is close-on-exec either way.
+    pub fn exec(&self, trampoline: Option<&Trampoline>, report: BorrowedFd<'_>) -> Error {
         let envp: Vec<*const libc::c_char> =
             self.env.iter().map(|e| e.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        if let Some(t) = trampoline {
+            self.exec_via(t, report, &envp);
+            // The kernel refused the trampoline itself (an LSM, a noexec policy): go direct.
+        }
+        let argv: Vec<*const libc::c_char> =
+            self.args.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
         // SAFETY: argv and envp are NULL-terminated arrays of pointers into CStrings owned by self,
         // all alive for the call.
         unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL);
-        Error::os(format!("exec {:?}", self.path), errno)
+        exec_error(&self.path, errno)
+    }
+
+    fn exec_via(&self, t: &Trampoline, report: BorrowedFd<'_>, envp: &[*const libc::c_char]) {
+        let Ok(fd_arg) = CString::new(report.as_raw_fd().to_string()) else { return };
+        // The trampoline marks it close-on-exec again before its own execve.
+        if rustix::io::fcntl_setfd(report, rustix::io::FdFlags::empty()).is_err() {
+            return;
+        }
+        let argv: Vec<*const libc::c_char> = [fd_arg.as_ptr(), self.path.as_ptr()]
+            .into_iter()
+            .chain(self.args.iter().map(|a| a.as_ptr()))
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        // SAFETY: execveat(fd, "", argv, envp, AT_EMPTY_PATH) reads NULL-terminated arrays of
+        // pointers into CStrings that outlive the call; it returns only on failure.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                t.fd().as_raw_fd(),
+                c"".as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        let _ = rustix::io::fcntl_setfd(report, rustix::io::FdFlags::CLOEXEC);
+    }
+}
+
+/// The error for a failed execve of `path`, worded as callers match it (`no such file or
+/// directory`, `permission denied`).
+pub fn exec_error(path: &std::ffi::CStr, errno: i32) -> Error {
+    Error::os(format!("exec {path:?}"), errno)
+}
+
+/// The trampoline's failure report (`[REPORT_TAG, errno le32]`), if `bytes` is one.
+pub fn decode_report(bytes: &[u8]) -> Option<i32> {
+    match bytes {
+        [tag, a, b, c, d] if *tag == trampoline::REPORT_TAG => Some(i32::from_le_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
+
+/// The exit status of a process whose execve failed with `errno`, as shells and runc use it.
+pub fn exec_failure_status(errno: Option<i32>) -> i32 {
+    if errno == Some(libc::ENOENT) {
+        127
+    } else {
+        126
     }
 }

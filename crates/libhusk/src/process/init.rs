@@ -10,15 +10,15 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::net::{accept_with, SocketFlags};
 use rustix::process::{Gid, Uid};
 
-use crate::capabilities::CapSets;
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, ExecCgroups};
 use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
-use crate::lsm::ExecLabels;
 use crate::namespaces::{self, NsPlan};
-use crate::process::{exec, rlimits, sched, user};
+use crate::process::setup::{self, exit, Finish};
+use crate::process::trampoline::Trampoline;
+use crate::process::{exec, user};
 use crate::rootfs::{self, RootfsContext};
-use crate::seccomp::{self, LoadPoint, Prepared};
+use crate::seccomp::Prepared;
 use crate::state::{State, Status};
 use crate::sync::{Channel, Msg};
 use crate::{console, hooks};
@@ -27,6 +27,8 @@ pub struct InitArgs<'a> {
     pub bundle: &'a Bundle,
     pub plan: &'a NsPlan,
     pub cgroup: &'a Cgroup,
+    /// The v1 hierarchies' `tasks`, opened by the parent: the init joins them first thing.
+    pub join_cgroups: Option<&'a ExecCgroups>,
     pub state: &'a State,
     pub sync: Channel,
     pub start_listener: OwnedFd,
@@ -39,6 +41,8 @@ pub struct InitArgs<'a> {
     pub extra_env: Vec<String>,
     /// Whether the parent runs prestart/createRuntime hooks (then we stop and let it).
     pub parent_hooks: bool,
+    /// The exec trampoline that keeps the husk binary out of the container's reach.
+    pub trampoline: Option<&'a Trampoline>,
     /// `linux.seccomp`, compiled by the parent.
     pub seccomp: Option<&'a Prepared>,
     /// An unprivileged parent writes our id maps (or has newuidmap do it): our /proc files must
@@ -51,18 +55,17 @@ pub struct InitArgs<'a> {
 /// What is left to do after `start`: the labels and the filter applied last, then execve.
 struct Final<'a> {
     program: exec::Program,
-    labels: ExecLabels,
-    seccomp: Option<&'a Prepared>,
+    last: setup::Last<'a>,
 }
 
 /// The child's entry point after clone3.
 pub fn run(args: InitArgs) -> ! {
-    set_comm(crate::state::INIT_COMM);
-    // Until exec nothing in the container may ptrace us or read our memory. Nothing of the
-    // container exists before `Go`, which comes once the maps are written.
+    // Inherited from the parent already, except where an unprivileged parent still has to
+    // write our id maps: nothing of the container exists before `Go`, which comes once they are.
     if !args.dumpable_until_mapped {
-        set_dumpable(false);
+        setup::set_undumpable();
     }
+    set_comm(crate::state::INIT_COMM);
     let err = match setup(&args) {
         Ok(last) => match args.sync.send(&Msg::Ready) {
             Ok(()) => {
@@ -72,9 +75,9 @@ pub fn run(args: InitArgs) -> ! {
                     exit(1);
                 }
                 crate::crashpoint::here("init:created");
-                let InitArgs { sync, start_listener, state, .. } = args;
+                let InitArgs { sync, start_listener, state, trampoline, .. } = args;
                 drop(sync);
-                wait_for_start_and_exec(start_listener, state, &last)
+                wait_for_start_and_exec(start_listener, state, &last, trampoline)
             }
             Err(e) => e,
         },
@@ -84,29 +87,11 @@ pub fn run(args: InitArgs) -> ! {
     exit(1)
 }
 
-fn set_dumpable(on: bool) {
-    // SAFETY: PR_SET_DUMPABLE takes an integer.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_DUMPABLE,
-            on as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-}
-
 /// What `ps` and `state` see until exec replaces it.
 fn set_comm(name: &str) {
     let Ok(name) = std::ffi::CString::new(name) else { return };
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes; `name` outlives it.
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
-}
-
-fn exit(code: i32) -> ! {
-    // SAFETY: _exit skips atexit handlers and stdio flushing that belong to the parent's copy.
-    unsafe { libc::_exit(code) }
 }
 
 fn hook_state(state: &State, status: Status) -> Vec<u8> {
@@ -119,8 +104,14 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     let spec = &args.bundle.spec;
     let linux = spec.linux().as_ref();
     let process = spec.process().as_ref().ok_or_else(|| Error::field("process", "missing"))?;
+    // Before anything else, so that everything the init does or starts is accounted to the
+    // container; single-threaded as we are, `tasks` moves the whole process.
+    if let Some(join) = args.join_cgroups {
+        join.join_v1()?;
+        close_inherited(join);
+    }
     args.sync.expect(Msg::Go)?;
-    set_dumpable(false);
+    setup::set_undumpable();
     crate::crashpoint::here("init:go");
 
     if args.plan.new_user {
@@ -162,7 +153,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         namespaces::loopback_up()?;
     }
     if !args.no_new_keyring {
-        join_session_keyring(&args.state.id)?;
+        setup::join_session_keyring(&args.state.id)?;
     }
 
     let ctx = RootfsContext {
@@ -209,45 +200,28 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     }
     let program = exec::Program::new(&path, proc_args, &env)?;
 
-    if let Some(rl) = process.rlimits() {
-        rlimits::apply(rl)?;
-    }
-    apply_placement(process, linux)?;
-    close_stray_fds(args)?;
-    enter_cwd(process.cwd())?;
-    let labels = ExecLabels::open(process)?;
-
-    let caps = CapSets::from_config(process.capabilities().as_ref());
-    let no_new_privs = process.no_new_privileges() == Some(true);
-    let point = args.seccomp.map(|f| seccomp::load_point(f, no_new_privs, caps.effective & CAP_SYS_ADMIN != 0));
-    if point == Some(LoadPoint::BeforeCapDrop) {
-        load_seccomp(args)?;
-    }
-    caps.drop_bounding()?;
-    set_keepcaps(true)?;
-    user::switch(process.user(), crate::userns::setgroups_allowed())?;
-    set_keepcaps(false)?;
-    caps.apply()?;
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(process.user().umask().unwrap_or(0o022)));
-    if no_new_privs {
-        rustix::thread::set_no_new_privs(true).ctx(|| "process.noNewPrivileges")?;
-    }
-    if point == Some(LoadPoint::BeforeReady) {
-        load_seccomp(args)?;
-    }
-    let seccomp = args.seccomp.filter(|_| point == Some(LoadPoint::BeforeExec));
-    Ok(Final { program, labels, seccomp })
+    let mut keep = vec![args.sync.fd().as_raw_fd(), args.start_listener.as_raw_fd()];
+    keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));
+    let last = setup::finish(&Finish {
+        process,
+        linux,
+        keep_below: args.keep_fds,
+        also_keep: &keep,
+        seccomp: args.seccomp,
+        sync: &args.sync,
+    })?;
+    Ok(Final { program, last })
 }
 
-const CAP_SYS_ADMIN: u64 = 1 << 21;
-
-/// Load the filter now; a notify fd goes to husk, which hands it to the agent.
-fn load_seccomp(args: &InitArgs) -> Result<()> {
-    let Some(filter) = args.seccomp else { return Ok(()) };
-    if let Some(fd) = filter.load()? {
-        args.sync.send_with_fd(&Msg::SeccompFd, fd.as_fd())?;
+/// The parent's cgroup fds, which our copy no longer needs: the rootfs setup has the caller's
+/// fd limit to itself, as it had when the parent joined us to the cgroups.
+fn close_inherited(join: &ExecCgroups) {
+    let fds = join.v1_tasks.iter().map(|(fd, _)| fd).chain(join.v2.as_ref());
+    for fd in fds {
+        // SAFETY: these fds belong to the parent's `ExecCgroups`, which the init, never
+        // returning into the parent's code, never drops: nothing else closes or uses them here.
+        unsafe { libc::close(fd.as_raw_fd()) };
     }
-    Ok(())
 }
 
 fn unshare(flags: u64, what: &str) -> Result<()> {
@@ -300,24 +274,6 @@ fn reopen_dev_null() {
     }
 }
 
-/// Scheduler, I/O priority, personality and NUMA policy: before the capability drop, since
-/// real-time policies need CAP_SYS_NICE.
-fn apply_placement(process: &oci_spec::runtime::Process, linux: Option<&oci_spec::runtime::Linux>) -> Result<()> {
-    if let Some(s) = process.scheduler() {
-        sched::apply_scheduler(s)?;
-    }
-    if let Some(p) = process.io_priority() {
-        sched::apply_io_priority(p)?;
-    }
-    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
-        sched::apply_personality(p)?;
-    }
-    if let Some(m) = linux.and_then(|l| l.memory_policy().as_ref()) {
-        sched::apply_memory_policy(m)?;
-    }
-    Ok(())
-}
-
 /// In a new user namespace we start as the overflow uid; become the namespace's root so files we
 /// create are owned by the container's root.
 fn become_namespace_root(linux: Option<&oci_spec::runtime::Linux>) -> Result<()> {
@@ -333,41 +289,6 @@ fn become_namespace_root(linux: Option<&oci_spec::runtime::Linux>) -> Result<()>
     Ok(())
 }
 
-fn join_session_keyring(id: &str) -> Result<()> {
-    let name = std::ffi::CString::new(format!("_ses.{id}")).map_err(|_| Error::msg("keyring name"))?;
-    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
-    // SAFETY: keyctl(JOIN_SESSION_KEYRING, name) reads a NUL-terminated string that outlives the call.
-    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
-    if ret < 0 {
-        let err = std::io::Error::last_os_error();
-        // Kernels without keyrings, or quota exhausted by many containers: runc goes on too.
-        if !matches!(err.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EDQUOT)) {
-            return Err(Error::from(err).context("join session keyring (use --no-new-keyring to skip)"));
-        }
-    }
-    Ok(())
-}
-
-fn set_keepcaps(on: bool) -> Result<()> {
-    rustix::thread::set_keep_capabilities(on).ctx(|| "keep capabilities across setuid")
-}
-
-/// Close every fd the container must not see before we chdir (CVE-2024-21626: a leaked host
-/// directory fd plus `cwd=/proc/self/fd/N` would put the process outside the rootfs).
-fn close_stray_fds(args: &InitArgs) -> Result<()> {
-    let mut keep: Vec<u32> = vec![args.sync.fd().as_raw_fd() as u32, args.start_listener.as_raw_fd() as u32];
-    keep.sort_unstable();
-    let mut next = args.keep_fds;
-    for fd in keep {
-        if fd > next {
-            crate::syscalls::close_range(next, fd - 1).ctx(|| "close fds")?;
-        }
-        next = next.max(fd + 1);
-    }
-    crate::syscalls::close_range(next, u32::MAX).ctx(|| "close fds")?;
-    Ok(())
-}
-
 /// runc creates a missing cwd; after pivot_root, `/` is the container's root. Made fd by fd
 /// inside it (no symlink in the image or a shared volume can lead the mkdir elsewhere), before
 /// the root may become read-only.
@@ -380,18 +301,9 @@ fn create_cwd(cwd: &std::path::Path) -> Result<()> {
         .map_err(|e| Error::os(format!("process.cwd: create {}", cwd.display()), e.raw_os_error()))
 }
 
-fn enter_cwd(cwd: &std::path::Path) -> Result<()> {
-    rustix::process::chdir(cwd).ctx(|| format!("process.cwd: chdir {}", cwd.display()))?;
-    // getcwd fails (or does not start with '/') when the cwd is not under our root.
-    match rustix::process::getcwd(Vec::new()) {
-        Ok(p) if p.as_bytes().starts_with(b"/") => Ok(()),
-        _ => Err(Error::field("process.cwd", format!("{} is outside the container's root", cwd.display()))),
-    }
-}
-
 /// Block until `start` connects, then run startContainer hooks and exec. Errors go back over the
 /// connection so `start` can report them.
-fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final) -> ! {
+fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final, trampoline: Option<&Trampoline>) -> ! {
     let conn = loop {
         match accept_with(listener.as_fd(), SocketFlags::CLOEXEC) {
             Ok(c) => {
@@ -408,38 +320,22 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final) -> ! 
     drop(listener);
     crate::crashpoint::here("init:accepted");
     let err = start_container_hooks(state).and_then(|()| {
-        reset_signals();
+        setup::reset_signals();
         // Last, so nothing husk still does needs what they forbid.
-        last.labels.apply()?;
-        if let Some(f) = last.seccomp {
-            f.load()?;
-        }
-        Ok(())
+        last.last.apply()
     });
     let err = match err {
-        Ok(()) => last.program.exec(),
+        Ok(()) => last.program.exec(trampoline, conn.as_fd()),
         Err(e) => e,
     };
     let mut conn = conn;
     let _ = conn.write_all(err.to_string().as_bytes());
-    exit(if err.errno() == Some(libc::ENOENT) { 127 } else { 126 })
+    exit(exec::exec_failure_status(err.errno()))
 }
 
 fn start_container_hooks(state: &State) -> Result<()> {
     match state.hooks.as_ref().and_then(|h| h.start_container().as_ref()) {
         Some(h) => hooks::run("startContainer", h, &hook_state(state, Status::Created)),
         None => Ok(()),
-    }
-}
-
-/// husk ignores SIGPIPE (Rust's default) and `run` blocks forwarded signals; neither may leak into
-/// the container, since ignored dispositions and the mask survive execve.
-fn reset_signals() {
-    // SAFETY: resetting dispositions and the mask of our own single thread, right before execve.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
 }

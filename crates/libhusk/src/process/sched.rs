@@ -128,6 +128,30 @@ pub fn parse_list(field: &str, text: &str) -> Result<Vec<u32>> {
     Ok(out)
 }
 
+/// `process.execCPUAffinity` (`initial` in husk before the clone, `final` in the exec'd process
+/// once it is in the container's cgroup): a CPU list such as `0-3,7`.
+pub fn set_affinity(field: &str, cpus: &str) -> Result<()> {
+    let list = parse_list(field, cpus)?;
+    if list.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: cpu_set_t is a plain bit array; CPU_ZERO/CPU_SET write within it (parse_list
+    // bounds the CPU numbers below 4096, CPU_SET ignores those beyond CPU_SETSIZE).
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        for cpu in list {
+            libc::CPU_SET(cpu as usize, &mut set);
+        }
+        set
+    };
+    // SAFETY: sched_setaffinity(0, ...) on ourselves reads `set`, whose size we pass.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(last_os_error(field, &format!("sched_setaffinity {cpus}")));
+    }
+    Ok(())
+}
+
 pub fn apply_memory_policy(m: &LinuxMemoryPolicy) -> Result<()> {
     const FIELD: &str = "linux.memoryPolicy";
     let mode: i32 = match name_of(&m.mode()).as_str() {

@@ -5,6 +5,7 @@
 //! mount API onto and from fds, so no symlink or rename in the image can redirect them.
 
 mod cgroupfs;
+mod copyup;
 pub mod criu_root;
 mod devices;
 pub mod idmap;

@@ -82,6 +82,8 @@ pub struct MountOptions {
     pub idmap: bool,
     /// `ridmap`: the idmapping applies to every mount of an `rbind` tree, not just its top.
     pub ridmap: bool,
+    /// `tmpcopyup`: fill a new tmpfs with what the directory under it held (runc's extension).
+    pub copy_up: bool,
 }
 
 impl MountOptions {
@@ -112,7 +114,9 @@ pub fn parse(options: &[String]) -> Result<MountOptions> {
                 o.recursive_bind = true;
             }
             // Superblock flags the new mount API has no use for (i_version is the filesystem's choice).
-            "defaults" | "silent" | "loud" | "iversion" | "noiversion" | "notmpcopyup" => {}
+            "defaults" | "silent" | "loud" | "iversion" | "noiversion" => {}
+            "tmpcopyup" => o.copy_up = true,
+            "notmpcopyup" => o.copy_up = false,
             "shared" => o.propagation.push((PROP_SHARED, false)),
             "rshared" => o.propagation.push((PROP_SHARED, true)),
             "slave" => o.propagation.push((PROP_SLAVE, false)),
@@ -126,7 +130,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions> {
                 o.idmap = true;
                 o.ridmap = true;
             }
-            "tmpcopyup" | "copy-symlink" => return Err(Error::msg(format!("option {opt:?} is not supported"))),
+            "copy-symlink" => return Err(Error::msg(format!("option {opt:?} is not supported"))),
             "" => {}
             _ => match plain_attr(opt) {
                 Some(attr) => attr(&mut o.attrs),
@@ -252,7 +256,9 @@ mod tests {
             ]
         );
         assert!(p(&["idmap"]).idmap && !p(&["idmap"]).ridmap && p(&["ridmap"]).idmap && p(&["ridmap"]).ridmap);
-        assert!(parse(&["tmpcopyup".to_string()]).is_err());
+        assert!(p(&["tmpcopyup"]).copy_up && !p(&["tmpcopyup", "notmpcopyup"]).copy_up);
+        assert!(p(&["tmpcopyup"]).data.is_empty());
+        assert!(parse(&["copy-symlink".to_string()]).is_err());
     }
 
     #[test]

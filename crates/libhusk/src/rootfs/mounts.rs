@@ -7,8 +7,8 @@ use oci_spec::runtime::Mount;
 use rustix::fs::FileType;
 
 use super::mount_api::{attach, clone_path, new_fs, setattr};
-use super::mount_options::{self, Attrs, MountOptions};
-use super::{cgroupfs, idmap, safe_path, RootfsContext};
+use super::mount_options::{self, Attrs, Data, MountOptions};
+use super::{cgroupfs, copyup, idmap, safe_path, RootfsContext};
 use crate::error::{Error, Result};
 
 pub fn mount_all(ctx: &RootfsContext, root: BorrowedFd<'_>) -> Result<()> {
@@ -38,6 +38,9 @@ fn mount_one(ctx: &RootfsContext, root: BorrowedFd<'_>, i: usize, m: &Mount) -> 
         _ => return Err(Error::msg(format!("{}: type is missing", dest.display()))),
     };
     let what = || format!("mount {fstype} on {}", dest.display());
+    if opts.copy_up && fstype != "tmpfs" {
+        return Err(Error::msg(format!("{}: option \"tmpcopyup\" is for tmpfs mounts, not {fstype}", dest.display())));
+    }
     if fstype == "cgroup" {
         let target = mkdir(root, dest)?;
         return cgroupfs::mount(ctx, target.as_fd(), &opts).map_err(|e| e.context(what()));
@@ -45,6 +48,12 @@ fn mount_one(ctx: &RootfsContext, root: BorrowedFd<'_>, i: usize, m: &Mount) -> 
     let source = m.source().as_ref().and_then(|s| s.to_str());
     let fresh = opts.attrs.on_fresh_mount(&opts.rec_attrs);
     let mut data = opts.data.clone();
+    let target = mkdir(root, dest)?;
+    if opts.copy_up && !data.iter().any(|d| matches!(d, Data::Value(k, _) if k == "mode")) {
+        // A copy of the directory has its mode too (as in runc); an explicit mode= still wins.
+        let st = rustix::fs::fstat(&target).map_err(|e| Error::from(e).context(what()))?;
+        data.push(Data::Value("mode".into(), format!("{:o}", st.st_mode & 0o7777)));
+    }
     if let Some(label) = crate::lsm::mount_label(ctx.spec).filter(|_| crate::lsm::labels_fstype(fstype)) {
         data.push(crate::lsm::mount_label_option(label));
     }
@@ -69,7 +78,9 @@ fn mount_one(ctx: &RootfsContext, root: BorrowedFd<'_>, i: usize, m: &Mount) -> 
         }
         Err(e) => return Err(e.context(what())),
     };
-    let target = mkdir(root, dest)?;
+    if opts.copy_up {
+        copyup::copy_dir_contents(target.as_fd(), mnt.as_fd()).map_err(|e| e.context(what()))?;
+    }
     attach(mnt.as_fd(), target.as_fd()).map_err(|e| Error::from(e).context(what()))?;
     propagate(mnt.as_fd(), &opts).map_err(|e| e.context(what()))
 }

@@ -1,0 +1,57 @@
+# Shared by scripts/clients/*.sh: one `ok`/`FAIL` line per check (tests/clients.rs counts them)
+# and the checks that a manager left nothing behind. Sourced, not run; the sourcing script sets
+# `client` (the name in each line) and `husk`.
+fail=0
+
+# check NAME EXPECTED ACTUAL
+check() {
+    if [ "$2" = "$3" ]; then
+        echo "ok   $client: $1"
+    else
+        echo "FAIL $client: $1: expected [$2], got [$3]"
+        fail=1
+    fi
+}
+
+# check_match NAME REGEX ACTUAL: for output that carries a varying part (an address, a time).
+check_match() {
+    if [[ $3 =~ $2 ]]; then
+        echo "ok   $client: $1"
+    else
+        echo "FAIL $client: $1: expected to match [$2], got [$3]"
+        fail=1
+    fi
+}
+
+# left_state ROOT DIR: the containers the runtime still keeps state for under ROOT whose bundle
+# is under DIR (managers that share the runtime's default --root with others).
+left_state() {
+    "$husk" --root "$1" list -f json 2>/dev/null |
+        jq -r --arg d "$2" '.[]? | select(.bundle | startswith($d)) | .id' | head -3 | tr '\n' ' ' | sed 's/ $//'
+}
+
+# left_cgroups NAME...: cgroup directories on any hierarchy whose path names one of the NAMEs.
+left_cgroups() {
+    local pat
+    pat=$(printf '%s\n' "$@" | paste -sd'|')
+    [ -n "$pat" ] || return 0
+    find /sys/fs/cgroup -mindepth 2 -type d 2>/dev/null | grep -E "$pat" | head -5 | tr '\n' ' ' | sed 's/ $//'
+}
+
+# left_mounts DIR: mount points under DIR.
+left_mounts() {
+    awk -v d="$1" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | head -5 | tr '\n' ' ' | sed 's/ $//'
+}
+
+# left_processes PATTERN: processes whose command line contains PATTERN (not this shell's).
+left_processes() {
+    local p
+    for p in $(pgrep -f -- "$1" 2>/dev/null); do
+        [ "$p" = $$ ] || [ "$p" = "$BASHPID" ] || echo -n "$p:$(cat /proc/"$p"/comm 2>/dev/null) "
+    done | sed 's/ $//'
+}
+
+# umount_under DIR: lazily unmount everything below DIR, deepest first.
+umount_under() {
+    awk -v d="$1" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+}
