@@ -21,14 +21,6 @@ R=(--runc-binary "$husk" --runc-root "$work/runtime" --fifo-dir "$work/fifo")
 texec() { ctr task exec --fifo-dir "$work/fifo" "$@"; }
 status_of() { ctr task ls | awk -v id="$1" '$1==id {print $3}'; }
 pid_of() { ctr task ls | awk -v id="$1" '$1==id {print $2}'; }
-stop_containerd() {
-    local pid
-    [ -f "$work/containerd.pid" ] || return 0
-    pid=$(cat "$work/containerd.pid")
-    rm -f "$work/containerd.pid"
-    kill "$pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-}
 teardown() {
     local id p
     if [ -f "$work/containerd.pid" ]; then # (ctr waits 10 s for a containerd that is gone)
@@ -54,8 +46,7 @@ state = "$work/state"
 [plugins."io.containerd.grpc.v1.cri"]
   disable_apparmor = true
 TOML
-containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
-echo $! >"$work/containerd.pid"
+start_containerd
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 
 HUSK_BIN=$husk scripts/mkbundle.sh "$work/bundle" >/dev/null

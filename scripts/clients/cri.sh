@@ -26,14 +26,6 @@ forward=$(cat /proc/sys/net/ipv4/ip_forward)
 cni_cache=$([ -e /var/lib/cni ] || echo /var/lib/cni) # CNI caches results there, whatever the config
 # Debian's python3 with Debian's python3-grpcio, not another python3 that PATH may find first
 cri() { /usr/bin/python3 "$repo/scripts/clients/cri/cri.py" "$sock" "$work/pb" "$@"; }
-stop_containerd() {
-    local pid
-    [ -f "$work/containerd.pid" ] || return 0
-    pid=$(cat "$work/containerd.pid")
-    rm -f "$work/containerd.pid"
-    kill "$pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-}
 teardown() {
     local id p
     if [ -f "$work/containerd.pid" ]; then
@@ -86,8 +78,7 @@ cat >"$work/cni/10-husk.conflist" <<JSON
  "ranges": [[{"subnet": "$subnet.0/24", "gateway": "$subnet.1"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
  {"type": "loopback"}]}
 JSON
-containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
-echo $! >"$work/containerd.pid"
+start_containerd
 protoc -I scripts/clients/cri --python_out="$work/pb" scripts/clients/cri/api.proto
 HUSK_BIN=$husk scripts/mkbundle.sh "$work/bundle" >/dev/null
 scripts/clients/oci-image.sh "$work/bundle/rootfs" "$work/image.tar" docker.io/library/huskbox:latest

@@ -55,3 +55,18 @@ left_processes() {
 umount_under() {
     awk -v d="$1" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 }
+
+# A private containerd from $work/config.toml (containerd.sh, cri.sh): its pid in
+# $work/containerd.pid, its log in $work/containerd.log; stopped with up to 5 s to exit.
+start_containerd() {
+    containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
+    echo $! >"$work/containerd.pid"
+}
+stop_containerd() {
+    local pid
+    [ -f "$work/containerd.pid" ] || return 0
+    pid=$(cat "$work/containerd.pid")
+    rm -f "$work/containerd.pid"
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+}

@@ -99,9 +99,21 @@ fn cgroup2_rootless_systemd_scope_limits_and_lifecycle() {
     let ps: Value =
         serde_json::from_str(&ctx.husk(&["ps", "--format", "json", &id]).ok().stdout).expect("ps --format json");
     assert_eq!(ps, json!([pid]));
+    // A rootless exec joins the scope (from the container's user namespace) and is counted.
+    let o = ctx.husk(&["exec", &id, "sh", "-c", "cat /proc/self/cgroup; id -u"]).ok();
+    assert_eq!(o.stdout.lines().collect::<Vec<_>>(), ["0::/", "0"], "{o}");
+    let pf = ctx.dir.join("exec.pid");
+    ctx.husk(&["exec", "-d", "--pid-file", pf.to_str().unwrap(), &id, "sleep", "1000"]).ok();
+    let exec_pid = read_pid_file(&pf);
+    assert_eq!(cgroup_of(exec_pid), cg);
+    let mut ps: Vec<u32> = serde_json::from_str(&ctx.husk(&["ps", "--format", "json", &id]).ok().stdout).unwrap();
+    ps.sort_unstable();
+    let mut want = vec![pid, exec_pid];
+    want.sort_unstable();
+    assert_eq!(ps, want);
     let ev = ctx.husk(&["events", "--stats", &id]).ok();
     let ev: Value = serde_json::from_str(&ev.stdout).unwrap_or_else(|e| panic!("events --stats: {e}: {ev}"));
-    assert_eq!(ev["data"]["pids"]["current"], json!(1), "{ev}");
+    assert_eq!(ev["data"]["pids"]["current"], json!(2), "{ev}");
     assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0, "{ev}");
 
     ctx.husk(&["kill", "--all", &id, "KILL"]).ok();

@@ -171,6 +171,28 @@ pub struct OciState<'a> {
 }
 
 impl State {
+    /// What `create` and `restore` record first, before anything of the container exists.
+    pub fn creating(id: &str, bundle: &crate::config::Bundle, exec: Option<ExecConfig>) -> Result<State> {
+        let spec = &bundle.spec;
+        Ok(State {
+            oci_version: spec.version().clone(),
+            id: id.to_owned(),
+            status: Status::Creating,
+            init: ProcessId::default(),
+            creator: ProcessId::of(std::process::id() as i32)?,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: now_rfc3339(),
+            owner: owner_name(),
+            annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+            cgroup: Cgroup::default(),
+            hooks: spec.hooks().clone(),
+            intel_rdt: None,
+            seccomp: None,
+            exec,
+        })
+    }
+
     pub fn oci(&self, dir: &StateDir) -> OciState<'_> {
         let status = self.status(dir);
         self.oci_with(status)

@@ -139,23 +139,7 @@ fn restore_in(
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
     let dir = undo.dir.as_ref().ok_or_else(|| Error::msg("state dir lost"))?;
-    let mut state = State {
-        oci_version: spec.version().clone(),
-        id: opts.id.clone(),
-        status: Status::Creating,
-        init: ProcessId::default(),
-        creator: ProcessId::of(std::process::id() as i32)?,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: state::now_rfc3339(),
-        owner: state::owner_name(),
-        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
-        cgroup: Cgroup::default(),
-        hooks: spec.hooks().clone(),
-        intel_rdt: None,
-        seccomp: None,
-        exec: super::exec::exec_config(spec, plan, false),
-    };
+    let mut state = State::creating(&opts.id, bundle, super::exec::exec_config(spec, plan, false))?;
     // CRIU restores the processes' own filters; `exec` into the restored container loads the
     // one create would have saved.
     if let Some(s) = linux.and_then(|l| l.seccomp().as_ref()) {
