@@ -12,7 +12,8 @@ use crate::seccomp;
 const HOOKS: [&str; 6] = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
 
 /// Every option the mount code understands (rootfs/mount_options.rs), sorted as runc prints them:
-/// each recursive `r` form mount_setattr(AT_RECURSIVE) applies, `idmap`/`ridmap` too.
+/// each recursive `r` form mount_setattr(AT_RECURSIVE) applies, `idmap`/`ridmap` and runc's
+/// `tmpcopyup` too.
 const MOUNT_OPTIONS: &[&str] = &[
     "async",
     "atime",
@@ -73,6 +74,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "suid",
     "symfollow",
     "sync",
+    "tmpcopyup",
     "unbindable",
 ];
 
@@ -178,9 +180,14 @@ sys.exit(1 if errors else 0)
         let opts = f["mountOptions"].as_array().unwrap();
         assert!(opts.contains(&json!("rro")) && opts.contains(&json!("nosymfollow")));
         assert!(opts.windows(2).all(|w| w[0].as_str() < w[1].as_str()), "sorted and unique");
-        assert_eq!(opts.len(), 60);
-        for o in ["idmap", "ridmap", "rsymfollow", "rnoexec"] {
+        assert_eq!(opts.len(), 61);
+        for o in ["idmap", "ridmap", "rsymfollow", "rnoexec", "tmpcopyup"] {
             assert!(opts.contains(&json!(o)), "{o}");
+        }
+        // Listed means understood: every one parses.
+        for o in MOUNT_OPTIONS {
+            let parsed = crate::rootfs::mount_options::parse(&[o.to_string()]);
+            assert!(parsed.is_ok(), "{o}: {:?}", parsed.err());
         }
         assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
         let linux = &f["linux"];
