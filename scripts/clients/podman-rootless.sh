@@ -8,8 +8,11 @@
 #   scripts/clients/podman-rootless.sh [HUSK_BIN] [USER]   (run as root; USER: husk-rootless-test)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-husk=${1:-$PWD/target/release/husk}
+. scripts/lib/deps.sh
+husk=${1:-$(release_bin husk)}
 user=${2:-husk-rootless-test}
+client=podman-rootless
+. scripts/clients/lib.sh
 uid=$(id -u "$user")
 gid=$(id -g "$user")
 subuid=$(awk -F: -v u="$user" '$1 == u { print $2 ":" $3; exit }' /etc/subuid)
@@ -47,10 +50,6 @@ scripts/clients/oci-image.sh "$work/bundle/rootfs" "$work/image.tar" docker.io/l
 chown -R "$uid:$gid" "$work"
 "${P[@]}" load -q -i "$work/image.tar" >/dev/null 2>&1
 R=("${P[@]}" run --rm --network none)
-fail=0
-check() { # name expected actual
-    if [ "$2" = "$3" ]; then echo "ok   podman-rootless: $1"; else echo "FAIL podman-rootless: $1: expected [$2], got [$3]"; fail=1; fi
-}
 check "run --rm echo" "hi" "$("${R[@]}" huskbox echo hi 2>&1)"
 check "uid map: the user as root, its subuid range from 1" "0 $uid 1,1 ${subuid/:/ }" \
     "$("${R[@]}" huskbox sh -c 'cat /proc/self/uid_map' | awk '{ print $1, $2, $3 }' | paste -sd,)"
@@ -73,6 +72,14 @@ set -e
 check "tty via console socket" "/dev/pts/0" "$("${R[@]}" -t huskbox tty </dev/null | tr -d '\r')"
 "${P[@]}" run -d --name pmd --network none huskbox sleep 100 >/dev/null
 check "detached running" "running" "$("${P[@]}" inspect -f '{{.State.Status}}' pmd)"
+check "exec" "hi" "$("${P[@]}" exec pmd echo hi 2>&1)"
+check "exec --user 1000" "1000" "$("${P[@]}" exec --user 1000 pmd id -u 2>&1)"
+set +e
+"${P[@]}" exec pmd sh -c 'exit 3' >/dev/null 2>&1
+check "exec exit status" "3" "$?"
+set -e
+check "--pid container: joins its pid namespace" "sleep 100" \
+    "$("${R[@]}" --pid container:pmd huskbox sh -c 'tr "\0" " " </proc/1/cmdline' 2>&1 | sed 's/ $//')"
 id=$("${P[@]}" inspect -f '{{.Id}}' pmd)
 # runc 1.1 keeps its state in $XDG_RUNTIME_DIR/runc: the runtime's own name.
 state=$work/xdg/$(basename "$husk")

@@ -38,7 +38,7 @@ fn podman_rootless_runs_containers() {
     // podman, conmon and the runtime run by an unprivileged user: Podman's user namespace maps the
     // user and its /etc/subuid range (newuidmap), the runtime is root only in there.
     let user = common::rootless::test_user();
-    client_script("podman", "podman-rootless", &[&user.name], 14);
+    client_script("podman", "podman-rootless", &[&user.name], 18);
 }
 
 #[test]

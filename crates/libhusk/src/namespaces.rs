@@ -146,8 +146,18 @@ pub fn enter_pid_ns_for_children(index: usize, path: &std::path::Path) -> Result
     Ok(own)
 }
 
+/// Back to our own pid namespace for later children. A husk in a user namespace that does not
+/// own it (inside rootless Podman, ours is the host's) may not enter it again: that needs
+/// CAP_SYS_ADMIN over its owner. Our later children (only the hooks a create runs) are then born
+/// in the container's pid namespace, as they would be in crun's.
 pub fn restore_pid_ns_for_children(own: OwnedFd) -> Result<()> {
-    move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::ProcessID)).ctx(|| "restore pid namespace")
+    match move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::ProcessID)) {
+        Err(rustix::io::Errno::PERM) => {
+            tracing::debug!("own pid namespace not re-entered (not ours to enter): later children in the container's");
+            Ok(())
+        }
+        r => r.ctx(|| "restore pid namespace"),
+    }
 }
 
 /// Time namespace offsets, written by the init after unshare(CLONE_NEWTIME).
