@@ -418,3 +418,38 @@ fn rootless_exec_does_not_reach_the_runtime_binary() {
         assert!(l.starts_with("/memfd:"), "the container reopened {l:?} for writing");
     }
 }
+
+#[test]
+fn rootless_container_joins_another_containers_user_and_pid_namespaces() {
+    // An unprivileged husk may enter a pid namespace only from inside the user namespace that
+    // owns it: husk joins that user namespace first (runc's nsexec does the same in its child).
+    let mut ctx = Ctx::rootless("rljoin");
+    ctx.sh("exec sleep 100");
+    let first = ctx.id();
+    ctx.run_with(&first, &["-d"]).ok();
+    let init = ctx.state(&first)["pid"].as_u64().unwrap() as u32;
+    let linux = ctx.config["linux"].as_object_mut().unwrap();
+    linux.remove("uidMappings");
+    linux.remove("gidMappings");
+    for ns in linux["namespaces"].as_array_mut().unwrap() {
+        let t = ns["type"].as_str().unwrap().to_string();
+        if t == "user" || t == "pid" {
+            ns["path"] = json!(format!("/proc/{init}/ns/{t}"));
+        }
+    }
+    ctx.sh("exec sleep 100");
+    let second = ctx.id();
+    ctx.run_with(&second, &["-d"]).ok();
+    let pid = ctx.state(&second)["pid"].as_u64().unwrap() as u32;
+    let ns = |p: u32, n: &str| fs::read_link(format!("/proc/{p}/ns/{n}")).unwrap();
+    assert_eq!(ns(pid, "user"), ns(init, "user"));
+    assert_eq!(ns(pid, "pid"), ns(init, "pid"));
+    assert_ne!(ns(pid, "mnt"), ns(init, "mnt"));
+    // Its pid 1 is the first container's init; an exec into it joins the same namespaces.
+    let out = ctx.husk(&["exec", &second, "sh", "-c", "tr '\\0' ' ' </proc/1/cmdline; echo; id -u"]).ok().stdout;
+    assert_eq!(lines(&out), ["sleep 100", "0"], "{out}");
+    ctx.husk(&["delete", "--force", &second]).ok();
+    assert!(!alive(pid));
+    ctx.husk(&["delete", "--force", &first]).ok();
+    assert!(!alive(init));
+}

@@ -102,6 +102,10 @@ impl NsPlan {
     pub fn pid_ns_path(&self) -> Option<&(usize, LinuxNamespaceType, PathBuf)> {
         self.join.iter().find(|(_, t, _)| *t == LinuxNamespaceType::Pid)
     }
+
+    pub fn user_ns_path(&self) -> Option<&(usize, LinuxNamespaceType, PathBuf)> {
+        self.join.iter().find(|(_, t, _)| *t == LinuxNamespaceType::User)
+    }
 }
 
 fn link_type(t: LinuxNamespaceType) -> LinkNameSpaceType {
@@ -139,11 +143,34 @@ pub fn join(index: usize, t: LinuxNamespaceType, path: &std::path::Path) -> Resu
         .ctx(|| format!("linux.namespaces[{index}]: join {} namespace {}", ns_name(t), path.display()))
 }
 
-/// Make pid namespace `path` the one our next child is born into; returns how to undo it.
-pub fn enter_pid_ns_for_children(index: usize, path: &std::path::Path) -> Result<OwnedFd> {
-    let own = open_ns(index, std::path::Path::new("/proc/self/ns/pid"))?;
-    join(index, LinuxNamespaceType::Pid, path)?;
-    Ok(own)
+/// Where `enter_pid_ns_for_children` left us.
+pub struct PidNsEntered {
+    /// Our own pid namespace, to go back to once the child is made.
+    pub own: Option<OwnedFd>,
+    /// The plan's user namespace had to be joined first; we stay in it.
+    pub user_joined: bool,
+}
+
+/// Make the plan's pid namespace (if it joins one) the one our next child is born into. An
+/// unprivileged husk (rootless) may enter a pid namespace only from inside a user namespace
+/// that owns it, since setns needs CAP_SYS_ADMIN in the caller's own user namespace too: then
+/// the plan's user namespace is joined first (the init does not join it again) and kept, with
+/// husk made undumpable before, so that the container's root cannot ptrace it.
+pub fn enter_pid_ns_for_children(plan: &NsPlan) -> Result<PidNsEntered> {
+    let Some((index, _, path)) = plan.pid_ns_path() else { return Ok(PidNsEntered { own: None, user_joined: false }) };
+    let own = open_ns(*index, std::path::Path::new("/proc/self/ns/pid"))?;
+    match join(*index, LinuxNamespaceType::Pid, path) {
+        Ok(()) => Ok(PidNsEntered { own: Some(own), user_joined: false }),
+        Err(e) if e.errno() == Some(libc::EPERM) => {
+            let Some((user_index, _, user_path)) = plan.user_ns_path() else { return Err(e) };
+            crate::process::setup::set_undumpable();
+            join(*user_index, LinuxNamespaceType::User, user_path)?;
+            join(*index, LinuxNamespaceType::Pid, path)?;
+            // No way back to our pid namespace from in there (restore would be refused).
+            Ok(PidNsEntered { own: None, user_joined: true })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Back to our own pid namespace for later children. A husk in a user namespace that does not

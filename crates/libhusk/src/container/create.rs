@@ -204,10 +204,8 @@ fn create_in(
     let joining = if cgroup.systemd.is_none() { Some(cgroup.for_exec(&[])?) } else { None };
     let v2_fd = joining.as_ref().and_then(|j| j.v2.as_ref());
     let trampoline = Trampoline::new()?;
-    let pid_ns_restore = match plan.pid_ns_path() {
-        Some((i, _, path)) => Some(namespaces::enter_pid_ns_for_children(*i, path)?),
-        None => None,
-    };
+    let entered = namespaces::enter_pid_ns_for_children(plan)?;
+    let pid_ns_restore = entered.own;
     // The cgroup namespace is unshared by the init once it is in its cgroups (see init.rs), so
     // that the namespace's root is the container's cgroup.
     let clone_flags = plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64);
@@ -254,6 +252,7 @@ fn create_in(
                 seccomp: filter,
                 dumpable_until_mapped,
                 idmapped: &idmapped,
+                user_ns_joined: entered.user_joined,
             })
         }
         Ok(Forked::Parent { pid, pidfd }) => {

@@ -50,6 +50,8 @@ pub struct InitArgs<'a> {
     pub dumpable_until_mapped: bool,
     /// Idmapped bind trees made by husk as root, by `mounts` index, for the rootfs to attach.
     pub idmapped: &'a [(usize, OwnedFd)],
+    /// The parent joined the config's user namespace already (to enter its pid namespace).
+    pub user_ns_joined: bool,
 }
 
 /// What is left to do after `start`: the labels and the filter applied last, then execve.
@@ -118,10 +120,11 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         become_namespace_root(linux)?;
     }
     for (i, t, path) in &args.plan.join {
-        if *t != oci_spec::runtime::LinuxNamespaceType::Pid {
+        let user = *t == oci_spec::runtime::LinuxNamespaceType::User;
+        if *t != oci_spec::runtime::LinuxNamespaceType::Pid && !(user && args.user_ns_joined) {
             namespaces::join(*i, *t, path)?;
         }
-        if *t == oci_spec::runtime::LinuxNamespaceType::User {
+        if user {
             // setns gave us every capability there; be its root too where 0 is mapped, so what
             // we create belongs to the container's root. Unmapped, the ids stay as they were.
             let _ = rustix::thread::set_thread_res_gid(Gid::ROOT, Gid::ROOT, Gid::ROOT);
