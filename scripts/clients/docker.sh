@@ -24,14 +24,7 @@ innet() { nsenter --net="/run/netns/$netns" "$@"; }
 state_root=$work/exec/runtime-husk/moby
 # dockerd makes /run/docker/plugins (plugin sockets) whatever its --exec-root
 plugins_dir=$([ -e /run/docker ] || echo /run/docker)
-stop_dockerd() {
-    local pid
-    [ -f "$work/dockerd.pid" ] || return 0
-    pid=$(cat "$work/dockerd.pid")
-    rm -f "$work/dockerd.pid"
-    kill "$pid" 2>/dev/null || return 0
-    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-}
+stop_dockerd() { stop_daemon "$work/dockerd.pid" 150; }
 teardown() {
     local p id
     if [ -f "$work/dockerd.pid" ]; then

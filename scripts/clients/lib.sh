@@ -62,11 +62,15 @@ start_containerd() {
     containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
     echo $! >"$work/containerd.pid"
 }
-stop_containerd() {
+stop_containerd() { stop_daemon "$work/containerd.pid" 50; }
+
+# stop_daemon PIDFILE TENTHS: SIGTERM to the daemon PIDFILE names, then up to TENTHS tenths of
+# a second for it to exit; the pid file goes first, so a second call does nothing.
+stop_daemon() {
     local pid
-    [ -f "$work/containerd.pid" ] || return 0
-    pid=$(cat "$work/containerd.pid")
-    rm -f "$work/containerd.pid"
+    [ -f "$1" ] || return 0
+    pid=$(cat "$1")
+    rm -f "$1"
     kill "$pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq "$2"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 }

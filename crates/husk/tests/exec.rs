@@ -661,20 +661,7 @@ fn exec_does_not_reach_the_runtime_binary_through_proc_self_exe() {
     copy_shared_libraries(&copy, &ctx.rootfs());
     fs::write(ctx.rootfs().join("evil"), "#!/proc/self/exe\n").unwrap();
     fs::set_permissions(ctx.rootfs().join("evil"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let (id, _) = ctx.running(
-        r#"while :; do for p in /proc/[0-9]*; do
-             t=$(readlink $p/exe 2>/dev/null) || continue
-             case "$t" in /bin/busybox) continue;; esac
-             exec 3<$p/exe 2>/dev/null || continue
-             while [ -e $p/exe ]; do :; done
-             n=0
-             while [ $n -lt 3000 ]; do
-               if true 2>/dev/null >>/proc/self/fd/3; then echo "$t" >>/dev/shm/opened; break; fi
-               n=$((n+1))
-             done
-             exec 3<&-
-           done; done"#,
-    );
+    let (id, _) = ctx.running(REOPEN_EXE_ATTACK);
     let before = file_hash(&copy);
     let runtime = |args: &[&str]| {
         let mut c = std::process::Command::new(&copy);

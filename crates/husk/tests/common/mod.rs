@@ -812,3 +812,19 @@ pub fn copy_shared_libraries(binary: &std::path::Path, rootfs: &std::path::Path)
         fs::copy(path, &dest).unwrap();
     }
 }
+
+/// CVE-2019-5736 as exploited, run in a container: hold every /proc/<pid>/exe that is not the
+/// container's busybox, wait for its process to go, then try to reopen it for writing; what it
+/// could reopen is listed in /dev/shm/opened (nothing is ever written to it).
+pub const REOPEN_EXE_ATTACK: &str = r#"while :; do for p in /proc/[0-9]*; do
+             t=$(readlink $p/exe 2>/dev/null) || continue
+             case "$t" in /bin/busybox) continue;; esac
+             exec 3<$p/exe 2>/dev/null || continue
+             while [ -e $p/exe ]; do :; done
+             n=0
+             while [ $n -lt 3000 ]; do
+               if true 2>/dev/null >>/proc/self/fd/3; then echo "$t" >>/dev/shm/opened; break; fi
+               n=$((n+1))
+             done
+             exec 3<&-
+           done; done"#;

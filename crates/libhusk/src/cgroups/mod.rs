@@ -221,17 +221,7 @@ impl Cgroup {
         };
         let mut own = None;
         let mut cg = Cgroup { mode: Some(mode), ..Cgroup::default() };
-        // In hybrid mode only the first cgroup2 mount is systemd's unified hierarchy.
-        let mut have_v2 = false;
-        for h in hierarchies {
-            let usable = if h.v2 {
-                !std::mem::replace(&mut have_v2, true)
-            } else {
-                h.controllers.iter().any(|c| !c.starts_with("name=") || c == "name=systemd")
-            };
-            if !usable {
-                continue;
-            }
+        for h in usable(hierarchies) {
             let dir = resolve(h, mode, absolute, &inner, &mut own).ctx(|| "linux.cgroupsPath")?;
             cg.placements.push(Placement {
                 mount: h.mount.clone(),
@@ -506,6 +496,19 @@ pub fn check_resources(r: &LinuxResources) -> Result<()> {
 }
 
 /// The host's cgroup hierarchies, from /proc/self/mountinfo.
+/// The hierarchies a container is placed in: v1 ones with a controller (or systemd's named
+/// one), and in hybrid mode only the first cgroup2 mount, systemd's unified hierarchy.
+fn usable(hierarchies: &[Hierarchy]) -> impl Iterator<Item = &Hierarchy> {
+    let mut have_v2 = false;
+    hierarchies.iter().filter(move |h| {
+        if h.v2 {
+            !std::mem::replace(&mut have_v2, true)
+        } else {
+            h.controllers.iter().any(|c| !c.starts_with("name=") || c == "name=systemd")
+        }
+    })
+}
+
 pub fn host_hierarchies() -> Result<Vec<Hierarchy>> {
     mountinfo::read_mountinfo()
 }

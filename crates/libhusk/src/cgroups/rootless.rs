@@ -88,16 +88,7 @@ impl Cgroup {
         let hierarchies = super::host_hierarchies()?;
         let own = super::mountinfo::read_proc_cgroup()?;
         let mut cg = Cgroup { mode: Some(super::Mode::of(&hierarchies)), ..Cgroup::default() };
-        let mut have_v2 = false;
-        for h in &hierarchies {
-            let usable = if h.v2 {
-                !std::mem::replace(&mut have_v2, true)
-            } else {
-                h.controllers.iter().any(|c| !c.starts_with("name=") || c == "name=systemd")
-            };
-            if !usable {
-                continue;
-            }
+        for h in super::usable(&hierarchies) {
             let rel = super::mountinfo::own_relative(h, &own)?;
             cg.placements.push(super::Placement {
                 mount: h.mount.clone(),
