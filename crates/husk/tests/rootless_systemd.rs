@@ -189,6 +189,17 @@ fn cgroup2_rootless_cgroupfs_in_the_users_delegated_subtree() {
     assert_eq!(read(&cg, "memory.max"), "67108864");
     ctx.husk(&["update", "--memory", "96M", &id]).ok();
     assert_eq!(read(&cg, "memory.max"), "100663296");
+    // exec from inside the subtree lands in the container's cgroup; from outside it (the
+    // harness's cgroup is root's) the kernel refuses the move, and husk says why.
+    let pf = ctx.dir.join("exec.pid");
+    ctx.husk(&["exec", "-d", "--pid-file", pf.to_str().unwrap(), &id, "sleep", "1000"]).ok();
+    assert_eq!(cgroup_of(read_pid_file(&pf)), cg);
+    let wrap = std::mem::take(&mut ctx.wrap);
+    let o = ctx.husk(&["exec", &id, "true"]).fails();
+    if is_husk() {
+        assert!(o.stderr.contains("permission denied") && o.stderr.contains("delegated subtree"), "{o}");
+    }
+    ctx.wrap = wrap;
     ctx.husk(&["pause", &id]).ok();
     assert_eq!(read(&cg, "cgroup.freeze"), "1");
     ctx.husk(&["delete", "--force", &id]).ok();

@@ -48,6 +48,8 @@ pub struct JoinArgs<'a> {
     pub trampoline: Option<&'a Trampoline>,
     /// The container's seccomp filter (from its state dir).
     pub seccomp: Option<&'a Prepared>,
+    /// Born outside the container's cgroup: wait for `Go`, once the parent had us moved in.
+    pub wait_for_cgroup: bool,
 }
 
 pub fn run(args: JoinArgs) -> ! {
@@ -68,6 +70,9 @@ pub fn run(args: JoinArgs) -> ! {
 
 fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
     let process = args.process;
+    if args.wait_for_cgroup {
+        args.sync.expect(Msg::Go)?;
+    }
     // Still in the host's mount namespace: cgroupfs and our own /proc are reachable.
     args.cgroups.join_v1()?;
     if let Some(adj) = process.oom_score_adj() {

@@ -203,6 +203,18 @@ impl Systemd {
         self.call(m, &what).map(|_| ())
     }
 
+    /// Move `pid` into the unit's cgroup. The user's manager may do it where the user could not
+    /// (the source and the unit's cgroup meet only in a cgroup of root's): it asks PID 1.
+    pub fn attach_processes_to_unit(&mut self, unit: &str, pid: u32) -> Result<()> {
+        let what = format!("attach process {pid} to {unit}");
+        let mut m = self.manager("AttachProcessesToUnit");
+        let e = |e| Error::msg(format!("systemd: {what}: {e:?}"));
+        m.body.push_param(unit).map_err(e)?;
+        m.body.push_param("").map_err(e)?;
+        m.body.push_param(vec![pid]).map_err(e)?;
+        self.call(m, &what).map(|_| ())
+    }
+
     /// Stop the unit and wait for it; a unit that is gone already is not an error.
     pub fn stop_unit(&mut self, unit: &str) -> Result<()> {
         let what = format!("stop {unit}");

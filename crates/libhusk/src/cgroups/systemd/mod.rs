@@ -31,6 +31,21 @@ pub struct Unit {
     pub user: bool,
 }
 
+/// A connection to the user's manager, made while husk still has the user's uid: the bus takes
+/// the uid a client sends for its own, and in the container's user namespace that is 0.
+pub struct UserManager {
+    bus: Systemd,
+    unit: String,
+}
+
+impl UserManager {
+    /// Move `pid` into the container's scope: the manager may where the user may not (their
+    /// cgroups meet only in one of root's), since it asks PID 1.
+    pub fn attach(&mut self, pid: i32) -> Result<()> {
+        self.bus.attach_processes_to_unit(&self.unit, pid as u32)
+    }
+}
+
 /// `a-b-c.slice` → `/a.slice/a-b.slice/a-b-c.slice` (systemd's slice nesting); `-.slice` is `/`.
 pub fn expand_slice(slice: &str) -> Result<PathBuf> {
     let bad = || Error::field(FIELD, format!("invalid slice name {slice:?}"));
@@ -205,6 +220,13 @@ impl Cgroup {
     }
 
     /// Start the scope with `pid` in it, then write the resources to its cgroup.
+    /// The user's manager of a container in one of its scopes (rootless `--systemd-cgroup`),
+    /// connected: what moves an exec'd process in where a rootless husk may not.
+    pub fn user_manager(&self) -> Result<Option<UserManager>> {
+        let Some(unit) = self.systemd.as_ref().filter(|u| u.user) else { return Ok(None) };
+        Ok(Some(UserManager { bus: Systemd::connect(true)?, unit: unit.name.clone() }))
+    }
+
     pub(super) fn start_unit(&self, unit: &Unit, pid: i32) -> Result<()> {
         let mut props: Props = vec![
             ("Description".into(), Val::Str(format!("husk container {}", unit.name))),

@@ -114,6 +114,9 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
         0 => None,
         _ => Some(open_proc("/proc/self/ns/pid")?),
     };
+    // Connected before husk may join the container's user namespace (see UserManager).
+    let mut user_manager =
+        if cgroups.v2.is_some() && opts.cgroup.is_empty() { state.cgroup.user_manager()? } else { None };
     let joined_user = join_pid_ns_for_children(&init, pid_ns, config.namespaces)?;
     if joined_user {
         // No way back to the host's pid namespace from the container's user namespace; this
@@ -121,7 +124,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
         own_pid_ns = None;
     }
     let keep_fds = 3 + opts.preserve_fds;
-    let forked = clone_child(&cgroups);
+    let (forked, attach_later) = clone_child(&cgroups, user_manager.is_some());
     if let (Ok(Forked::Parent { .. }) | Err(_), Some(own)) = (&forked, own_pid_ns) {
         namespaces::restore_pid_ns_for_children(own)?;
     }
@@ -145,10 +148,19 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
                 no_new_keyring: config.no_new_keyring,
                 trampoline: trampoline.as_ref(),
                 seccomp: filter.as_ref(),
+                wait_for_cgroup: attach_later,
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
+    if let Some(manager) = user_manager.as_mut().filter(|_| attach_later) {
+        let attached = manager.attach(pid).and_then(|()| parent_end.send(&Msg::Go));
+        if let Err(e) = attached {
+            let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+            let _ = rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty());
+            return Err(e.context("exec: join the container's cgroup"));
+        }
+    }
     drop(child_end);
     drop(console);
     drop(cgroups);
@@ -208,8 +220,26 @@ fn open_proc(path: &str) -> Result<OwnedFd> {
     rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| Error::from(e).context(path))
 }
 
-fn clone_child(cgroups: &ExecCgroups) -> Result<Forked> {
-    syscalls::clone3(0, cgroups.v2.as_ref().map(|f| f.as_fd())).map_err(|e| Error::from(e).context("clone3"))
+/// clone3 straight into the container's cgroup2 cgroup. A rootless husk may not move a process
+/// there when its own cgroup and the container's meet only in one of root's (its session scope
+/// and a scope of its user manager do): then, with `via_manager`, the child is born here and
+/// the user's manager moves it (`true`: it waits for that).
+fn clone_child(cgroups: &ExecCgroups, via_manager: bool) -> (Result<Forked>, bool) {
+    let into = cgroups.v2.as_ref().map(|f| f.as_fd());
+    match syscalls::clone3(0, into) {
+        Err(rustix::io::Errno::ACCESS) if via_manager => {
+            (syscalls::clone3(0, None).map_err(|e| Error::from(e).context("clone3")), true)
+        }
+        Err(rustix::io::Errno::ACCESS) if into.is_some() => (
+            Err(Error::msg(
+                "clone3 into the container's cgroup: permission denied (this user may move a process only \
+                 between cgroups whose common ancestor it owns: run husk from inside the delegated subtree, or \
+                 use --systemd-cgroup)",
+            )),
+            false,
+        ),
+        r => (r.map_err(|e| Error::from(e).context("clone3")), false),
+    }
 }
 
 /// Until the program runs: the pty master (if husk proxies the terminal), a seccomp notify fd
