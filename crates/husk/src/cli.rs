@@ -75,7 +75,8 @@ pub struct CreateArgs {
     pub id: String,
 }
 
-/// runc's `exec` flags; everything after the container id is the command.
+// runc's `exec` flags; everything after the container id is the command. A plain comment: as
+// subcommands are deferred, a doc comment here would replace the `exec --help` text.
 #[derive(Args, Debug, Clone)]
 pub struct ExecArgs {
     /// Unix socket that receives the pty master
@@ -134,7 +135,10 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+// Deferred: clap builds only the arguments of the subcommand being run, not those of all 17 on
+// every call.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Write a default config.json
     Spec {
