@@ -63,6 +63,7 @@ packages=(
     linux-image-amd64 systemd-sysv dbus udev kmod
     apparmor apparmor-utils criu iptables busybox-static
     libpam-systemd dbus-user-session uidmap jq iproute2 procps util-linux e2fsprogs runc
+    podman containernetworking-plugins
 )
 
 start=$(date +%s)

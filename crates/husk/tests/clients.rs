@@ -42,6 +42,17 @@ fn podman_rootless_runs_containers() {
 }
 
 #[test]
+fn cgroup2_rootless_podman_with_the_users_systemd() {
+    // (guest) rootless Podman as most users run it: cgroup v2, Podman's cgroup_manager systemd,
+    // husk --systemd-cgroup with the user's manager, the container in a scope of it.
+    if !require(Feature::Cgroup2) || !require(Feature::Systemd) {
+        return;
+    }
+    let user = common::rootless::guest_user().expect("the guest's delegated user `husk` (docs/guest.md)");
+    client_script("podman", "podman-rootless", &[&user.name, "systemd"], 23);
+}
+
+#[test]
 fn docker_dockerd_runs_containers() {
     client_script("dockerd", "docker", &[], 23);
 }

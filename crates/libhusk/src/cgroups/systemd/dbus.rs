@@ -1,4 +1,5 @@
-//! The few systemd Manager calls the driver makes, with rustbus: start a transient unit and wait
+//! The few systemd Manager calls the driver makes (messages built and parsed by rustbus, sent
+//! over wire.rs's connection): start a transient unit and wait
 //! for its job, set properties, stop a unit, read the manager's own cgroup. Over the system bus
 //! to PID 1, or for rootless husk over the user's session bus to the user's manager. Only
 //! `--systemd-cgroup` reaches this file: the cgroupfs path never opens a D-Bus connection.
@@ -6,12 +7,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rustbus::connection::Timeout;
 use rustbus::message_builder::{MarshalledMessage, MessageType};
 use rustbus::wire::unmarshal::traits::Variant;
 use rustbus::wire::ObjectPath;
-use rustbus::{get_session_bus_path, get_system_bus_path, DuplexConn, MessageBuilder};
+use rustbus::MessageBuilder;
 
+use super::wire::{outer_uid, Conn};
 use crate::error::{Error, Result};
 
 /// The variant types of the properties husk sets (in a module of its own: the macro's code
@@ -30,46 +31,45 @@ const JOB_LIMIT: Duration = Duration::from_secs(30);
 pub type Props = Vec<(String, Val)>;
 
 pub struct Systemd {
-    conn: DuplexConn,
+    conn: Conn,
 }
 
-fn bus_err(what: &str) -> impl Fn(rustbus::connection::Error) -> Error + '_ {
-    move |e| Error::msg(format!("systemd: {what}: {e:?}"))
-}
+/// The system bus (runc does not read DBUS_SYSTEM_BUS_ADDRESS either).
+const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
 
 /// The user's session bus, as runc finds it: `$DBUS_SESSION_BUS_ADDRESS`, else
-/// `$XDG_RUNTIME_DIR/bus`, else `/run/user/UID/bus`.
-fn session_bus() -> Result<nix::sys::socket::UnixAddr> {
-    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty()) {
-        return get_session_bus_path().map_err(bus_err("the session bus of $DBUS_SESSION_BUS_ADDRESS"));
+/// `$XDG_RUNTIME_DIR/bus`, else `/run/user/UID/bus` (UID as the host knows us: inside rootless
+/// Podman husk is 0).
+fn session_bus() -> Result<PathBuf> {
+    if let Some(addr) = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok().filter(|a| !a.is_empty()) {
+        // One address, or the first of a `;` list, `unix:path=...` (what systemd's user bus is).
+        let path = addr.split(';').find_map(|a| {
+            a.strip_prefix("unix:")?.split(',').find_map(|kv| kv.strip_prefix("path=").map(PathBuf::from))
+        });
+        return path.ok_or_else(|| {
+            Error::msg(format!("systemd: $DBUS_SESSION_BUS_ADDRESS {addr:?}: husk knows only unix:path= addresses"))
+        });
     }
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", rustix::process::getuid().as_raw())));
-    let path = dir.join("bus");
+    let path = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("bus"),
+        None => PathBuf::from(format!("/run/user/{}/bus", outer_uid())),
+    };
     if !path.exists() {
         return Err(Error::msg(format!(
-            "systemd: no user session bus at {} (rootless --systemd-cgroup needs the user's systemd manager: \
-             a login session or `loginctl enable-linger`; or set DBUS_SESSION_BUS_ADDRESS)",
+            "systemd: no user session bus at {} (rootless --systemd-cgroup needs the user's systemd manager: a \
+             login session or `loginctl enable-linger`; or set DBUS_SESSION_BUS_ADDRESS)",
             path.display()
         )));
     }
-    nix::sys::socket::UnixAddr::new(&path).map_err(|e| Error::msg(format!("systemd: {}: {e}", path.display())))
+    Ok(path)
 }
 
 impl Systemd {
     /// PID 1's manager over the system bus, or with `user` the caller's own manager.
     pub fn connect(user: bool) -> Result<Systemd> {
-        let (addr, bus) = if user {
-            (session_bus()?, "the user's session bus")
-        } else {
-            (get_system_bus_path().map_err(bus_err("the system bus"))?, "the system bus")
-        };
-        let what = format!("connect to {bus}");
-        let mut conn = DuplexConn::connect_to_bus(addr, false).map_err(bus_err(&what))?;
-        conn.send_hello(Timeout::Duration(JOB_LIMIT)).map_err(bus_err("hello"))?;
-        let mut s = Systemd { conn };
+        let path = if user { session_bus()? } else { PathBuf::from(SYSTEM_BUS) };
+        let mut s = Systemd { conn: Conn::connect(&path, outer_uid(), JOB_LIMIT)? };
+        s.call(rustbus::standard_messages::hello(), "hello")?;
         // JobRemoved tells when a unit's start or stop has finished; systemd sends its signals
         // to subscribed clients, and the bus routes them to matching ones.
         let mut m = MessageBuilder::new()
@@ -96,17 +96,14 @@ impl Systemd {
         what: &str,
         seen: &mut Vec<MarshalledMessage>,
     ) -> Result<MarshalledMessage> {
-        let serial = self.conn.send.send_message(&m).map_err(bus_err(what))?.write_all().map_err(|(ctx, e)| {
-            ctx.force_finish();
-            Error::msg(format!("systemd: {what}: {e:?}"))
-        })?;
+        let serial = self.conn.send(&m, what)?;
         let deadline = Instant::now() + JOB_LIMIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::msg(format!("systemd: {what}: no reply after {} s", JOB_LIMIT.as_secs())));
             }
-            let reply = self.conn.recv.get_next_message(Timeout::Duration(left)).map_err(bus_err(what))?;
+            let reply = self.conn.recv(left, what)?;
             if reply.dynheader.response_serial != Some(serial) {
                 if reply.typ == MessageType::Signal {
                     seen.push(reply);
@@ -156,7 +153,7 @@ impl Systemd {
             if left.is_zero() {
                 return Err(Error::msg(format!("systemd: {what}: job {job} not done after {} s", JOB_LIMIT.as_secs())));
             }
-            let m = self.conn.recv.get_next_message(Timeout::Duration(left)).map_err(bus_err(what))?;
+            let m = self.conn.recv(left, what)?;
             if m.typ == MessageType::Signal {
                 seen.push(m);
             }

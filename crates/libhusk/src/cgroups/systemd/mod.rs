@@ -8,6 +8,7 @@
 //! user: the default slice is then `user.slice` there, as runc's.
 
 mod dbus;
+mod wire;
 
 use std::path::{Path, PathBuf};
 
