@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// Exit status of a process killed by SIGSYS, as `run` reports it.
@@ -408,36 +408,6 @@ fn seccomp_parallel_creates_share_the_cache() {
     if is_husk() {
         assert_eq!(fs::read_dir(ctx.root.join(".cache:seccomp")).unwrap().flatten().count(), 1);
     }
-}
-
-/// Receive one message with one fd (SCM_RIGHTS) on an accepted connection.
-fn recv_with_fd(stream: &std::os::unix::net::UnixStream) -> std::io::Result<(Vec<u8>, OwnedFd)> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut cmsg = [0u8; 64];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // SAFETY: a zeroed msghdr is valid; every pointer set below outlives the recvmsg call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg.len();
-    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    // SAFETY: walking the control buffer the kernel just filled, with libc's macros.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
-                return Ok((buf, OwnedFd::from_raw_fd(fd)));
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Err(std::io::Error::other("no SCM_RIGHTS in the message"))
 }
 
 /// A seccomp agent: answer every notified `getppid` with `ppid` until the filter has no users.

@@ -301,32 +301,6 @@ fn mount_point_creation_racing_a_symlink_stays_inside() {
     assert!(made.is_empty(), "the runtime created {made:?} in the host directory");
 }
 
-/// Accept one connection and take the fd it carries (the pty master of --console-socket).
-fn accept_console(listener: std::os::unix::net::UnixListener) -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-    let (stream, _) = listener.accept()?;
-    let mut buf = [0u8; 4096];
-    let mut cmsg = [0u8; 64];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // SAFETY: a zeroed msghdr is valid; the pointers set below outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg.len();
-    if unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: walking the control buffer the kernel filled, with libc's macros.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS {
-            return Ok(std::os::fd::OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd)));
-        }
-    }
-    Err(std::io::Error::other("no fd"))
-}
-
 #[test]
 fn dev_console_symlink_is_not_followed() {
     // CVE-2025-52565: the pty is bind-mounted onto /dev/console; if that is a symlink in the
@@ -352,7 +326,7 @@ fn dev_console_symlink_is_not_followed() {
     ctx.sh("{ stat -c '%F' /proc/sys/kernel/domainname; stat -L -c '%F %t' /dev/console; } >/out/r 2>&1");
     let sock = ctx.dir.join("console.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let th = std::thread::spawn(move || accept_console(listener));
+    let th = std::thread::spawn(move || recv_fd(listener));
     let id = ctx.id();
     let o = ctx.create_with(&id, &["--console-socket", sock.to_str().unwrap()]).no_panic();
     let _master = th.join().unwrap();

@@ -254,11 +254,17 @@ impl Spawned {
 /// Accept one connection on `listener` and receive one fd by SCM_RIGHTS (a console socket or
 /// pidfd socket receiver, as containerd and runc's recvtty are).
 pub fn recv_fd(listener: std::os::unix::net::UnixListener) -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
     let (stream, _) = listener.accept()?;
-    let mut buf = [0u8; 4096];
+    recv_with_fd(&stream).map(|(_, fd)| fd)
+}
+
+/// Receive one message with one fd (SCM_RIGHTS) on a connected stream: its bytes and the fd.
+pub fn recv_with_fd(stream: &std::os::unix::net::UnixStream) -> std::io::Result<(Vec<u8>, std::os::fd::OwnedFd)> {
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let mut buf = vec![0u8; 64 * 1024];
     let mut cmsg = [0u8; 64];
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: a zeroed msghdr is valid; every pointer set below outlives the recvmsg call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
@@ -268,17 +274,19 @@ pub fn recv_fd(listener: std::os::unix::net::UnixListener) -> std::io::Result<st
     if n < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    buf.truncate(n as usize);
+    // SAFETY: walking the control buffer the kernel just filled, with libc's macros.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                 let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
-                return Ok(std::os::fd::OwnedFd::from_raw_fd(fd));
+                return Ok((buf, std::os::fd::OwnedFd::from_raw_fd(fd)));
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    Err(std::io::Error::other("no SCM_RIGHTS in message"))
+    Err(std::io::Error::other("no SCM_RIGHTS in the message"))
 }
 
 /// Read what is available on a non-blocking fd until `done` says so (or 20 s pass).
