@@ -121,8 +121,4 @@ check "nothing left: shims" "" "$(left_processes "-address $sock")"
 teardown
 check "nothing left: containerd, cgroup parent, mounts" "" \
     "$(left_processes "$work/config.toml")$(ls -d /sys/fs/cgroup/*/"$ns" 2>/dev/null)$(left_mounts "$work")"
-if [ $fail != 0 ]; then
-    echo "--- containerd log (tail)"
-    tail -20 "$work/containerd.log"
-fi
-exit $fail
+exit_showing_log "$work/containerd.log"

@@ -151,8 +151,4 @@ check "nothing left: rootfs mounts, the pod's netns" "" "$(left_mounts "$work/st
 teardown
 check "nothing left: containerd, mounts, bridge, cgroup parent" "" \
     "$(left_processes "$work/config.toml")$(left_mounts "$work")$(ip -br link show "$bridge" 2>/dev/null)$(ls -d /sys/fs/cgroup/*/husk-tests/cri-$tag 2>/dev/null)"
-if [ $fail != 0 ]; then
-    echo "--- containerd log (tail)"
-    tail -20 "$work/containerd.log"
-fi
-exit $fail
+exit_showing_log "$work/containerd.log"

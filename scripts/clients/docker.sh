@@ -121,8 +121,4 @@ check "nothing left: container mounts (rootfs, shm)" "" \
 teardown
 check "nothing left: dockerd, containerd, mounts, netns, cgroup parent" "" \
     "$(left_processes "$work/")$(left_mounts "$work")$(ip netns list | grep -w "$netns")$(ls -d /sys/fs/cgroup/*/husk-tests/docker-$tag 2>/dev/null)"
-if [ $fail != 0 ]; then
-    echo "--- dockerd log (tail)"
-    tail -20 "$work/dockerd.log"
-fi
-exit $fail
+exit_showing_log "$work/dockerd.log"

@@ -74,3 +74,12 @@ stop_daemon() {
     kill "$pid" 2>/dev/null || return 0
     for _ in $(seq "$2"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 }
+
+# exit_showing_log LOG: exit with the checks' status; after a failure, the daemon's last words.
+exit_showing_log() {
+    if [ "$fail" != 0 ]; then
+        echo "--- $(basename "$1") (tail)"
+        tail -20 "$1"
+    fi
+    exit "$fail"
+}
