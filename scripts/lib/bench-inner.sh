@@ -118,27 +118,19 @@ row_create() {
     done
 }
 
-row_start() {
-    local i rt
+# row_on_created OP: OP timed on a container just created (and deleted after).
+row_on_created() {
+    local op=$1 i rt
     for ((i = 0; i < reps; i++)); do
         for rt in $(order $i); do
-            quiet R "$rt" root create -b "$work/plain" "start-$i"
-            sample start "$rt" $i R "$rt" root start "start-$i"
-            quiet R "$rt" root delete -f "start-$i"
+            quiet R "$rt" root create -b "$work/plain" "$op-$i"
+            sample "$op" "$rt" $i R "$rt" root "$op" "$op-$i"
+            quiet R "$rt" root delete -f "$op-$i"
         done
     done
 }
-
-row_state() {
-    local i rt
-    for ((i = 0; i < reps; i++)); do
-        for rt in $(order $i); do
-            quiet R "$rt" root create -b "$work/plain" "state-$i"
-            sample state "$rt" $i R "$rt" root state "state-$i"
-            quiet R "$rt" root delete -f "state-$i"
-        done
-    done
-}
+row_start() { row_on_created start; }
+row_state() { row_on_created state; }
 
 row_delete() { # of a stopped container
     local i rt
