@@ -54,6 +54,23 @@ pub fn in_user_namespace() -> bool {
     }
 }
 
+/// Our effective uid as the namespace outside ours knows it (`/proc/self/uid_map`): what a
+/// peer there, such as the user's D-Bus, sees on our sockets. Inside rootless Podman that is the
+/// user's uid, not 0.
+pub fn outer_uid() -> u32 {
+    let euid = rustix::process::geteuid().as_raw();
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    for line in map.lines() {
+        let f: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        if let [inner, outer, count] = f[..] {
+            if (inner..inner + count).contains(&(euid as u64)) {
+                return (outer + euid as u64 - inner) as u32;
+            }
+        }
+    }
+    euid
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     Uid,
@@ -300,6 +317,14 @@ fn holder(ready_r: OwnedFd, ready_w: OwnedFd, hold_r: OwnedFd, hold_w: OwnedFd) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outer_uid_outside_any_user_namespace_is_ours() {
+        // The host's user namespace (identity map): the outer uid is the euid.
+        if !in_user_namespace() {
+            assert_eq!(outer_uid(), rustix::process::geteuid().as_raw());
+        }
+    }
 
     fn r(inner: u32, outer: u32, size: u32) -> Range {
         Range { inner, outer, size }

@@ -12,8 +12,9 @@ use rustbus::wire::unmarshal::traits::Variant;
 use rustbus::wire::ObjectPath;
 use rustbus::MessageBuilder;
 
-use super::wire::{outer_uid, Conn};
+use super::wire::Conn;
 use crate::error::{Error, Result};
+use crate::userns::outer_uid;
 
 /// The variant types of the properties husk sets (in a module of its own: the macro's code
 /// names `Result` unqualified).

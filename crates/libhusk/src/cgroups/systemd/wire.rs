@@ -28,7 +28,7 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
 
 impl Conn {
     /// Connect to the bus at `path` and authenticate as `uid`, the uid the bus sees on our
-    /// socket (`outer_uid`).
+    /// socket (`userns::outer_uid`).
     pub fn connect(path: &Path, uid: u32, timeout: Duration) -> Result<Conn> {
         let what = format!("connect to {}", path.display());
         let mut stream = UnixStream::connect(path).map_err(io(&what))?;
@@ -86,33 +86,4 @@ fn read_line(stream: &mut UnixStream) -> std::io::Result<String> {
         line.push(byte[0]);
     }
     Ok(String::from_utf8_lossy(&line).trim_end().to_string())
-}
-
-/// The uid the bus sees on our socket: our effective uid as the namespace outside ours knows it
-/// (`/proc/self/uid_map`), which inside rootless Podman is the user's, not 0.
-pub fn outer_uid() -> u32 {
-    let euid = rustix::process::geteuid().as_raw();
-    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
-    for line in map.lines() {
-        let f: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-        if let [inner, outer, count] = f[..] {
-            if (inner..inner + count).contains(&(euid as u64)) {
-                return (outer + euid as u64 - inner) as u32;
-            }
-        }
-    }
-    euid
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn outer_uid_outside_any_user_namespace_is_ours() {
-        // The test runs in the host's user namespace (identity map): the outer uid is the euid.
-        if std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default().split_whitespace().collect::<Vec<_>>()
-            == ["0", "0", "4294967295"]
-        {
-            assert_eq!(super::outer_uid(), rustix::process::geteuid().as_raw());
-        }
-    }
 }
