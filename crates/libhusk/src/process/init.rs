@@ -62,11 +62,9 @@ struct Final<'a> {
 
 /// The child's entry point after clone3.
 pub fn run(args: InitArgs) -> ! {
-    // Inherited from the parent already, except where an unprivileged parent still has to
-    // write our id maps: nothing of the container exists before `Go`, which comes once they are.
-    if !args.dumpable_until_mapped {
-        setup::set_undumpable();
-    }
+    // Undumpable from the clone on (the parent made itself so before it), except where an
+    // unprivileged parent still has to write our id maps: then from `Go` (see setup), before
+    // anything of the container exists.
     set_comm(crate::state::INIT_COMM);
     let err = match setup(&args) {
         Ok(last) => match args.sync.send(&Msg::Ready) {
@@ -113,7 +111,9 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         close_inherited(join);
     }
     args.sync.expect(Msg::Go)?;
-    setup::set_undumpable();
+    if args.dumpable_until_mapped {
+        setup::set_undumpable();
+    }
     crate::crashpoint::here("init:go");
 
     if args.plan.new_user {

@@ -76,7 +76,7 @@ pub fn finish<'s>(f: &Finish<'_, 's>) -> Result<Last<'s>> {
     }
     caps.drop_bounding()?;
     set_keepcaps(true)?;
-    user::switch(process.user(), crate::userns::setgroups_allowed())?;
+    user::switch(process.user())?;
     set_keepcaps(false)?;
     caps.apply()?;
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(process.user().umask().unwrap_or(0o022)));

@@ -7,18 +7,23 @@ use crate::error::{Context, Error, Result};
 
 /// setgroups, setresgid, setresuid — in that order, since after setuid we could no longer
 /// change groups.
-pub fn switch(user: &User, setgroups_allowed: bool) -> Result<()> {
+pub fn switch(user: &User) -> Result<()> {
     let groups: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
-    if setgroups_allowed {
-        rustix::thread::set_thread_groups(&groups).ctx(|| "process.user.additionalGids: setgroups")?;
-    } else if !groups.is_empty() {
+    match rustix::thread::set_thread_groups(&groups) {
+        Ok(()) => {}
         // The kernel denies setgroups in a user namespace whose gid map an unprivileged user wrote
-        // alone; the supplementary groups then stay the caller's (shown as the overflow gid).
-        return Err(Error::field(
-            "process.user.additionalGids",
-            "cannot be set: setgroups is denied in this user namespace (its gid map is the caller's gid only; \
-             map a range from /etc/subgid to allow it)",
-        ));
+        // alone (`/proc/self/setgroups` says deny, asked only then): with no groups asked for the
+        // caller's stay (shown as the overflow gid); asked for, they cannot be had.
+        Err(rustix::io::Errno::PERM) if !crate::userns::setgroups_allowed() => {
+            if !groups.is_empty() {
+                return Err(Error::field(
+                    "process.user.additionalGids",
+                    "cannot be set: setgroups is denied in this user namespace (its gid map is the caller's gid \
+                     only; map a range from /etc/subgid to allow it)",
+                ));
+            }
+        }
+        Err(e) => Err::<(), _>(e).ctx(|| "process.user.additionalGids: setgroups")?,
     }
     let gid = Gid::from_raw(user.gid());
     rustix::thread::set_thread_res_gid(gid, gid, gid).ctx(|| format!("process.user.gid: setgid {}", user.gid()))?;
