@@ -6,6 +6,12 @@
 //! Only lld knows --symbol-ordering-file: the file is passed when rustc links with its own lld
 //! (the default on x86_64-unknown-linux-gnu since Rust 1.90) and nothing asks for another
 //! linker; otherwise the binary links as before, in the linker's order.
+//!
+//! The names in the file are this very build's: Rust symbol names carry a hash of the crate's
+//! metadata, which covers the profile (`strip` included), so a differently configured build
+//! names the same functions differently and its order would match nothing but the C symbols.
+//! scripts/symbol-order.sh therefore probes the release binary itself, naming its functions
+//! from the link map that HUSK_LINK_MAP=FILE asks lld to write (the binary is stripped).
 
 use std::env;
 use std::process::Command;
@@ -13,11 +19,15 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=symbol-order.txt");
     println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
+    println!("cargo:rerun-if-env-changed=HUSK_LINK_MAP");
     let Ok(dir) = env::var("CARGO_MANIFEST_DIR") else { return };
     let order = std::path::Path::new(&dir).join("symbol-order.txt");
     if order.is_file() && uses_rust_lld() {
         println!("cargo:rustc-link-arg-bin=husk=-Wl,--symbol-ordering-file={}", order.display());
         println!("cargo:rustc-link-arg-bin=husk=-Wl,--no-warn-symbol-ordering");
+        if let Some(map) = env::var_os("HUSK_LINK_MAP") {
+            println!("cargo:rustc-link-arg-bin=husk=-Wl,--no-demangle,-Map={}", map.to_string_lossy());
+        }
     }
 }
 
