@@ -184,7 +184,12 @@ row_rss() {
     # warm-up: the kernel maps a file's pages as its page cache holds them, and a binary just
     # copied or linked sits there in other folios than one read from disk (a cp'd husk maps
     # 0.4 MiB more here). So all three are measured as read, the way an installed binary is.
-    for rt in "${names[@]}"; do dd if="${bin[$rt]}" iflag=nocache count=0 status=none 2>/dev/null || true; done
+    # Synced first: the drop skips dirty pages, and a binary copied a moment ago still has them
+    # (an A/B right after `cp` measured the copy 0.1-0.25 MiB larger on every command).
+    for rt in "${names[@]}"; do
+        sync "${bin[$rt]}" 2>/dev/null || true
+        dd if="${bin[$rt]}" iflag=nocache count=0 status=none 2>/dev/null || true
+    done
     for ((i = 0; i < n; i++)); do
         for rt in $(order $i); do
             id=rss-$i

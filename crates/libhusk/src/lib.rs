@@ -24,6 +24,7 @@ pub mod process;
 pub mod rootfs;
 pub mod rootless;
 pub mod seccomp;
+pub mod smallfile;
 pub mod spec_template;
 pub mod state;
 pub mod sync;

@@ -3,17 +3,18 @@
 //! never reported as running.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Hooks;
 use rustix::fs::{flock, FlockOperation, Mode, OFlags};
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
+use crate::smallfile;
 
 mod summary;
 pub use summary::{list, parse_summary, Summary};
@@ -64,10 +65,10 @@ pub struct ProcessId {
 impl ProcessId {
     pub fn of(pid: i32) -> Result<ProcessId> {
         let path = format!("/proc/{pid}/stat");
-        let text = std::fs::read_to_string(&path).map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) | Some(libc::ESRCH) => Error::msg(format!("process {pid}: no such process")),
+        let text = smallfile::read_string(&path, STAT_SIZE).map_err(|e| match e {
+            Errno::NOENT | Errno::SRCH => Error::msg(format!("process {pid}: no such process")),
             // Out of fds, say: that is what the caller must hear, not "no such process".
-            _ => Error::from(e).context(format!("read {path}")),
+            e => Error::from(e).context(format!("read {path}")),
         })?;
         let stat = parse_stat(&text).ok_or_else(|| Error::msg(format!("{path}: cannot parse")))?;
         Ok(ProcessId { pid, start_time: stat.start_time })
@@ -95,8 +96,11 @@ fn read_stat(pid: i32) -> Option<Stat> {
     if pid <= 0 {
         return None;
     }
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    parse_stat(&smallfile::read_string(format!("/proc/{pid}/stat"), STAT_SIZE).ok()?)
 }
+
+/// A `/proc/PID/stat` line is ~300 bytes; a long command name and large numbers stay under this.
+const STAT_SIZE: usize = 512;
 
 fn parse_stat(text: &str) -> Option<Stat> {
     // The command name may hold spaces and parentheses: fields start after the last ')'.
@@ -529,20 +533,11 @@ fn not_found_or(first: Error, fallback: Error) -> Error {
 /// does not exist.
 fn read_file(dir: &OwnedFd, path: &Path, name: &str) -> Result<Vec<u8>> {
     let file = || path.join(name);
-    rustix::fs::openat(dir.as_fd(), name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map(File::from)
-        .and_then(|mut f| {
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut f, &mut data)
-                .map_err(|e| rustix::io::Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)))?;
-            Ok(data)
-        })
-        .map_err(|e| match e {
-            rustix::io::Errno::NOENT => {
-                Error::msg(format!("container does not exist: {}", file().display())).with_errno(libc::ENOENT)
-            }
-            e => Error::from(e).context(format!("read {}", file().display())),
-        })
+    // A state is 2-3 KiB; annotations or many hooks make it larger (the buffer grows).
+    smallfile::read_at(dir.as_fd(), name, 4096).map_err(|e| match e {
+        Errno::NOENT => Error::msg(format!("container does not exist: {}", file().display())).with_errno(libc::ENOENT),
+        e => Error::from(e).context(format!("read {}", file().display())),
+    })
 }
 
 /// A state file's content: the one reader of `state.json` (fuzzed in `state::tests`).

@@ -42,10 +42,13 @@ pub fn privileged() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// One line of `/proc/self/uid_map` is 33 bytes (a map may have up to 340: the buffer grows).
+const UID_MAP_SIZE: usize = 64;
+
 /// Is husk itself in a user namespace other than the initial one (e.g. inside a rootless
 /// Podman container)? Then "root" is not the host's root, and cgroups are not ours to make.
 pub fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
+    match crate::smallfile::read_string("/proc/self/uid_map", UID_MAP_SIZE) {
         Ok(text) => {
             let line: Vec<&str> = text.split_whitespace().collect();
             line != ["0", "0", "4294967295"]
@@ -59,7 +62,7 @@ pub fn in_user_namespace() -> bool {
 /// user's uid, not 0.
 pub fn outer_uid() -> u32 {
     let euid = rustix::process::geteuid().as_raw();
-    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let map = crate::smallfile::read_string("/proc/self/uid_map", UID_MAP_SIZE).unwrap_or_default();
     for line in map.lines() {
         let f: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
         if let [inner, outer, count] = f[..] {

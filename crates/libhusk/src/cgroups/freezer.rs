@@ -31,7 +31,7 @@ impl Cgroup {
 
     /// Is the container frozen (paused)? Read on every `state`: one small file.
     pub fn is_frozen(&self) -> bool {
-        let read = |p: &Path| std::fs::read_to_string(p).map(|s| s.trim().to_owned()).unwrap_or_default();
+        let read = |p: &Path| crate::smallfile::read_string(p, 16).map(|s| s.trim().to_owned()).unwrap_or_default();
         match self.freezer() {
             Some(Freezer::V1(d)) => read(&d.join("freezer.state")) == "FROZEN",
             Some(Freezer::V2(d)) => read(&d.join("cgroup.freeze")) == "1",

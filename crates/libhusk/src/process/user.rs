@@ -34,7 +34,7 @@ pub fn switch(user: &User) -> Result<()> {
 
 /// HOME from the container's /etc/passwd, as runc sets it when the config does not.
 pub fn home_dir(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
+    crate::smallfile::read_string("/etc/passwd", 4096)
         .ok()
         .and_then(|p| {
             p.lines().find_map(|l| {
