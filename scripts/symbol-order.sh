@@ -9,9 +9,9 @@
 # `state` mapped ~2.5 MiB of it. Laid out by use, the code every call runs comes first, then
 # the code of fewer and fewer kinds of call, and one call faults in little more than its own code.
 #
-# How: the release binary itself (built with HUSK_LINK_MAP, so lld writes a map of where each
-# function went: the binary is stripped, and Rust's symbol names hash the build's profile, so an
-# unstripped build would name every Rust function differently) gets a uprobe on every function
+# How: the release binary itself (Rust's symbol names hash the build's profile, so another
+# build, an unstripped one say, would name every Rust function differently; the release profile
+# keeps the symbol table) gets a uprobe on every function
 # (tracefs), then runs each kind of call of scripts/bench.sh's rows, as
 # containerd and Podman pass them (--log, --log-format json, --pid-file), the container's side
 # (husk's clone before its execve) included. uprobe_profile's hit counts before and after each
@@ -21,35 +21,29 @@
 #
 # Rerun it after changes that add or rename functions on the common paths, or change a
 # dependency (its hash is in every name); a stale file still links (unknown names are ignored)
-# and only maps more: `sudo scripts/symbol-order.sh --check` says how many of its names the
-# current build has. Measure the result with
-# `scripts/bench.sh --ab OLD NEW -r rss` before checking it in: the kernel maps a binary read
-# from disk in large folios (~170 KiB per fault here, not 64 KiB), so a new order can map more
-# even when it is more complete. Takes ~5 min, most of it the kernel removing the probes.
+# and only maps more. `sudo scripts/symbol-order.sh --check` says how many of its names the
+# current build has, and scripts/test.sh fails when fewer than 90% are left. Measure the result
+# with `scripts/bench.sh --ab OLD NEW -r rss` before checking it in: the kernel maps a binary's
+# page cache as it holds it (large folios from a read-ahead or a fresh copy map more than 64 KiB
+# per fault), so the comparison syncs and drops both binaries first. Takes ~5 min, most of it
+# the kernel removing the probes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
+. scripts/lib/layout.sh
 [ "$(id -u)" = 0 ] || { echo "scripts/symbol-order.sh: run as root (uprobes, containers)" >&2; exit 1; }
 apt_need busybox-static jq binutils gdb golang-github-containers-common python3
 ensure_cargo
 
-check=
-[ "${1:-}" = --check ] && check=1
 out=crates/husk/symbol-order.txt
-work=$(mktemp -d /tmp/husk-symorder.XXXXXX)
-HUSK_LINK_MAP=$work/husk.map cargo build --release -q
+cargo build --release -q
 bin=$(realpath "$(release_bin husk)")
-# The map's symbols in .text, "ADDRESS NAME", mangled (build.rs passes --no-demangle).
-awk 'NF == 5 && $5 ~ /^\./ {text = $5 == ".text"; next}
-     text && NF == 5 && $5 !~ /:\(/ {print $1, $5}' "$work/husk.map" >"$work/symbols"
-if [ -n "$check" ]; then
-    n=$(wc -l <"$out")
-    found=$(awk 'NR == FNR {have[$2] = 1; next} $1 in have {n++} END {print n + 0}' "$work/symbols" "$out")
-    echo "$out: $found of its $n names are functions of this build"
-    rm -rf "$work"
-    exit 0
+if [ "${1:-}" = --check ]; then
+    check_symbol_order "$bin" "$out"
+    exit
 fi
 
+work=$(mktemp -d /tmp/husk-symorder.XXXXXX)
 tracefs=/sys/kernel/tracing
 mounted=
 group=huskorder
@@ -76,13 +70,13 @@ if [ ! -e "$tracefs/uprobe_events" ]; then
     mounted=1
 fi
 
-# Every function and its file offset (uprobes take offsets in the file). Not probed: the
+# Every function symbol and its file offset (uprobes take offsets in the file). Not probed: the
 # functions that start with a vector instruction (glibc's AVX2/EVEX/AVX-512 string functions),
 # which the kernel's uprobe single-stepping gets wrong here (the probed process crashes); the
 # variants this CPU uses are the ifunc targets, added below from a stopped husk.
-python3 - "$bin" "$work/symbols" "$work/probes" "$work/names" "$group" <<'EOF'
+python3 - "$bin" "$work/probes" "$work/names" "$group" <<'EOF'
 import re, subprocess, sys
-binary, symbols, probes, names, group = sys.argv[1:6]
+binary, probes, names, group = sys.argv[1:5]
 run = lambda *a: subprocess.run(a, capture_output=True, text=True, check=True).stdout.splitlines()
 segs = []
 for line in run("readelf", "-lW", binary):
@@ -90,16 +84,19 @@ for line in run("readelf", "-lW", binary):
     if f and f[0] == "LOAD" and "E" in f[6:-1]:
         segs.append((int(f[2], 16), int(f[1], 16), int(f[4], 16)))
 first = {}
-for line in run("objdump", "-d", "--no-show-raw-insn", binary):
-    m = re.match(r"^ *([0-9a-f]+):\t(.*)$", line)
+lines = run("objdump", "-d", "--no-show-raw-insn", binary)
+for i, line in enumerate(lines[:-1]):
+    m = re.match(r"^([0-9a-f]+) <.*>:$", line)
     if m:
-        first[int(m.group(1), 16)] = m.group(2).strip()
+        first[int(m.group(1), 16)] = " ".join(lines[i + 1].split("\t")[1:]).strip()
 seen = set()
 out_p, out_n = open(probes, "w"), open(names, "w")
 n = 0
-for line in open(symbols):
-    addr, name = line.split()
-    addr = int(addr, 16)
+for line in run("readelf", "-sW", binary):
+    f = line.split()
+    if len(f) < 8 or f[3] != "FUNC" or f[6] == "UND":
+        continue
+    addr, name = int(f[1], 16), f[7]
     insn = first.get(addr, "")
     if addr in seen or not insn or insn.startswith(("v", "k", ".byte", "rex", "(bad)", "loop")):
         continue
@@ -110,7 +107,7 @@ for line in open(symbols):
             out_n.write("%d %x %s\n" % (n, addr, name))
             n += 1
 EOF
-# Names that share an address (aliases) are kept as the first one the map lists: one probe each.
+# Names that share an address (aliases) are kept as the first one nm lists: one probe each.
 while read -r line; do echo "$line"; done <"$work/probes" >>"$tracefs/uprobe_events"
 echo 1 >"$tracefs/events/$group/enable"
 
@@ -164,12 +161,10 @@ if [ -s "$work/errors" ]; then echo "scripts/symbol-order.sh: calls failed:" >&2
 # The string functions glibc picked for this CPU (its IRELATIVE slots, read at main), which
 # every call uses; with the probes off (gdb's breakpoint and a uprobe on one address clash).
 echo 0 >"$tracefs/events/$group/enable"
-main=$(awk '$2 == "main" {print $1; exit}' "$work/symbols")
 args=()
-for slot in $(readelf -rW "$bin" | awk '/IRELATIVE/ {print $1}'); do args+=(-ex "x/gx 0x$slot"); done
-gdb -q -batch -ex "break *0x$main" -ex run "${args[@]}" --args "$bin" --version 2>/dev/null |
-    awk '$1 ~ /^0x[0-9a-f]+:$/ {print $2}' | sed 's/^0x0*//' |
-    awk 'NR == FNR {name[$1] = $2; next} $1 in name {print name[$1]}' <(sed 's/^0*//' "$work/symbols") - >"$work/ifuncs"
+for slot in $(readelf -rW "$bin" | awk '/IRELATIVE/ {print $1}'); do args+=(-ex "info symbol *(long *)0x$slot"); done
+gdb -q -batch -ex 'break main' -ex run "${args[@]}" --args "$bin" --version 2>/dev/null |
+    awk '$2 == "in" && $3 == "section" {print $1}' >"$work/ifuncs"
 [ -s "$work/ifuncs" ] || { echo "scripts/symbol-order.sh: no ifunc targets read" >&2; exit 1; }
 
 python3 - "$work" "$out" <<'EOF'

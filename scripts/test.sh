@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
+. scripts/lib/layout.sh
 
 start=$(date +%s)
 if [ "$(id -u)" != 0 ]; then
@@ -27,6 +28,9 @@ apt_need busybox-static jq iproute2 build-essential libseccomp-dev containerd po
 ensure_cargo
 
 cargo build --release --workspace
+# The function layout (scripts/lib/layout.sh): a stale crates/husk/symbol-order.txt fails the run.
+layout=0
+check_symbol_order "$(release_bin husk)" || layout=1
 export HUSK_BIN="${HUSK_BIN:-$(release_bin husk)}"
 # scripts/mkbundle.sh takes the default config from `$HUSK_BIN spec`; runc is the fallback while
 # that does not work yet.
@@ -39,5 +43,9 @@ rm -rf "$probe"
 echo ">> cargo test --workspace --release (HUSK_BIN=$HUSK_BIN)" >&2
 status=0
 cargo test --workspace --release --no-fail-fast "$@" || status=$?
+if [ "$layout" != 0 ]; then
+    echo ">> scripts/test.sh: crates/husk/symbol-order.txt is stale (above)" >&2
+    [ "$status" = 0 ] && status=1
+fi
 echo ">> scripts/test.sh: exit $status after $(($(date +%s) - start)) s" >&2
 exit $status

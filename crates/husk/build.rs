@@ -8,10 +8,11 @@
 //! linker; otherwise the binary links as before, in the linker's order.
 //!
 //! The names in the file are this very build's: Rust symbol names carry a hash of the crate's
-//! metadata, which covers the profile (`strip` included), so a differently configured build
-//! names the same functions differently and its order would match nothing but the C symbols.
-//! scripts/symbol-order.sh therefore probes the release binary itself, naming its functions
-//! from the link map that HUSK_LINK_MAP=FILE asks lld to write (the binary is stripped).
+//! metadata, which covers the profile, so an order made from a differently configured build
+//! (an unstripped one, once) matches none of the Rust functions, only the C ones, and silently
+//! maps up to twice the text. The release profile keeps the symbol table, so that
+//! scripts/symbol-order.sh probes the release binary itself and scripts/test.sh checks the
+//! order against it.
 
 use std::env;
 use std::process::Command;
@@ -19,15 +20,11 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=symbol-order.txt");
     println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
-    println!("cargo:rerun-if-env-changed=HUSK_LINK_MAP");
     let Ok(dir) = env::var("CARGO_MANIFEST_DIR") else { return };
     let order = std::path::Path::new(&dir).join("symbol-order.txt");
     if order.is_file() && uses_rust_lld() {
         println!("cargo:rustc-link-arg-bin=husk=-Wl,--symbol-ordering-file={}", order.display());
         println!("cargo:rustc-link-arg-bin=husk=-Wl,--no-warn-symbol-ordering");
-        if let Some(map) = env::var_os("HUSK_LINK_MAP") {
-            println!("cargo:rustc-link-arg-bin=husk=-Wl,--no-demangle,-Map={}", map.to_string_lossy());
-        }
     }
 }
 
