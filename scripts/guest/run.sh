@@ -9,8 +9,12 @@
 # The guest sees this repository (including the husk binary from the host build) read-write;
 # the disk image is used with -snapshot and stays pristine. The guest powers itself off after
 # COMMAND. After --timeout seconds (default 1200) qemu is killed and run.sh exits 124.
+# A guest whose kernel hangs is killed early: when the console reports a soft lockup of
+# HUSK_GUEST_LOCKUP_S seconds (default 120; a CPU stuck in the kernel, preemption off, that
+# long is never a slow host: TCG guests were seen to hang so from boot, both CPUs stuck, until
+# the timeout) or COMMAND has not started HUSK_GUEST_BOOT_S seconds (default 360) after qemu.
 # Exit status: COMMAND's, or 124 (timed out), 125 (the guest ended without running COMMAND),
-# 130 (run.sh got SIGINT/SIGTERM and stopped qemu).
+# 126 (the guest hung: killed early, as above), 130 (run.sh got SIGINT/SIGTERM and stopped qemu).
 # KVM is used when /proc/cpuinfo shows vmx or svm, else TCG emulation (about 10x slower).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -55,9 +59,31 @@ here=$(cd "$repo" && pwd -P)
     echo
 } >"$jobdir/job.sh"
 
-append="root=/dev/vda rw console=ttyS0 quiet loglevel=3 mitigations=off fsck.mode=skip panic=-1"
+# noinit_itable: mkfs.ext4 leaves the inode tables to be zeroed by the kernel at first mount,
+# and with -snapshot every boot is the first: ext4lazyinit would write 64 MiB in the background
+# of every test run (it was one of the two tasks stuck in the hung boots).
+append="root=/dev/vda rootflags=noinit_itable rw console=ttyS0 quiet loglevel=3 mitigations=off fsck.mode=skip panic=-1"
 append+=" systemd.unified_cgroup_hierarchy=1 apparmor=1 security=apparmor systemd.show_status=0"
 append+=" husk.job=$rel/job.sh husk.status=$rel/status"
+
+lockup_s=${HUSK_GUEST_LOCKUP_S:-120} boot_s=${HUSK_GUEST_BOOT_S:-360}
+# Copies the console through and, at the first soft lockup of lockup_s seconds, writes why into
+# $jobdir/hung and stops qemu (its pid is in $jobdir/qemu.pid by then: the kernel's watchdog
+# reports a lockup after 20 s at the earliest). grep, not awk: mawk fills its input buffer
+# before it looks at a line, so it would see the lockup only when qemu exits.
+watch_console() {
+    tee -p >(grep --line-buffered -o 'soft lockup - CPU#[0-9]* stuck for [0-9]*s' | {
+        stopped=
+        while read -r report; do
+            secs=${report##* for } secs=${secs%s}
+            if [ -z "$stopped" ] && [ "$secs" -ge "$lockup_s" ]; then
+                echo "a CPU stuck in the kernel for $secs s (soft lockup)" >"$jobdir/hung"
+                kill -TERM "$(cat "$jobdir/qemu.pid")" 2>/dev/null || true
+                stopped=1
+            fi
+        done
+    })
+}
 
 echo ">> guest: ${accel[1]}, $mem, $smp CPUs, timeout ${timeout_s}s: $*" >&2
 t0=$(date +%s.%N)
@@ -68,14 +94,26 @@ timeout -k 5 "$timeout_s" qemu-system-x86_64 "${accel[@]}" -m "$mem" -smp "$smp"
     -drive file="$img/disk.img",if=virtio,format=raw \
     -virtfs local,path="$repo",mount_tag=share,security_model=none \
     -device virtio-rng-pci \
-    </dev/null > >(sed -u 's/\r$//; s/\x1bc\x1b\[?7l\x1b\[2J\(\x1b\[0m\)\?//g') 2>&1 &
+    </dev/null > >(sed -u 's/\r$//; s/\x1bc\x1b\[?7l\x1b\[2J\(\x1b\[0m\)\?//g' | watch_console) 2>&1 &
 qpid=$!
+echo "$qpid" >"$jobdir/qemu.pid"
+(
+    sleep "$boot_s" &
+    trap 'kill $! 2>/dev/null; exit 0' TERM
+    wait $!
+    if [ ! -e "$jobdir/job.sh.started" ]; then
+        echo "the command had not started ${boot_s} s after qemu" >"$jobdir/hung"
+        kill -TERM "$qpid" 2>/dev/null
+    fi
+) </dev/null >/dev/null 2>&1 &
+boot_watch=$!
 interrupted=
 trap 'interrupted=1; kill -TERM $qpid 2>/dev/null || true' INT TERM
 while :; do
     wait $qpid && rc=0 || rc=$?
     kill -0 $qpid 2>/dev/null || break
 done
+kill "$boot_watch" 2>/dev/null || true
 t1=$(date +%s.%N)
 
 mtime() { stat -c %.9Y "$1" 2>/dev/null; }
@@ -91,6 +129,10 @@ summary="total $(since "$t1") s"
 if [ -n "$interrupted" ]; then
     echo ">> guest: interrupted, qemu stopped ($summary)" >&2
     exit 130
+fi
+if [ -s "$jobdir/hung" ]; then
+    echo ">> guest: HUNG, qemu killed: $(cat "$jobdir/hung") ($summary)" >&2
+    exit 126
 fi
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     echo ">> guest: TIMED OUT after ${timeout_s} s, qemu killed ($summary)" >&2
