@@ -61,8 +61,10 @@ here=$(cd "$repo" && pwd -P)
 
 # noinit_itable: mkfs.ext4 leaves the inode tables to be zeroed by the kernel at first mount,
 # and with -snapshot every boot is the first: ext4lazyinit would write 64 MiB in the background
-# of every test run (it was one of the two tasks stuck in the hung boots).
-append="root=/dev/vda rootflags=noinit_itable rw console=ttyS0 quiet loglevel=3 mitigations=off fsck.mode=skip panic=-1"
+# of every test run (it was one of the two tasks stuck in the hung boots). loglevel=5: the
+# kernel's warnings reach the console, among them a soft lockup's registers and stack (a boot
+# prints ~10 lines of them).
+append="root=/dev/vda rootflags=noinit_itable rw console=ttyS0 quiet loglevel=5 mitigations=off fsck.mode=skip panic=-1"
 append+=" systemd.unified_cgroup_hierarchy=1 apparmor=1 security=apparmor systemd.show_status=0"
 append+=" husk.job=$rel/job.sh husk.status=$rel/status"
 
