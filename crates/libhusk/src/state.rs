@@ -64,13 +64,12 @@ pub struct ProcessId {
 
 impl ProcessId {
     pub fn of(pid: i32) -> Result<ProcessId> {
-        let path = format!("/proc/{pid}/stat");
-        let text = smallfile::read_string(&path, STAT_SIZE).map_err(|e| match e {
+        let text = stat_text(pid).map_err(|e| match e {
             Errno::NOENT | Errno::SRCH => Error::msg(format!("process {pid}: no such process")),
             // Out of fds, say: that is what the caller must hear, not "no such process".
-            e => Error::from(e).context(format!("read {path}")),
+            e => Error::from(e).context(format!("read /proc/{pid}/stat")),
         })?;
-        let stat = parse_stat(&text).ok_or_else(|| Error::msg(format!("{path}: cannot parse")))?;
+        let stat = parse_stat(&text).ok_or_else(|| Error::msg(format!("/proc/{pid}/stat: cannot parse")))?;
         Ok(ProcessId { pid, start_time: stat.start_time })
     }
 
@@ -81,7 +80,7 @@ impl ProcessId {
 
     /// The command name of the process if it is alive (see `is_alive`).
     fn live_comm(&self) -> Option<String> {
-        let s = read_stat(self.pid).filter(|s| self.pid > 0 && s.start_time == self.start_time && !s.zombie)?;
+        let s = read_stat(self.pid).filter(|s| s.start_time == self.start_time && !s.zombie)?;
         Some(s.comm)
     }
 }
@@ -96,7 +95,11 @@ fn read_stat(pid: i32) -> Option<Stat> {
     if pid <= 0 {
         return None;
     }
-    parse_stat(&smallfile::read_string(format!("/proc/{pid}/stat"), STAT_SIZE).ok()?)
+    parse_stat(&stat_text(pid).ok()?)
+}
+
+fn stat_text(pid: i32) -> std::result::Result<String, Errno> {
+    smallfile::read_string(format!("/proc/{pid}/stat"), STAT_SIZE)
 }
 
 /// A `/proc/PID/stat` line is ~300 bytes; a long command name and large numbers stay under this.
