@@ -47,11 +47,18 @@ impl Cgroup {
         }
     }
 
+    /// A cgroup removed meanwhile is thawed: nothing in it is frozen any more. systemd removes a
+    /// scope's cgroup as soon as its last process is gone, which races the thaw that follows
+    /// `kill --all KILL` (in v2 a frozen task dies of SIGKILL).
     pub fn thaw(&self) -> Result<()> {
-        match self.freezer() {
-            Some(Freezer::V1(d)) => v1_set(&d, "THAWED"),
-            Some(Freezer::V2(d)) => v2_set(&d, false),
-            None => Err(Error::msg("cgroups: no freezer: neither the v1 freezer nor cgroup v2 is mounted")),
+        let (thawed, dir) = match self.freezer() {
+            Some(Freezer::V1(d)) => (v1_set(&d, "THAWED"), d),
+            Some(Freezer::V2(d)) => (v2_set(&d, false), d),
+            None => return Err(Error::msg("cgroups: no freezer: neither the v1 freezer nor cgroup v2 is mounted")),
+        };
+        match thawed {
+            Err(_) if !dir.exists() => Ok(()),
+            thawed => thawed,
         }
     }
 }

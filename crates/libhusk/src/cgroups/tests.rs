@@ -242,6 +242,27 @@ fn v2_device_filter_and_unified() {
     }
 }
 
+/// `kill --all KILL` freezes, kills and thaws; systemd removes a scope's cgroup the moment its
+/// last task is gone, which can be before the thaw (a CI failure): that thaw succeeds, while a
+/// freeze of a removed cgroup still fails.
+#[test]
+fn thaw_of_a_cgroup_removed_meanwhile_succeeds() {
+    let hs = host_hierarchies().unwrap();
+    let Some(unified) = hs.iter().find(|h| h.v2).cloned() else { return };
+    let n = format!("/{}", name("thawgone"));
+    let cg = Cgroup::create_in(&[unified], Some(Path::new(&n)), "thawgone", None).unwrap();
+    let dir = v2(&cg).unwrap().dir.clone();
+    let mut child = spawn_in(&[&dir], Command::new("sleep").arg("100"));
+    cg.freeze().unwrap();
+    assert_eq!(read(&dir, "cgroup.freeze"), "1");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir(&dir).unwrap();
+    cg.thaw().unwrap();
+    let e = cg.freeze().unwrap_err().to_string();
+    assert!(e.contains(&*dir.to_string_lossy()), "{e}");
+}
+
 #[test]
 fn fields_the_host_cannot_enforce_are_refused_by_path() {
     let n = format!("/{}", name("unsup"));
