@@ -263,6 +263,34 @@ fn thaw_of_a_cgroup_removed_meanwhile_succeeds() {
     assert!(e.contains(&*dir.to_string_lossy()), "{e}");
 }
 
+/// `kill --all KILL`'s one write: every task of the cgroup and of its sub-cgroups dies, frozen or
+/// not; without a cgroup2 placement there is nothing to write (the caller signals by list).
+#[test]
+fn cgroup_kill_kills_the_whole_subtree() {
+    let hs = host_hierarchies().unwrap();
+    let Some(unified) = hs.iter().find(|h| h.v2).cloned() else { return };
+    let n = format!("/{}", name("cgkill"));
+    let cg = Cgroup::create_in(&[unified], Some(Path::new(&n)), "cgkill", None).unwrap();
+    let dir = v2(&cg).unwrap().dir.clone();
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let mut top = spawn_in(&[&dir], Command::new("sleep").arg("100"));
+    let mut below = spawn_in(&[&sub], Command::new("sleep").arg("100"));
+    cg.freeze().unwrap();
+    assert!(cg.kill());
+    for child in [&mut top, &mut below] {
+        let status = child.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+    }
+    std::fs::remove_dir(&sub).unwrap();
+    cg.thaw().unwrap();
+    cg.destroy().unwrap();
+    assert_removed(&cg);
+    assert!(cg.kill(), "a removed cgroup has nothing left to kill");
+    let no_cgroup = Cgroup { placements: Vec::new(), mode: None, resources: None, systemd: None };
+    assert!(!no_cgroup.kill());
+}
+
 #[test]
 fn fields_the_host_cannot_enforce_are_refused_by_path() {
     let n = format!("/{}", name("unsup"));

@@ -92,11 +92,19 @@ pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
     signal_pid(state.init.pid, Some(state.init), signal)
 }
 
-/// Signal every process of the cgroup. Frozen meanwhile, as runc does, so that nothing forks
-/// past the list; thawed afterwards unless the container was paused and the signal can wait
-/// (a frozen v1 task cannot even die of SIGKILL until thawed).
+/// Signal every process of the cgroup. SIGKILL goes through cgroup v2's `cgroup.kill` where it
+/// can (runc 1.2 alike). Otherwise the cgroup is frozen meanwhile, as runc does, so that nothing
+/// forks past the list; thawed afterwards unless the container was paused and the signal can
+/// wait (a frozen v1 task cannot even die of SIGKILL until thawed).
 pub(crate) fn kill_all(state: &State, signal: Signal) -> Result<()> {
     let cgroup = &state.cgroup;
+    if signal == Signal::KILL && cgroup.kill() {
+        // On a hybrid host a paused container is frozen by the v1 freezer.
+        if cgroup.is_frozen() {
+            cgroup.thaw()?;
+        }
+        return Ok(());
+    }
     let was_paused = cgroup.is_frozen();
     let froze = !was_paused && cgroup.freeze().is_ok();
     let pids = container_pids(state);
