@@ -242,16 +242,21 @@ fn v2_device_filter_and_unified() {
     }
 }
 
+/// A cgroup of its own on this host's cgroup2 mount, and its directory; none without one.
+fn unified_cgroup(tag: &str) -> Option<(Cgroup, PathBuf)> {
+    let unified = host_hierarchies().unwrap().into_iter().find(|h| h.v2)?;
+    let n = format!("/{}", name(tag));
+    let cg = Cgroup::create_in(&[unified], Some(Path::new(&n)), tag, None).unwrap();
+    let dir = v2(&cg).unwrap().dir.clone();
+    Some((cg, dir))
+}
+
 /// `kill --all KILL` freezes, kills and thaws; systemd removes a scope's cgroup the moment its
 /// last task is gone, which can be before the thaw (a CI failure): that thaw succeeds, while a
 /// freeze of a removed cgroup still fails.
 #[test]
 fn thaw_of_a_cgroup_removed_meanwhile_succeeds() {
-    let hs = host_hierarchies().unwrap();
-    let Some(unified) = hs.iter().find(|h| h.v2).cloned() else { return };
-    let n = format!("/{}", name("thawgone"));
-    let cg = Cgroup::create_in(&[unified], Some(Path::new(&n)), "thawgone", None).unwrap();
-    let dir = v2(&cg).unwrap().dir.clone();
+    let Some((cg, dir)) = unified_cgroup("thawgone") else { return };
     let mut child = spawn_in(&[&dir], Command::new("sleep").arg("100"));
     cg.freeze().unwrap();
     assert_eq!(read(&dir, "cgroup.freeze"), "1");
@@ -267,11 +272,7 @@ fn thaw_of_a_cgroup_removed_meanwhile_succeeds() {
 /// not; without a cgroup2 placement there is nothing to write (the caller signals by list).
 #[test]
 fn cgroup_kill_kills_the_whole_subtree() {
-    let hs = host_hierarchies().unwrap();
-    let Some(unified) = hs.iter().find(|h| h.v2).cloned() else { return };
-    let n = format!("/{}", name("cgkill"));
-    let cg = Cgroup::create_in(&[unified], Some(Path::new(&n)), "cgkill", None).unwrap();
-    let dir = v2(&cg).unwrap().dir.clone();
+    let Some((cg, dir)) = unified_cgroup("cgkill") else { return };
     let sub = dir.join("sub");
     std::fs::create_dir(&sub).unwrap();
     let mut top = spawn_in(&[&dir], Command::new("sleep").arg("100"));
