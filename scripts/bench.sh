@@ -8,6 +8,8 @@
 #   create start state delete    each on its own (setup and teardown untimed)
 #   exec                `exec /bin/true` into a running container
 #   delete-force        `delete --force` of a running container (a `sleep`)
+#   kill-all            `kill --all ID KILL` of a running container (a `sleep`; here the
+#                       tmpfs over the cgroup2 mount leaves husk the freezer path, not cgroup.kill)
 #   rss                 peak RSS of every command the three runtimes share
 #   concurrent          50 containers `run -d` at once on one --root, then 50 `delete --force`
 #                       at once: total time, and every call must succeed
@@ -31,7 +33,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
 [ "$(id -u)" = 0 ] || { echo "scripts/bench.sh: run as root" >&2; exit 1; }
 reps=41
-rows="run run-seccomp run-seccomp-cold create start state delete exec delete-force rss concurrent root1000"
+rows="run run-seccomp run-seccomp-cold create start state delete exec delete-force kill-all rss concurrent root1000"
 ab=()
 while [ $# -gt 0 ]; do
     case $1 in

@@ -164,6 +164,17 @@ row_delete_force() { # of a running container
     done
 }
 
+row_kill_all() { # `kill --all KILL` of a running container (deleted after, untimed)
+    local i rt
+    for ((i = 0; i < reps; i++)); do
+        for rt in $(order $i); do
+            quiet R "$rt" root run -d -b "$work/sleeper" "killall-$i"
+            sample kill-all "$rt" $i R "$rt" root kill --all "killall-$i" KILL
+            quiet R "$rt" root delete -f "killall-$i"
+        done
+    done
+}
+
 rss_commands="run run-seccomp create state list ps update start pause resume exec kill delete delete-force"
 # rss_one NAME RT I ROOT ARGS...: the peak RSS (KiB) of one call, by GNU time (wait4's rusage).
 rss_one() {
@@ -333,6 +344,7 @@ for row in $rows; do
         delete) row_delete ;;
         exec) row_exec ;;
         delete-force) row_delete_force ;;
+        kill-all) row_kill_all ;;
         rss) row_rss ;;
         concurrent) row_concurrent ;;
         root1000) row_root1000 ;;
@@ -351,6 +363,7 @@ for row in $rows; do
         create | start | state | delete) line "\`$row\`" "$row" 1000 2 "" ;;
         exec) line "\`exec /bin/true\`" exec 1000 2 "" ;;
         delete-force) line "\`delete --force\` of a running container" delete-force 1000 2 "" ;;
+        kill-all) line "\`kill --all ID KILL\` of a running container" kill-all 1000 2 "" ;;
         concurrent)
             line "50 concurrent \`run -d\` + 50 concurrent \`delete -f\`, total" concurrent 1000 0 ""
             line "… of which the 50 \`run -d\`" concurrent-run 1000 0 ""
