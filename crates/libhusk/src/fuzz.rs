@@ -376,6 +376,7 @@ pub mod targets {
             let linux = spec.linux().as_ref();
             let plan = crate::namespaces::NsPlan::from_config(linux)?;
             crate::netdevices::check(linux.and_then(|l| l.net_devices().as_ref()), plan.new_net)?;
+            crate::rootfs::check_sysctls(&spec, &plan)?;
             if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
                 crate::cgroups::check_resources(r)?;
             }

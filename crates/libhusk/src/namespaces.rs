@@ -36,7 +36,7 @@ pub struct NsPlan {
     pub listed: u64,
 }
 
-fn flag(t: LinuxNamespaceType) -> u64 {
+pub(crate) fn flag(t: LinuxNamespaceType) -> u64 {
     (match t {
         LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
         LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
@@ -47,6 +47,20 @@ fn flag(t: LinuxNamespaceType) -> u64 {
         LinuxNamespaceType::Network => libc::CLONE_NEWNET,
         LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
     }) as u64
+}
+
+/// The namespace's name under `/proc/PID/ns/`.
+pub(crate) fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
 }
 
 impl NsPlan {

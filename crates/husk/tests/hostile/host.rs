@@ -2,6 +2,8 @@
 //! [`HostSnapshot`], what every hostile case checks is unchanged on the host.
 #![allow(unused_imports, dead_code)]
 
+use serde_json::json;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -136,8 +138,11 @@ impl Drop for HostSnapshot {
 fn host_snapshot_notices_changes() {
     let ctx = Ctx::new("hostile-snapshot");
     let snap = HostSnapshot::take(&ctx);
-    // Its own canary killed: the kind of change a hostile delete makes.
-    unsafe { libc::kill(snap.canary.id() as i32, libc::SIGKILL) };
+    // Its own canary killed: the kind of change a hostile delete makes. SIGKILL takes effect
+    // asynchronously: wait until it is a zombie, or the check can still see it alive.
+    let canary = snap.canary.id();
+    unsafe { libc::kill(canary as i32, libc::SIGKILL) };
+    assert!(wait_for(5, || !alive(canary)), "the canary {canary} did not die");
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| snap.assert_unchanged()));
     let msg = r.expect_err("a dead canary must be noticed");
     let text = msg.downcast_ref::<String>().cloned().unwrap_or_default();
@@ -147,4 +152,106 @@ fn host_snapshot_notices_changes() {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| snap.assert_unchanged()));
     assert!(r.is_err(), "a changed canary file must be noticed");
     HostSnapshot::take(&ctx).assert_unchanged();
+}
+
+/// The config without the namespaces of these types (the host's are then the container's).
+fn without_namespaces(ctx: &mut Ctx, types: &[&str]) {
+    let ns = ctx.config["linux"]["namespaces"].as_array_mut().expect("linux.namespaces");
+    ns.retain(|n| !types.iter().any(|t| n["type"] == *t));
+    if types.contains(&"uts") {
+        // A hostname needs a UTS namespace of its own (refused before the sysctls otherwise).
+        ctx.config.as_object_mut().unwrap().remove("hostname");
+    }
+}
+
+/// The host's value of a sysctl, as a config would give it.
+fn host_sysctl(key: &str) -> String {
+    fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/"))).unwrap().trim().to_string()
+}
+
+/// `create` of a config that must be refused. Should the runtime accept it anyway, its init is
+/// killed by pid and its state removed by hand before the test fails: never a `delete`, which
+/// kills by the cgroup the config named (for a hierarchy's root, every process on the host).
+#[track_caller]
+fn create_refused(ctx: &Ctx, id: &str) -> Out {
+    let o = ctx.create(id);
+    if o.success() {
+        let pid = ctx.state(id)["pid"].as_i64().unwrap_or(0);
+        if pid > 0 {
+            // SAFETY: kill(2) of the pid the runtime reported as this container's init.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        let _ = fs::remove_dir_all(ctx.root.join(id));
+        panic!("the runtime accepted what it must refuse: {o}");
+    }
+    o.fails()
+}
+
+/// Sysctls that no namespace of the container scopes are the host's: refused by key with runc's
+/// words, the host unchanged. Each value is the host's own, so that a runtime without the check
+/// (husk before it: every one of these was written to the host) changes nothing by accepting it.
+#[test]
+fn sysctls_outside_the_containers_namespaces_are_refused() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("kernel.domainname", &["uts"], "is not in a separate kernel namespace"),
+        ("kernel.hostname", &["uts"], "is not in a separate kernel namespace"),
+        ("kernel.hostname", &[], "conflicts with the OCI"),
+        ("net.ipv4.ip_forward", &["network"], "not allowed in host network namespace"),
+        ("net/ipv4/conf/all/forwarding", &["network"], "not allowed in host network namespace"),
+        ("kernel.msgmax", &["ipc"], "is not allowed in the hosts ipc namespace"),
+        ("fs.mqueue.msg_max", &["ipc"], "is not allowed in the hosts ipc namespace"),
+        ("vm.swappiness", &[], "is not in a separate kernel namespace"),
+        ("vm.overcommit_memory", &[], "is not in a separate kernel namespace"),
+        ("kernel.panic", &[], "is not in a separate kernel namespace"),
+    ];
+    for (key, drop, want) in cases {
+        let mut ctx = Ctx::new("hostile-sysctl");
+        without_namespaces(&mut ctx, drop);
+        ctx.config["linux"]["sysctl"] = json!({ *key: host_sysctl(&key.replace('/', ".")) });
+        let id = ctx.id();
+        let before = ctx.audit();
+        let host = HostSnapshot::take(&ctx);
+        let o = create_refused(&ctx, &id).fails_with(want);
+        if is_husk() {
+            // The log line quotes the message: the key's own quotes come escaped.
+            assert!(o.stderr.contains(&format!("linux.sysctl[\\\"{key}\\\"]")), "{key}: {o}");
+        }
+        host.assert_unchanged();
+        ctx.assert_no_leaks(&before);
+    }
+}
+
+/// A network namespace joined by path that is the one the runtime runs in is the host's: its
+/// sysctls are refused as without one (runc's check). Harmless values, as above.
+#[test]
+fn sysctl_in_a_joined_host_network_namespace_is_refused() {
+    let mut ctx = Ctx::new("hostile-sysctl-netns");
+    let ns = ctx.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "network");
+    // The test's own network namespace: the one the runtime, its child, runs in.
+    ns.push(json!({"type": "network", "path": format!("/proc/{}/ns/net", std::process::id())}));
+    ctx.config["linux"]["sysctl"] = json!({ "net.ipv4.ip_forward": host_sysctl("net.ipv4.ip_forward") });
+    let id = ctx.id();
+    let host = HostSnapshot::take(&ctx);
+    create_refused(&ctx, &id).fails_with("not allowed in host network namespace");
+    host.assert_unchanged();
+}
+
+/// `kernel.core_pattern` with a pipe runs a program as host root at the next crash: refused
+/// whatever namespaces the container has. Not run against a runtime without the check (it
+/// would write the host's core_pattern): `sysctls_outside_the_containers_namespaces_are_refused`
+/// shows that with harmless values.
+#[test]
+fn sysctl_core_pattern_is_refused() {
+    let mut ctx = Ctx::new("hostile-corepattern");
+    ctx.config["linux"]["sysctl"] = json!({"kernel.core_pattern": "|/bin/false husk-hostile-test"});
+    let id = ctx.id();
+    let before = ctx.audit();
+    let host = HostSnapshot::take(&ctx);
+    let o = create_refused(&ctx, &id).fails_with("is not in a separate kernel namespace");
+    if is_husk() {
+        assert!(o.stderr.contains(r#"linux.sysctl[\"kernel.core_pattern\"]"#), "{o}");
+    }
+    host.assert_unchanged();
+    ctx.assert_no_leaks(&before);
 }

@@ -66,6 +66,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         ));
     }
     netdevices::check(bundle.spec.linux().as_ref().and_then(|l| l.net_devices().as_ref()), plan.new_net)?;
+    crate::rootfs::check_sysctls(&bundle.spec, &plan)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     if terminal && opts.console_socket.is_none() && !opts.own_console {
         return Err(Error::field("process.terminal", "a terminal needs --console-socket when husk detaches"));

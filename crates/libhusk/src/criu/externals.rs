@@ -10,7 +10,6 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::rpc::{ExtMountMap, JoinNamespace};
 use crate::cgroups::Cgroup;
-use crate::config::ns_name;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::NsPlan;
 use crate::rootfs::{self, safe_path};
@@ -130,7 +129,7 @@ pub fn dump_external_ns(plan: &NsPlan) -> Result<Vec<String>> {
     for (i, t, path) in external_namespaces(plan) {
         let st = rustix::fs::stat(&path)
             .map_err(|e| Error::os(format!("linux.namespaces[{i}].path: {}", path.display()), e.raw_os_error()))?;
-        out.push(format!("{}[{}]:{}", criu_ns_name(t), st.st_ino, ns_key(t)));
+        out.push(format!("{}[{}]:{}", crate::namespaces::proc_name(t), st.st_ino, ns_key(t)));
     }
     Ok(out)
 }
@@ -154,18 +153,10 @@ pub fn restore_namespaces(plan: &NsPlan) -> Result<(NsFds, Vec<JoinNamespace>)> 
                     "CRIU cannot restore into a joined cgroup namespace",
                 ))
             }
-            t => join.push(JoinNamespace { ns: criu_ns_name(*t).to_string(), ns_file: text(path) }),
+            t => join.push(JoinNamespace { ns: crate::namespaces::proc_name(*t).to_string(), ns_file: text(path) }),
         }
     }
     Ok((inherit, join))
-}
-
-fn criu_ns_name(t: LinuxNamespaceType) -> &'static str {
-    match t {
-        LinuxNamespaceType::Network => "net",
-        LinuxNamespaceType::Mount => "mnt",
-        t => ns_name(t),
-    }
 }
 
 #[cfg(test)]

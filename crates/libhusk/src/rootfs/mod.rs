@@ -66,6 +66,15 @@ pub fn is_bind_mount(m: &oci_spec::runtime::Mount) -> bool {
     mount_options::parse(m.options().as_deref().unwrap_or(&[])).is_ok_and(|o| mounts::is_bind(m, &o))
 }
 
+/// Refuse every `linux.sysctl` key the container's namespaces do not scope (it would be the
+/// host's): before anything of the container exists.
+pub fn check_sysctls(spec: &Spec, plan: &crate::namespaces::NsPlan) -> Result<()> {
+    match spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        Some(sysctl) => sysctl::check(sysctl, plan),
+        None => Ok(()),
+    }
+}
+
 /// Write `linux.sysctl` through a private, checked procfs handle.
 pub fn apply_sysctls(ctx: &RootfsContext) -> Result<()> {
     match ctx.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
