@@ -293,3 +293,70 @@ fn cgroup2_failed_create_leaks_no_cgroup() {
     ctx.assert_nothing_left(&id, &mounts);
     assert!(!dir_of(&id).exists());
 }
+
+/// runc's checks at create: into a cgroup that exists frozen (cgroup.freeze 1), or below one,
+/// create fails at once (husk waited for the frozen init forever); into one with a process in
+/// it, create fails (the container would share it). What existed is left as it was.
+#[test]
+fn cgroup2_create_into_a_frozen_or_busy_cgroup_fails_at_once() {
+    if !require(Feature::Cgroup2) {
+        return;
+    }
+    let mut ctx = Ctx::new("cg2unfit");
+    ctx.sh("exec sleep 100");
+    let id = ctx.id();
+    let dir = dir_of(&id);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("cgroup.freeze"), "1").unwrap();
+    for path in [format!("/{CGROUP_PARENT}/{id}"), format!("/{CGROUP_PARENT}/{id}/below")] {
+        ctx.config["linux"]["cgroupsPath"] = json!(path);
+        let cid = ctx.id();
+        ctx.write_config(&cid);
+        let mut c = ctx.cmd();
+        c.args(["create", "--bundle", ctx.bundle.to_str().unwrap(), &cid]);
+        let o = run_cmd(c, &ctx.dir, std::time::Duration::from_secs(10)).fails_with("unexpectedly frozen");
+        assert!(!ctx.root.join(&cid).exists() && procs_of(&cid, &ctx.dir).is_empty(), "{o}");
+        assert!(!dir.join("below").exists());
+    }
+    fs::write(dir.join("cgroup.freeze"), "0").unwrap();
+    let mut other = std::process::Command::new("sleep").arg("100").stdin(std::process::Stdio::null()).spawn().unwrap();
+    fs::write(dir.join("cgroup.procs"), other.id().to_string()).unwrap();
+    ctx.config["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+    ctx.create(&id).fails_with("container's cgroup is not empty: 1 process(es) found");
+    assert!(other.try_wait().unwrap().is_none(), "the process in the cgroup was killed");
+    other.kill().unwrap();
+    other.wait().unwrap();
+    assert!(wait_for(5, || fs::remove_dir(&dir).is_ok()));
+}
+
+/// With the host's pid namespace the init's children outlive it: `kill KILL` (runc main),
+/// `kill --all` and `delete --force` kill the whole cgroup (one write to cgroup.kill), also once
+/// the init is gone.
+#[test]
+fn cgroup2_host_pid_namespace_kill_reaches_every_process() {
+    if !require(Feature::Cgroup2) {
+        return;
+    }
+    for how in ["kill", "kill-all", "delete-force"] {
+        let mut ctx = Ctx::new("cg2hostpid");
+        ctx.config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "pid");
+        ctx.sh("sleep 1000 & echo started");
+        let id = ctx.id();
+        ctx.run_with(&id, &["-d"]).ok();
+        ctx.wait_status(&id, "stopped");
+        let procs = || read(&dir_of(&id), "cgroup.procs");
+        assert!(wait_for(10, || procs().lines().count() == 1), "{}", procs());
+        let left: u32 = procs().trim().parse().unwrap();
+        match how {
+            "kill" => ctx.husk(&["kill", &id, "KILL"]).ok(),
+            "kill-all" => ctx.husk(&["kill", "--all", &id, "KILL"]).ok(),
+            _ => ctx.husk(&["delete", "--force", &id]).ok(),
+        };
+        assert!(wait_for(10, || !alive(left)), "{how}: the init's child survived");
+        if how != "delete-force" {
+            ctx.husk(&["kill", &id, "KILL"]).fails_with("container not running");
+            ctx.husk(&["delete", &id]).ok();
+        }
+        assert!(!dir_of(&id).exists());
+    }
+}

@@ -278,3 +278,106 @@ fn unenforceable_resources_fail_and_leave_nothing() {
         assert!(!unified.exists(), "{} left behind", unified.display());
     }
 }
+
+/// The container's cgroup dir of the hierarchy that freezes it: the v1 freezer here, the
+/// cgroup2 dir on a pure v2 host.
+fn freezer_dir(id: &str) -> (PathBuf, &'static str, &'static str) {
+    let v1 = Path::new("/sys/fs/cgroup/freezer");
+    if v1.is_dir() {
+        (v1.join(CGROUP_PARENT).join(id), "freezer.state", "FROZEN")
+    } else {
+        (Path::new("/sys/fs/cgroup").join(CGROUP_PARENT).join(id), "cgroup.freeze", "1")
+    }
+}
+
+/// runc's checks at create (config-linux.md allows them): into a cgroup that exists frozen,
+/// create fails at once (husk waited for the frozen init forever), and so below a frozen
+/// parent; into one that holds a process, create fails (the container would share it). The
+/// existing cgroups and their process are left as they were; nothing of the container is left.
+#[test]
+fn create_into_a_frozen_or_busy_cgroup_fails_at_once() {
+    let mut ctx = Ctx::new("cgunfit");
+    ctx.sh("exec sleep 100");
+    let id = ctx.id();
+    let (dir, file, frozen) = freezer_dir(&id);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(file), frozen).unwrap();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for path in [format!("/{CGROUP_PARENT}/{id}"), format!("/{CGROUP_PARENT}/{id}/below")] {
+        ctx.config["linux"]["cgroupsPath"] = json!(path);
+        let cid = ctx.id();
+        ctx.write_config(&cid);
+        let mut c = ctx.cmd();
+        c.args(["create", "--bundle", ctx.bundle.to_str().unwrap(), &cid]);
+        // A deadline, not the suite's minute: a hang is the bug.
+        let o = run_cmd(c, &ctx.dir, std::time::Duration::from_secs(10)).fails_with("unexpectedly frozen");
+        if is_husk() {
+            assert!(o.stderr.contains("linux.cgroupsPath: container's cgroup unexpectedly frozen"), "{o}");
+        }
+        assert!(!ctx.root.join(&cid).exists() && procs_of(&cid, &ctx.dir).is_empty(), "{o}");
+        assert!(!dir.join("below").exists());
+    }
+    fs::write(dir.join(file), if frozen == "1" { "0" } else { "THAWED" }).unwrap();
+    fs::remove_dir(&dir).unwrap();
+
+    // A process in the cgroup (here in the pids hierarchy) before create.
+    let pids = if Path::new("/sys/fs/cgroup/pids").is_dir() { "/sys/fs/cgroup/pids" } else { "/sys/fs/cgroup" };
+    let dir = Path::new(pids).join(CGROUP_PARENT).join(&id);
+    fs::create_dir_all(&dir).unwrap();
+    let mut other = std::process::Command::new("sleep").arg("100").stdin(std::process::Stdio::null()).spawn().unwrap();
+    fs::write(dir.join("cgroup.procs"), other.id().to_string()).unwrap();
+    ctx.config["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+    let o = ctx.create(&id).fails_with("container's cgroup is not empty: 1 process(es) found");
+    assert!(other.try_wait().unwrap().is_none(), "the process in the cgroup was killed: {o}");
+    assert!(dir.is_dir());
+    assert!(!ctx.root.join(&id).exists());
+    other.kill().unwrap();
+    other.wait().unwrap();
+    assert!(wait_for(5, || fs::remove_dir(&dir).is_ok()));
+    ctx.assert_nothing_left(&id, &mounts);
+}
+
+/// The pids of the container's cgroup (its pids hierarchy here, the cgroup2 dir on v2).
+fn cgroup_pids(id: &str) -> Vec<u32> {
+    let pids = if Path::new("/sys/fs/cgroup/pids").is_dir() { "/sys/fs/cgroup/pids" } else { "/sys/fs/cgroup" };
+    let text =
+        fs::read_to_string(Path::new(pids).join(CGROUP_PARENT).join(id).join("cgroup.procs")).unwrap_or_default();
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// With the host's pid namespace the init's children outlive it: `kill KILL` (as runc main),
+/// `kill --all` and `delete --force` kill everything in the container's cgroup, also once the
+/// init is gone and the container reads `stopped`.
+#[test]
+fn host_pid_namespace_kill_reaches_every_process_of_the_cgroup() {
+    for how in ["kill", "kill-all", "delete-force", "kill-running"] {
+        let mut ctx = Ctx::new("cghostpid");
+        ctx.config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "pid");
+        let init_exits = how != "kill-running";
+        ctx.sh(if init_exits { "sleep 1000 & echo started" } else { "sleep 1000 & exec sleep 1000" });
+        let id = ctx.id();
+        let before = ctx.audit();
+        let o = ctx.run_with(&id, &["-d"]).ok();
+        if init_exits {
+            ctx.wait_status(&id, "stopped");
+        }
+        assert!(wait_for(10, || cgroup_pids(&id).len() == if init_exits { 1 } else { 2 }), "{o}");
+        let left = cgroup_pids(&id);
+        match how {
+            "kill" | "kill-running" => ctx.husk(&["kill", &id, "KILL"]).ok(),
+            "kill-all" => ctx.husk(&["kill", "--all", &id, "KILL"]).ok(),
+            _ => ctx.husk(&["delete", "--force", &id]).ok(),
+        };
+        for p in &left {
+            assert!(wait_for(10, || !alive(*p)), "{how}: pid {p} of the container's cgroup survived");
+        }
+        if how != "delete-force" {
+            ctx.wait_status(&id, "stopped");
+            // Nothing left: a second one says so, as runc does (kill --all of it succeeds).
+            ctx.husk(&["kill", &id, "KILL"]).fails_with("container not running");
+            ctx.husk(&["kill", "--all", &id, "KILL"]).ok();
+            ctx.husk(&["delete", &id]).ok();
+        }
+        ctx.assert_no_leaks(&before);
+    }
+}

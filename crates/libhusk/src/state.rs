@@ -159,6 +159,10 @@ pub struct ExecConfig {
     pub namespaces: u64,
     #[serde(default)]
     pub no_new_keyring: bool,
+    /// The pid namespace is joined by path: its PID 1 is not the init, so the container's
+    /// processes outlive the init (`kill KILL` kills them by cgroup).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pid_ns_joined: bool,
 }
 
 /// The OCI state as `state` prints it and hooks receive it, with runc's extra fields.

@@ -255,3 +255,73 @@ fn sysctl_core_pattern_is_refused() {
     host.assert_unchanged();
     ctx.assert_no_leaks(&before);
 }
+
+/// A cgroupsPath that cleans to a hierarchy's root makes every host process the container's
+/// (`ps` lists them, `delete` killed them all); one that cleans to nothing relative is the
+/// caller's own cgroup. Refused before anything exists; the canary lives. Never run the
+/// `delete` of such a container: `create_refused` kills only the init of a runtime that
+/// accepts it.
+#[test]
+fn cgroups_path_at_a_hierarchy_root_is_refused() {
+    for path in ["/", "/../..", "//husk-tests/..", "..", "."] {
+        let mut ctx = Ctx::new("hostile-cgroot");
+        ctx.config["linux"]["cgroupsPath"] = json!(path);
+        ctx.sh("exec sleep 100");
+        let id = ctx.id();
+        let before = ctx.audit();
+        let host = HostSnapshot::take(&ctx);
+        let o = create_refused(&ctx, &id);
+        if is_husk() {
+            assert!(o.stderr.contains(&format!(r#"linux.cgroupsPath: \"{path}\""#)), "{path}: {o}");
+        }
+        host.assert_unchanged();
+        ctx.assert_no_leaks(&before);
+    }
+}
+
+/// A cgroup the container joined (it existed, empty, before create) and that another process
+/// shares later: `kill --all` and `delete --force` kill the container's processes, found by its
+/// pid namespace, and never the neighbour; nothing is frozen or removed that husk did not make.
+/// Without a pid namespace of its own only the init is provably the container's.
+#[test]
+fn kill_and_delete_spare_the_neighbours_in_a_joined_cgroup() {
+    for own_pid_ns in [true, false] {
+        let mut ctx = Ctx::new("hostile-cgshared");
+        if !own_pid_ns {
+            without_namespaces(&mut ctx, &["pid"]);
+        }
+        let id = ctx.id();
+        let dirs = Ctx::cgroup_dirs(&id);
+        for d in &dirs {
+            fs::create_dir_all(d).unwrap();
+        }
+        // With the host's pid namespace a child of the init would not be provably the
+        // container's (it would be left alone, and in the cgroup): the init alone then.
+        ctx.sh(if own_pid_ns { "sleep 1000 & exec sleep 1000" } else { "exec sleep 1000" });
+        let o = ctx.run_with(&id, &["-d"]).ok();
+        let init = ctx.state(&id)["pid"].as_i64().unwrap() as u32;
+        // The neighbour joins every hierarchy of the container's cgroup.
+        let mut neighbour = Command::new("sleep").arg("1000").stdin(Stdio::null()).spawn().unwrap();
+        for d in &dirs {
+            fs::write(d.join("cgroup.procs"), neighbour.id().to_string()).unwrap();
+        }
+        let host = HostSnapshot::take(&ctx);
+        ctx.husk(&["kill", "--all", &id, "KILL"]).ok();
+        assert!(wait_for(10, || !alive(init)), "the container's init survived kill --all: {o}");
+        ctx.husk(&["delete", "--force", &id]).ok();
+        assert!(neighbour.try_wait().unwrap().is_none(), "kill --all or delete --force killed the neighbour");
+        for d in &dirs {
+            assert!(d.is_dir(), "{} existed before the container and was removed", d.display());
+            let frozen = ["freezer.state", "cgroup.freeze"]
+                .iter()
+                .any(|f| fs::read_to_string(d.join(f)).is_ok_and(|s| matches!(s.trim(), "FROZEN" | "1")));
+            assert!(!frozen, "{} was left frozen", d.display());
+        }
+        host.assert_unchanged();
+        neighbour.kill().unwrap();
+        neighbour.wait().unwrap();
+        for d in &dirs {
+            assert!(wait_for(5, || fs::remove_dir(d).is_ok() || !d.exists()), "rmdir {}", d.display());
+        }
+    }
+}

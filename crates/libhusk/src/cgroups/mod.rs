@@ -219,6 +219,20 @@ impl Cgroup {
             Some(p) if !p.as_os_str().is_empty() => clean(p),
             _ => clean(Path::new(id)),
         };
+        if inner.as_os_str().is_empty() {
+            // `..` stops at the root as with runc (`/../x` is `/x`), so nothing climbs above the
+            // hierarchy's root or, relative, above the caller's cgroup: but a path that cleans
+            // to nothing would make the container one with the whole host (absolute: every
+            // process is in the root) or with its caller, and `kill --all` or `delete` kill
+            // everything in it.
+            let given = cgroups_path.map(|p| p.display().to_string()).unwrap_or_default();
+            let why = if absolute {
+                "is the root of the cgroup hierarchies, where every process of the host is"
+            } else {
+                "is the cgroup of the caller itself, not one of the container's own"
+            };
+            return Err(Error::field("linux.cgroupsPath", format!("{given:?} {why}")));
+        }
         let mut own = None;
         let mut cg = Cgroup { mode: Some(mode), ..Cgroup::default() };
         for h in usable(hierarchies) {
@@ -281,6 +295,9 @@ impl Cgroup {
             if i == 0 {
                 crate::crashpoint::here("cgroup:first-made");
             }
+        }
+        self.check_fit()?;
+        for p in &self.placements {
             if !p.v2 && p.has("cpuset") {
                 cpuset_inherit(p)?;
             }
@@ -293,6 +310,45 @@ impl Cgroup {
             Some(r) => self.apply(r, plan),
             None => Ok(()),
         }
+    }
+
+    /// runc's checks that the container's cgroup is fit for a new container (config-linux.md
+    /// allows them, runc makes them): one that existed before must hold no process (the
+    /// container would share it, and `kill --all` or `delete` would kill the others), and none
+    /// may be frozen (the init would freeze as it joins, and create wait for it forever). A new
+    /// cgroup below a frozen parent is frozen too, so the freezer is read whether husk made the
+    /// directory or not: one small read a hierarchy that can freeze.
+    fn check_fit(&self) -> Result<()> {
+        let field = "linux.cgroupsPath";
+        for p in self.placements.iter().filter(|p| !p.created.contains(&p.dir)) {
+            let mut n = 0;
+            for dir in remove::subtree(&p.dir)? {
+                n += remove::read_ids(&dir.join("cgroup.procs"))?.len();
+            }
+            if n > 0 {
+                return Err(Error::field(
+                    field,
+                    format!("container's cgroup is not empty: {n} process(es) found in {}", p.dir.display()),
+                ));
+            }
+        }
+        let read = |d: &Path, f: &str| crate::smallfile::read_string(d.join(f), 256).unwrap_or_default();
+        for p in &self.placements {
+            let frozen = if p.v2 {
+                read(&p.dir, "cgroup.events").lines().any(|l| l.trim() == "frozen 1")
+            } else if p.has("freezer") {
+                matches!(read(&p.dir, "freezer.state").trim(), "FROZEN" | "FREEZING")
+            } else {
+                continue;
+            };
+            if frozen {
+                return Err(Error::field(
+                    field,
+                    format!("container's cgroup unexpectedly frozen: {} (or a parent) is frozen", p.dir.display()),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Write the device list where the devices controller is: the v1 hierarchy, else an eBPF
@@ -372,18 +428,20 @@ impl Cgroup {
     /// caller may not write): the caller signals by list instead. A cgroup already gone is
     /// true: nothing is left in it.
     pub fn kill(&self) -> bool {
+        // Only a cgroup that is the container's alone: in any other the caller picks by process.
+        if !self.owned() {
+            return false;
+        }
         let Some(p) = self.placements.iter().find(|p| p.v2) else { return false };
         resources::write(&p.dir, "cgroup.kill", "1", "cgroup.kill").is_ok() || !p.dir.exists()
     }
 
-    /// `pids()`, but only when the container created its cgroup (in every hierarchy): a joined,
-    /// shared cgroup holds processes that are not the container's.
-    pub fn own_pids(&self) -> Result<Vec<i32>> {
-        if self.placements.iter().all(|p| p.created.contains(&p.dir)) {
-            self.pids()
-        } else {
-            Ok(Vec::new())
-        }
+    /// Whether the container's cgroup is its own: husk made it for this container (its directory
+    /// in every hierarchy, or the systemd scope). Only then is everything in it the container's;
+    /// a cgroup that existed before (joined, or shared) may hold anybody's processes.
+    pub fn owned(&self) -> bool {
+        self.systemd.is_some()
+            || (!self.placements.is_empty() && self.placements.iter().all(|p| p.created.contains(&p.dir)))
     }
 
     /// `destroy` in one rmdir a hierarchy, for cgroups that are empty: the usual delete, after

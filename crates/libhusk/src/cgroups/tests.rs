@@ -421,3 +421,72 @@ fn the_plan_names_the_dirs_before_they_exist() {
     planned.destroy().unwrap();
     assert_removed(&cg);
 }
+
+/// A cgroupsPath that cleans to a hierarchy's root (absolute) or to the caller's own cgroup
+/// (relative) is refused before anything is made: the container would be the whole host.
+/// `..` stops at the root as runc's CleanPath does, so nothing else climbs above it.
+#[test]
+fn cgroups_path_that_cleans_to_a_root_is_refused() {
+    let hs = host_hierarchies().unwrap();
+    for p in ["/", "//", "/../..", "/a/..", "/./"] {
+        let e = Cgroup::placements_in(&hs, Some(Path::new(p)), "x").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "linux.cgroupsPath: {p:?} is the root of the cgroup hierarchies, where every process of the host is"
+            )
+        );
+        let e = Cgroup::create(Some(Path::new(p)), "x", None).unwrap_err().to_string();
+        assert!(e.starts_with("linux.cgroupsPath: "), "{e}");
+    }
+    for p in [".", "..", "a/../..", "./"] {
+        let e = Cgroup::placements_in(&hs, Some(Path::new(p)), "x").unwrap_err().to_string();
+        assert!(e.ends_with("is the cgroup of the caller itself, not one of the container's own"), "{p}: {e}");
+    }
+    let own = mountinfo::read_proc_cgroup().unwrap();
+    let cg = Cgroup::placements_in(&hs, Some(Path::new("/../../husk-x/../husk-y")), "x").unwrap();
+    assert!(cg.placements.iter().all(|p| p.dir == p.mount.join("husk-y")), "{:?}", cg.placements);
+    let cg = Cgroup::placements_in(&hs, Some(Path::new("../../husk-y")), "x").unwrap();
+    for p in &cg.placements {
+        let h = hs.iter().find(|h| h.mount == p.mount).unwrap();
+        let mut base = mountinfo::own_relative(h, &own).unwrap();
+        if cg.mode == Some(Mode::V2) {
+            base.pop();
+        }
+        assert_eq!(p.dir, h.mount.join(base).join("husk-y"));
+    }
+}
+
+/// runc's checks at create: a cgroup that existed before must hold no process and none may be
+/// frozen (nor a new one below a frozen parent): refused at once, nothing made left behind.
+#[test]
+fn existing_cgroup_with_processes_or_frozen_is_refused() {
+    let n = format!("/{}", name("unfit"));
+    let first = Cgroup::create(Some(Path::new(&n)), "a", None).unwrap();
+    let mut child = Command::new("sleep").arg("1000").stdin(Stdio::null()).spawn().unwrap();
+    first.add_process(child.id() as i32, false).unwrap();
+    let e = Cgroup::create(Some(Path::new(&n)), "b", None).unwrap_err().to_string();
+    assert!(e.starts_with("linux.cgroupsPath: container's cgroup is not empty: 1 process(es) found in "), "{e}");
+    assert_eq!(first.pids().unwrap(), [child.id() as i32], "the existing cgroup and its process are untouched");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    first.freeze().unwrap();
+    let start = std::time::Instant::now();
+    let e = Cgroup::create(Some(Path::new(&n)), "b", None).unwrap_err().to_string();
+    assert!(e.starts_with("linux.cgroupsPath: container's cgroup unexpectedly frozen: "), "{e}");
+    let below = format!("{n}/below");
+    let e = Cgroup::create(Some(Path::new(&below)), "c", None).unwrap_err().to_string();
+    assert!(e.contains("unexpectedly frozen"), "a new cgroup below a frozen one: {e}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    for p in &first.placements {
+        assert!(!p.dir.join("below").exists(), "{} left behind", p.dir.join("below").display());
+    }
+    first.thaw().unwrap();
+    // Empty and thawed: joined, as runc joins it.
+    let second = Cgroup::create(Some(Path::new(&n)), "b", None).unwrap();
+    assert!(!second.owned() && first.owned());
+    second.destroy().unwrap();
+    first.destroy().unwrap();
+    assert_removed(&first);
+}

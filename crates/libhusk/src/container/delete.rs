@@ -61,7 +61,7 @@ pub(crate) fn destroy(dir: StateDir, state: &State, status: Status) -> Result<()
         // Nothing was left to kill.
         crate::crashpoint::here("delete:killed");
     } else {
-        kill_all(state, status == Status::Stopped)?;
+        kill_all(state)?;
         crate::crashpoint::here("delete:killed");
         state.cgroup.destroy()?;
     }
@@ -79,9 +79,9 @@ pub(crate) fn destroy(dir: StateDir, state: &State, status: Status) -> Result<()
 }
 
 /// SIGKILL the init and everything in the container's cgroup, then wait until they are gone.
-/// With `own_cgroup_only`, processes are killed only in a cgroup the container created (never in
-/// one it joined and shares).
-fn kill_all(state: &State, own_cgroup_only: bool) -> Result<()> {
+/// In a cgroup the container did not create (joined, maybe shared) only the processes that are
+/// provably the container's (`kill::container_pids`).
+fn kill_all(state: &State) -> Result<()> {
     let mut fds: Vec<OwnedFd> = Vec::new();
     if state.init.is_alive() {
         if let Some(fd) = Pid::from_raw(state.init.pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) {
@@ -91,7 +91,7 @@ fn kill_all(state: &State, own_cgroup_only: bool) -> Result<()> {
             }
         }
     }
-    let pids = if own_cgroup_only { super::kill::own_pids(state) } else { super::kill::container_pids(state) };
+    let pids = super::kill::container_pids(state);
     for pid in pids.unwrap_or_default() {
         if let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) {
             let _ = rustix::process::pidfd_send_signal(&fd, Signal::KILL);

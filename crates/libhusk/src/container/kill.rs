@@ -76,26 +76,41 @@ fn realtime(n: i32) -> Option<Signal> {
 pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
     let dir = StateDir::open(root, id)?;
     // --all freezes and thaws the cgroup: exclusive with pause/resume, and with a delete that
-    // would remove the cgroup between our freeze and thaw.
-    if all {
+    // would remove the cgroup between our freeze and thaw. So may SIGKILL (below).
+    if all || signal == Signal::KILL {
         dir.lock()?;
     }
     let state = dir.load()?;
-    match state.status(&dir) {
-        Status::Created | Status::Running | Status::Paused => {}
-        _ if all => return Ok(()),
-        _ => return Err(Error::msg("container not running")),
+    let running = matches!(state.status(&dir), Status::Created | Status::Running | Status::Paused);
+    // SIGKILL of a container whose processes outlive its init (the host's pid namespace, or a
+    // joined one) kills all of them, as runc does: else they live on after the container
+    // reads `stopped`. Also once the init is gone: what is left is still the container's.
+    let by_cgroup = all || (signal == Signal::KILL && outlive_init(&state, running));
+    if !by_cgroup {
+        if !running {
+            return Err(Error::msg("container not running"));
+        }
+        return signal_pid(state.init.pid, Some(state.init), signal);
     }
-    if all {
-        return kill_all(&state, signal);
+    if !running && container_pids(&state)?.is_empty() {
+        return if all { Ok(()) } else { Err(Error::msg("container not running")) };
     }
-    signal_pid(state.init.pid, Some(state.init), signal)
+    kill_all(&state, signal)
+}
+
+/// Whether processes of the container can outlive its init: unless the init is PID 1 of a pid
+/// namespace of its own (the kernel kills everything in a namespace whose PID 1 dies). Once the
+/// init is gone, whatever is left lived on.
+fn outlive_init(state: &State, running: bool) -> bool {
+    !running || state.exec.as_ref().is_some_and(|e| e.namespaces & libc::CLONE_NEWPID as u64 == 0 || e.pid_ns_joined)
 }
 
 /// Signal every process of the cgroup. SIGKILL goes through cgroup v2's `cgroup.kill` where it
 /// can (runc 1.2 alike). Otherwise the cgroup is frozen meanwhile, as runc does, so that nothing
 /// forks past the list; thawed afterwards unless the container was paused and the signal can
-/// wait (a frozen v1 task cannot even die of SIGKILL until thawed).
+/// wait (a frozen v1 task cannot even die of SIGKILL until thawed). A cgroup husk did not make
+/// for the container is neither killed nor frozen whole: only the container's processes in it
+/// are signalled (see [`container_pids`]).
 pub(crate) fn kill_all(state: &State, signal: Signal) -> Result<()> {
     let cgroup = &state.cgroup;
     if signal == Signal::KILL && cgroup.kill() {
@@ -105,8 +120,9 @@ pub(crate) fn kill_all(state: &State, signal: Signal) -> Result<()> {
         }
         return Ok(());
     }
+    let owned = cgroup.owned();
     let was_paused = cgroup.is_frozen();
-    let froze = !was_paused && cgroup.freeze().is_ok();
+    let froze = owned && !was_paused && cgroup.freeze().is_ok();
     let pids = container_pids(state);
     for &pid in pids.as_deref().unwrap_or_default() {
         // A process that exits meanwhile is not an error.
@@ -119,10 +135,25 @@ pub(crate) fn kill_all(state: &State, signal: Signal) -> Result<()> {
 }
 
 /// Every process of the container: its cgroup's, or without one (rootless husk without cgroup
-/// delegation) those in the init's pid namespace when it has its own, else the init alone.
+/// delegation) those in the init's pid namespace when it has its own, else the init alone. In a
+/// cgroup husk did not make for this container (it existed before, and may be shared) only the
+/// processes that are provably the container's: those in its own pid namespace, else the init.
 pub(crate) fn container_pids(state: &State) -> Result<Vec<i32>> {
     if has_cgroup(state) {
-        return state.cgroup.pids();
+        let pids = state.cgroup.pids()?;
+        if state.cgroup.owned() {
+            return Ok(pids);
+        }
+        let n = pids.len();
+        let mine = in_init_pid_ns(state, pids);
+        if mine.len() < n {
+            tracing::warn!(
+                "the container's cgroup was not made by husk for it: {} process(es) in it that are not provably the \
+                 container's are left alone",
+                n - mine.len()
+            );
+        }
+        return Ok(mine);
     }
     // A dead init (a zombie still shows its pid namespace) leaves nothing: a pid namespace dies
     // with its init, and without one of its own the init was all there was.
@@ -146,13 +177,19 @@ pub(crate) fn container_pids(state: &State) -> Result<Vec<i32>> {
     Ok(out)
 }
 
-/// [`container_pids`], but from a cgroup only when the container created it (a joined, shared
-/// cgroup holds processes that are not the container's).
-pub(crate) fn own_pids(state: &State) -> Result<Vec<i32>> {
-    if has_cgroup(state) {
-        return state.cgroup.own_pids();
+/// Of `pids`, those in the init's pid namespace when it is not husk's own; else the init alone
+/// (in the host's pid namespace nothing tells the container's processes from the host's).
+fn in_init_pid_ns(state: &State, pids: Vec<i32>) -> Vec<i32> {
+    if !state.init.is_alive() {
+        return Vec::new();
     }
-    container_pids(state)
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let init = state.init.pid.to_string();
+    let Some(theirs) = ns(&init) else { return Vec::new() };
+    if ns("self").as_ref() == Some(&theirs) {
+        return pids.into_iter().filter(|&p| p == state.init.pid).collect();
+    }
+    pids.into_iter().filter(|p| ns(&p.to_string()).as_ref() == Some(&theirs)).collect()
 }
 
 fn has_cgroup(state: &State) -> bool {

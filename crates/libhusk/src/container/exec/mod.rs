@@ -277,7 +277,7 @@ pub fn send_pidfd(path: &std::path::Path, pidfd: &OwnedFd) -> Result<()> {
 /// What exec needs from a container's config, recorded in its state by `create`.
 pub(crate) fn exec_config(spec: &oci_spec::runtime::Spec, plan: &NsPlan, no_new_keyring: bool) -> Option<ExecConfig> {
     let process = spec.process().clone()?;
-    Some(ExecConfig { process, namespaces: plan.listed, no_new_keyring })
+    Some(ExecConfig { process, namespaces: plan.listed, no_new_keyring, pid_ns_joined: plan.pid_ns_path().is_some() })
 }
 
 /// A state written before husk recorded `exec` (an older husk): read the bundle once.
