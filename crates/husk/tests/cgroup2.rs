@@ -198,13 +198,14 @@ fn cgroup2_cpu_weight_max_and_cpuset() {
     if !require(Feature::Cgroup2) {
         return;
     }
-    // shares → weight by runc's formula 1 + (shares - 2) * 9999 / 262142: 512 → 20.
+    // shares → weight by runc main's formula (10^((l² + 125l)/612 − 7/34), l = log2(shares),
+    // rounded up; runc >= 1.3.2, crun >= 1.23): 512 → 59 (the old linear one gave 20).
     let mut ctx = Ctx::new("cg2cpu");
     ctx.config["linux"]["resources"]["cpu"] =
         json!({"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"});
     let (id, _, out) = start_and_read(&mut ctx, "grep Cpus_allowed_list /proc/self/status");
     let dir = dir_of(&id);
-    assert_eq!(read(&dir, "cpu.weight"), "20");
+    assert_eq!(read(&dir, "cpu.weight"), "59");
     assert_eq!(read(&dir, "cpu.max"), "50000 100000");
     assert_eq!(read(&dir, "cpuset.cpus"), "0");
     assert_eq!(read(&dir, "cpuset.mems"), "0");
@@ -327,6 +328,46 @@ fn cgroup2_create_into_a_frozen_or_busy_cgroup_fails_at_once() {
     other.kill().unwrap();
     other.wait().unwrap();
     assert!(wait_for(5, || fs::remove_dir(&dir).is_ok()));
+}
+
+/// `update` on v2 as runc: cpu.idle first and no weight into an idle group (every later update
+/// wrote it and failed), the weight back once not idle; `--memory -1` is memory.max and
+/// memory.swap.max "max"; `pids.limit` 0 is pids.max 1 (runc main); the realtime budget is
+/// refused by field; device rules in `update -r` are accepted and not applied (runc skips them).
+#[test]
+fn cgroup2_update_transitions_as_runc() {
+    if !require(Feature::Cgroup2) {
+        return;
+    }
+    let mut ctx = Ctx::new("cg2trans");
+    ctx.config["linux"]["resources"] =
+        json!({"cpu": {"shares": 512}, "memory": {"limit": 64 << 20, "swap": 128 << 20}, "pids": {"limit": 0}});
+    let (id, _, _) = start_and_read(&mut ctx, "true");
+    let dir = dir_of(&id);
+    assert_eq!(read(&dir, "pids.max"), "1");
+    ctx.husk(&["update", "--pids-limit", "20", &id]).ok();
+    ctx.husk(&["update", "--cpu-idle", "1", &id]).ok();
+    assert_eq!(read(&dir, "cpu.idle"), "1");
+    ctx.husk(&["update", "--pids-limit", "30", &id]).ok();
+    assert_eq!(read(&dir, "pids.max"), "30");
+    ctx.husk(&["update", "--cpu-idle", "0", &id]).ok();
+    assert_eq!(read(&dir, "cpu.weight"), "59");
+    ctx.husk(&["update", "--memory", "-1", &id]).ok();
+    assert_eq!(read(&dir, "memory.max"), "max");
+    if dir.join("memory.swap.max").exists() {
+        assert_eq!(read(&dir, "memory.swap.max"), "max");
+    }
+    ctx.husk(&["update", "--pids-limit", "0", &id]).ok();
+    assert_eq!(read(&dir, "pids.max"), "1");
+    ctx.husk(&["update", "--cpu-rt-runtime", "5000", &id]).fails_with("linux.resources.cpu.realtimeRuntime");
+    let r = ctx.dir.join("devices.json");
+    fs::write(
+        &r,
+        r#"{"devices": [{"allow": true, "access": "rwa"}, {"allow": false, "type": "c", "major": 1, "minor": 3}]}"#,
+    )
+    .unwrap();
+    ctx.husk(&["update", "-r", r.to_str().unwrap(), &id]).ok();
+    ctx.husk(&["exec", &id, "sh", "-c", "echo x > /dev/null"]).ok();
 }
 
 /// With the host's pid namespace the init's children outlive it: `kill KILL` (runc main),

@@ -72,7 +72,7 @@ fn cgroup2_every_resource_from_the_config() {
     assert_eq!(read(&d, "memory.max"), (64u64 << 20).to_string());
     assert_eq!(read(&d, "memory.low"), (32u64 << 20).to_string());
     assert_eq!(read(&d, "memory.swap.max"), (32u64 << 20).to_string(), "swap is memory+swap minus memory");
-    assert_eq!(read(&d, "cpu.weight"), "39", "shares 1024 → weight 39");
+    assert_eq!(read(&d, "cpu.weight"), "100", "shares 1024 → weight 100 (runc main's conversion)");
     assert_eq!(read(&d, "cpu.max"), "50000 100000");
     assert_eq!(read(&d, "cpu.max.burst"), "10000");
     assert_eq!(read(&d, "cpuset.cpus"), "0");
@@ -126,6 +126,10 @@ fn cgroup2_update_pause_ps_and_stats() {
     assert_eq!(read(&d, "memory.max"), (128u64 << 20).to_string());
     assert_eq!(read(&d, "cpu.max"), "20000 100000");
     assert_eq!(read(&d, "pids.max"), "40");
+    // pids.limit 0 is a limit: TasksMax 1 (systemd refuses 0) and pids.max 1, as runc main.
+    ctx.husk(&["update", "--pids-limit", "0", &id]).ok();
+    assert_eq!(read(&d, "pids.max"), "1");
+    ctx.husk(&["update", "--pids-limit", "40", &id]).ok();
     ctx.husk(&["pause", &id]).ok();
     assert_eq!(ctx.status(&id), "paused");
     assert_eq!(read(&d, "cgroup.freeze"), "1");
@@ -230,6 +234,10 @@ fn systemd_scope_with_limits_update_and_delete() {
     ctx.husk(&["--systemd-cgroup", "update", "--memory", "128M", &id]).ok();
     assert_eq!(read(&dir, "memory.max"), (128u64 << 20).to_string());
     assert_eq!(systemctl(&["show", "-p", "MemoryMax", "--value", &unit]).1, (128u64 << 20).to_string());
+    // pids.limit 0 is a limit: TasksMax 1 (systemd refuses 0), as runc main's systemd driver.
+    ctx.husk(&["--systemd-cgroup", "update", "--pids-limit", "0", &id]).ok();
+    assert_eq!(systemctl(&["show", "-p", "TasksMax", "--value", &unit]).1, "1");
+    assert_eq!(read(&dir, "pids.max"), "1");
     ctx.husk(&["--systemd-cgroup", "pause", &id]).ok();
     assert_eq!(ctx.status(&id), "paused");
     ctx.husk(&["--systemd-cgroup", "resume", &id]).ok();

@@ -280,3 +280,75 @@ fn a_memory_limit_hit_is_an_oom_event() {
     let oom = lines_of(&out).into_iter().find(|e| e["type"] == "oom").unwrap();
     assert_eq!(oom["id"], id.as_str());
 }
+
+/// `update` transitions the kernel accepts only in one order, as runc orders them: an idle
+/// group takes no shares (every later update wrote them and failed), leaving idle restores
+/// them; `--memory -1` makes memory+swap unlimited with it (the old swap limit would be below
+/// it); realtime period and runtime both ways (v1; cgroup v2 has no realtime budget). Device
+/// rules in `update -r` are accepted and neither applied nor recorded (runc skips them).
+#[test]
+fn update_transitions_as_runc() {
+    let mut ctx = Ctx::new("uptrans");
+    let rt = Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists();
+    let id = ctx.id();
+    // A top-level cgroup: a realtime budget comes out of the parent's, and only the root has one
+    // (husk, as runc, gives none to the parents it makes).
+    let name = format!("husk-rt-{id}");
+    ctx.config["linux"]["cgroupsPath"] = json!(format!("/{name}"));
+    ctx.config["linux"]["resources"] =
+        json!({"cpu": {"shares": 512}, "memory": {"limit": 64 << 20, "swap": 128 << 20}});
+    ctx.sh("exec sleep 100");
+    ctx.run_with(&id, &["-d"]).ok();
+    let top = if v2() { PathBuf::from("/sys/fs/cgroup") } else { PathBuf::from("/sys/fs/cgroup/cpu") };
+    let cpu = top.join(&name);
+    let mem = if v2() { cpu.clone() } else { Path::new("/sys/fs/cgroup/memory").join(&name) };
+    let rd =
+        |d: &Path, f: &str| fs::read_to_string(d.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")).trim().to_string();
+    if cpu.join("cpu.idle").exists() {
+        ctx.husk(&["update", "--cpu-idle", "1", &id]).ok();
+        assert_eq!(rd(&cpu, "cpu.idle"), "1");
+        ctx.husk(&["update", "--pids-limit", "30", &id]).ok();
+        ctx.husk(&["update", "--cpu-idle", "0", &id]).ok();
+        let (shares, want) = if v2() { ("cpu.weight", "59") } else { ("cpu.shares", "512") };
+        assert_eq!(rd(&cpu, shares), want, "the configured shares again once not idle");
+    }
+    ctx.husk(&["update", "--memory", "-1", &id]).ok();
+    if v2() {
+        assert_eq!(rd(&mem, "memory.max"), "max");
+    } else {
+        let unlimited = rd(Path::new("/sys/fs/cgroup/memory"), "memory.limit_in_bytes");
+        assert_eq!(rd(&mem, "memory.limit_in_bytes"), unlimited);
+        assert_eq!(rd(&mem, "memory.memsw.limit_in_bytes"), unlimited);
+    }
+    ctx.husk(&["update", "--memory", "32M", "--memory-swap", "64M", &id]).ok();
+    let limit = if v2() { "memory.max" } else { "memory.limit_in_bytes" };
+    assert_eq!(rd(&mem, limit), (32u64 << 20).to_string());
+    if v2() {
+        ctx.husk(&["update", "--cpu-rt-runtime", "5000", &id]).fails_with("realtimeRuntime");
+    } else if rt {
+        ctx.husk(&["update", "--cpu-rt-period", "100000", "--cpu-rt-runtime", "50000", &id]).ok();
+        // A period below the runtime in force: the runtime must shrink first.
+        ctx.husk(&["update", "--cpu-rt-period", "10000", "--cpu-rt-runtime", "5000", &id]).ok();
+        assert_eq!((rd(&cpu, "cpu.rt_period_us"), rd(&cpu, "cpu.rt_runtime_us")), ("10000".into(), "5000".into()));
+        // And back up: the period must grow first.
+        ctx.husk(&["update", "--cpu-rt-period", "100000", "--cpu-rt-runtime", "50000", &id]).ok();
+        assert_eq!(rd(&cpu, "cpu.rt_runtime_us"), "50000");
+        ctx.husk(&["update", "--cpu-rt-runtime", "0", &id]).ok();
+    }
+    // runc accepts any device rules in an update (it skips devices): so does husk, unapplied.
+    let state_before = fs::read_to_string(ctx.root.join(&id).join("state.json")).unwrap_or_default();
+    let r = ctx.dir.join("devices.json");
+    fs::write(
+        &r,
+        r#"{"devices": [{"allow": true, "access": "rwa"}, {"allow": false, "type": "c", "major": 1, "minor": 3}]}"#,
+    )
+    .unwrap();
+    ctx.husk(&["update", "-r", r.to_str().unwrap(), &id]).ok();
+    ctx.husk(&["exec", &id, "sh", "-c", "echo x > /dev/null"]).ok();
+    if is_husk() {
+        let devices = |s: &str| serde_json::from_str::<Value>(s).unwrap()["cgroup"]["resources"]["devices"].clone();
+        let after = fs::read_to_string(ctx.root.join(&id).join("state.json")).unwrap();
+        assert_eq!(devices(&after), devices(&state_before), "the update's device rules were recorded");
+    }
+    ctx.husk(&["delete", "--force", &id]).ok();
+}

@@ -381,3 +381,49 @@ fn host_pid_namespace_kill_reaches_every_process_of_the_cgroup() {
         ctx.assert_no_leaks(&before);
     }
 }
+
+/// `unified` on a host whose controllers are v1's: runc's words, which tools match (hybrid
+/// here: memory is a v1 controller; a pure v1 host has no cgroup2 at all).
+#[test]
+fn unified_for_a_v1_controller_is_an_invalid_configuration() {
+    if !Path::new("/sys/fs/cgroup/memory").is_dir() {
+        return; // a pure cgroup v2 host
+    }
+    let mut ctx = Ctx::new("cgunified1");
+    ctx.config["linux"]["resources"]["unified"] = json!({"memory.high": "50331648"});
+    let id = ctx.id();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let o = ctx.create(&id).fails_with("invalid configuration: cannot use unified on cgroup v1");
+    if is_husk() {
+        assert!(o.stderr.contains("linux.resources.unified.memory.high: invalid configuration"), "{o}");
+    }
+    ctx.assert_nothing_left(&id, &mounts);
+}
+
+/// runtime-spec 1.3: `pids.limit` 0 is a real limit; runc main writes pids.max 1 for it (as
+/// systemd's TasksMax must). A `pids` object without a limit sets none.
+#[test]
+fn pids_limit_zero_is_a_limit() {
+    // runc 1.1 differs: it reads 0 as "unset".
+    if !is_husk() {
+        return;
+    }
+    let pids = |id: &str| {
+        let d = if Path::new("/sys/fs/cgroup/pids").is_dir() { "/sys/fs/cgroup/pids" } else { "/sys/fs/cgroup" };
+        read_in(&Path::new(d).join(CGROUP_PARENT).join(id), "pids.max")
+    };
+    let mut ctx = Ctx::new("cgpids0");
+    ctx.config["linux"]["resources"]["pids"] = json!({"limit": 0});
+    // The init is the one process allowed (the kernel enforces pids.max: pids_limit_enforced).
+    let (id, _) = start_sleeper(&mut ctx);
+    assert_eq!(pids(&id), "1");
+    ctx.husk(&["update", "--pids-limit", "-1", &id]).ok();
+    assert_eq!(pids(&id), "max");
+    ctx.husk(&["update", "--pids-limit", "0", &id]).ok();
+    assert_eq!(pids(&id), "1");
+
+    let mut ctx = Ctx::new("cgpidsnone");
+    ctx.config["linux"]["resources"]["pids"] = json!({});
+    let (id, _) = start_sleeper(&mut ctx);
+    assert_eq!(pids(&id), "max");
+}

@@ -450,6 +450,12 @@ fn exec_into_sub_cgroups() {
     for (line, init_line) in cgroups_of(pid).iter().zip(cgroups_of(init)) {
         assert_eq!(*line, format!("{init_line}/sub"), "every hierarchy");
     }
+    // Out of the container's cgroup: runc main's wording, which tools match (runc 1.1 differs:
+    // "../escape is not a sub cgroup path").
+    for bad in ["../escape", "sub/../../escape"] {
+        let want = if is_husk() { "bad sub cgroup path" } else { "sub cgroup path" };
+        ctx.husk(&["exec", "--cgroup", bad, &id, "true"]).fails_with(want);
+    }
     if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         // Pure v2 has one hierarchy: controller prefixes name nothing (runc refuses them too).
         ctx.husk(&["exec", "--cgroup", "memory:sub2", &id, "true"]).fails();

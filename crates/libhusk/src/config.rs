@@ -34,8 +34,16 @@ impl Bundle {
 
 /// Parse and validate a config. Unknown properties are ignored, as config.md requires.
 pub fn parse_spec(data: &[u8]) -> Result<Spec> {
-    let spec: Spec = parse_json(data, "")?;
+    let mut spec: Spec = parse_json(data, "")?;
     validate(&spec)?;
+    // `pids.limit` 0 is a limit, `"pids": {}` none: oci-spec reads both as 0, so the JSON is
+    // asked again, only then.
+    if let Some(r) = spec.linux_mut().as_mut().and_then(|l| l.resources_mut().as_mut()) {
+        if r.pids().as_ref().is_some_and(|p| p.limit() == 0) {
+            let given = crate::cgroups::pids_limit_given(data, &["linux", "resources"]);
+            crate::cgroups::normalize_pids(r, given);
+        }
+    }
     Ok(spec)
 }
 
@@ -210,6 +218,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "linux.namespaces[1]: duplicate namespace type pid");
+    }
+
+    /// runtime-spec 1.3: `pids.limit` 0 is a limit (written as 1, as runc main does); a `pids`
+    /// object without a limit is none.
+    #[test]
+    fn pids_limit_zero_is_a_limit() {
+        let pids = |extra: &str| {
+            let spec = parse_spec(cfg(&format!(r#","linux":{{"resources":{{"pids":{extra}}}}}"#)).as_bytes()).unwrap();
+            let r = spec.linux().clone().unwrap().resources().clone().unwrap();
+            crate::cgroups::pids_limit(&r)
+        };
+        assert_eq!(pids(r#"{"limit":0}"#).as_deref(), Some("1"));
+        assert_eq!(pids(r#"{}"#), None);
+        assert_eq!(pids(r#"{"limit":-1}"#).as_deref(), Some("max"));
+        assert_eq!(pids(r#"{"limit":7}"#).as_deref(), Some("7"));
+        let upd = |json: &str| crate::cgroups::pids_limit(&crate::container::parse_resources(json).unwrap());
+        assert_eq!(upd(r#"{"pids":{"limit":0}}"#).as_deref(), Some("1"));
+        assert_eq!(upd(r#"{"pids":{}}"#), None);
     }
 
     #[test]

@@ -41,7 +41,10 @@ impl Plan {
         }
         if let Some(map) = r.unified().as_ref().filter(|u| !u.is_empty()) {
             if v2.is_none() {
-                return Err(Error::field("linux.resources.unified", "cgroup v2 is not mounted on this host"));
+                return Err(Error::field(
+                    "linux.resources.unified",
+                    "invalid configuration: cannot use unified on cgroup v1 (no cgroup v2 is mounted on this host)",
+                ));
             }
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
@@ -83,7 +86,14 @@ impl Cgroup {
         let avail = std::fs::read_to_string(&avail_path).ctx(|| format!("read {}", avail_path.display()))?;
         for (c, field) in &plan.v2_needs {
             if !avail.split_whitespace().any(|a| a == c) {
-                return Err(Error::field(field, format!("the cgroup v2 controller {c:?} is not available")));
+                // A `unified` key of a controller the host binds to v1 (a hybrid host): runc's
+                // words for unified on a v1 host, which tools match.
+                let runc = if field.starts_with("linux.resources.unified.") && !all {
+                    "invalid configuration: cannot use unified on cgroup v1: "
+                } else {
+                    ""
+                };
+                return Err(Error::field(field, format!("{runc}the cgroup v2 controller {c:?} is not available")));
             }
         }
         let needed: Vec<String> = plan.v2_needs.iter().map(|(c, _)| format!("+{c}")).collect();

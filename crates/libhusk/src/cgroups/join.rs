@@ -33,33 +33,54 @@ impl ExecCgroups {
     }
 }
 
-/// `--cgroup` arguments: one plain path for every controller, or `ctrl[,ctrl]:path` each.
+/// `--cgroup` arguments: one plain path for every controller, or `ctrl[,ctrl]:path` each, as
+/// runc parses them (the path is what follows the first `:`), with runc's wording. A path is
+/// taken below the container's cgroup (`/a` as `a`, `a/../b` as `b`); one that climbs out of it
+/// is runc's "bad sub cgroup path".
 fn parse_sub(args: &[String]) -> Result<Vec<(Option<String>, PathBuf)>> {
-    let mut out = Vec::new();
+    let mut out: Vec<(Option<String>, PathBuf)> = Vec::new();
     for a in args {
         let (ctrls, path) = match a.split_once(':') {
-            Some((c, p)) if !p.contains(':') => (Some(c), p),
+            Some((c, p)) => (Some(c), p),
             None if args.len() == 1 => (None, a.as_str()),
-            None => return Err(Error::msg(format!("--cgroup {a:?}: missing <controller>: prefix"))),
-            Some(_) => return Err(Error::msg(format!("--cgroup {a:?}: invalid (want [controller:]path)"))),
+            None => return Err(Error::msg(format!("invalid --cgroup argument: {a} (missing <controller>: prefix)"))),
         };
-        let rel = Path::new(path);
-        if path.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
-            return Err(Error::msg(format!("--cgroup {a:?}: {path:?} must be a path inside the container's cgroup")));
-        }
+        let rel = below(path).ok_or_else(|| Error::msg(format!("--cgroup {a:?}: bad sub cgroup path: {path}")))?;
         match ctrls {
-            None => out.push((None, rel.to_path_buf())),
+            None => out.push((None, rel)),
             Some(c) => {
                 for ctrl in c.split(',') {
                     if ctrl.is_empty() {
-                        return Err(Error::msg(format!("--cgroup {a:?}: empty controller name")));
+                        return Err(Error::msg(format!("invalid --cgroup argument: {a} (empty <controller> prefix)")));
                     }
-                    out.push((Some(ctrl.to_string()), rel.to_path_buf()));
+                    if out.iter().any(|(seen, _)| seen.as_deref() == Some(ctrl)) {
+                        return Err(Error::msg(format!(
+                            "invalid --cgroup argument(s): controller {ctrl} specified multiple times"
+                        )));
+                    }
+                    out.push((Some(ctrl.to_string()), rel.clone()));
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// `path` cleaned lexically and relative to the container's cgroup; None when it climbs out.
+fn below(path: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Some(out)
 }
 
 fn names(p: &Placement, ctrl: &str) -> bool {
@@ -74,7 +95,7 @@ impl Cgroup {
         for (ctrl, _) in &sub {
             if let Some(c) = ctrl {
                 if !self.placements.iter().any(|p| names(p, c)) {
-                    return Err(Error::msg(format!("--cgroup: unknown controller {c:?}")));
+                    return Err(Error::msg(format!("--cgroup: unknown controller {c} in SubCgroupPaths")));
                 }
             }
         }
@@ -111,9 +132,19 @@ mod tests {
         let per = parse_sub(&["memory,pids:a/b".into(), "cpu:c".into()]).unwrap();
         assert_eq!(per.len(), 3);
         assert_eq!(per[1], (Some("pids".into()), PathBuf::from("a/b")));
-        for bad in [vec!["a", "b"], vec!["../x"], vec!["/abs"], vec!["m:"], vec![":x"], vec!["a:b:c"]] {
-            let v: Vec<String> = bad.iter().map(|s| s.to_string()).collect();
-            assert!(parse_sub(&v).is_err(), "{bad:?}");
-        }
+        // As runc: below the container's cgroup whatever the spelling; the path follows the
+        // first colon.
+        assert_eq!(parse_sub(&["/abs".into()]).unwrap(), vec![(None, PathBuf::from("abs"))]);
+        assert_eq!(parse_sub(&["a/../b".into()]).unwrap(), vec![(None, PathBuf::from("b"))]);
+        assert_eq!(parse_sub(&["m:b:c".into()]).unwrap(), vec![(Some("m".into()), PathBuf::from("b:c"))]);
+        let err = |a: &[&str]| parse_sub(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap_err().to_string();
+        assert_eq!(err(&["../x"]), r#"--cgroup "../x": bad sub cgroup path: ../x"#);
+        assert_eq!(err(&["pids:a/../../x"]), r#"--cgroup "pids:a/../../x": bad sub cgroup path: a/../../x"#);
+        assert_eq!(err(&["a", "b"]), "invalid --cgroup argument: a (missing <controller>: prefix)");
+        assert_eq!(err(&[":x"]), "invalid --cgroup argument: :x (empty <controller> prefix)");
+        assert_eq!(
+            err(&["pids:a", "pids,cpu:b"]),
+            "invalid --cgroup argument(s): controller pids specified multiple times"
+        );
     }
 }

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Context, Error, Result};
 pub use join::ExecCgroups;
 pub use mountinfo::Mode;
+pub use resources::{normalize_pids, pids_limit, pids_limit_given};
 pub use rootless::is_permission_error;
 
 /// A mounted cgroup hierarchy on the host.
@@ -367,10 +368,20 @@ impl Cgroup {
 
     /// `update`: merge `change` into the resources the container has, then write them all again
     /// (runc's way: the kernel gets a consistent set, e.g. memory and memory+swap in the right
-    /// order). The device list is not updated, as with runc.
+    /// order). The device list is neither updated nor recorded as changed, as with runc (whose
+    /// update skips devices). `memory.limit` -1 without a swap value makes memory+swap
+    /// unlimited too, as runc's update does: a swap limit left from before would be below it.
     pub fn update(&mut self, change: &LinuxResources) -> Result<()> {
         let base = self.resources.as_ref().map(SavedResources::get).transpose()?;
-        let merged = merge(base.as_ref(), change)?;
+        let mut change = change.clone();
+        if let Some(m) = change.memory().as_ref().filter(|m| m.limit() == Some(-1) && m.swap().is_none()) {
+            let mut m = *m;
+            m.set_swap(Some(0));
+            change.set_memory(Some(m));
+        }
+        let mut merged = merge(base.as_ref(), &change)?;
+        merged.set_devices(base.as_ref().and_then(|b| b.devices().clone()));
+        let change = &change;
         let mut without_devices = merged.clone();
         without_devices.set_devices(None);
         let plan = apply::Plan::new(self, &without_devices, false)?;

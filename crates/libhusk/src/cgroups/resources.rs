@@ -62,8 +62,36 @@ pub fn blkio_is_set(b: &LinuxBlockIo) -> bool {
         .any(|n| n.unwrap_or(0) > 0)
 }
 
+/// `pids.limit` as read: oci-spec reads `"pids": {}` and `"pids": {"limit": 0}` alike (0), but
+/// since runtime-spec 1.3 a 0 is a real limit. Whoever parses JSON says whether it named a
+/// limit: a real 0 becomes 1, as runc main writes it (systemd refuses TasksMax=0, and runc's
+/// drivers agree; with 1 as with 0 the container's first process is its last), and a `pids`
+/// without a limit is no limit. So after parsing a 0 means "unset", in the states an older
+/// husk wrote too.
+pub fn normalize_pids(r: &mut LinuxResources, limit_given: bool) {
+    if r.pids().as_ref().is_some_and(|p| p.limit() == 0) {
+        if limit_given {
+            let mut p = oci_spec::runtime::LinuxPids::default();
+            p.set_limit(1);
+            r.set_pids(Some(p));
+        } else {
+            r.set_pids(None);
+        }
+    }
+}
+
+/// Whether JSON that holds a LinuxResources object names `pids.limit` (see [`normalize_pids`]);
+/// `at` is where the object is: `["linux", "resources"]` in a config, `[]` for `update -r`.
+pub fn pids_limit_given(json: &[u8], at: &[&str]) -> bool {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(json) else { return false };
+    for k in at {
+        v = v.get_mut(*k).map(serde_json::Value::take).unwrap_or_default();
+    }
+    v.get("pids").and_then(|p| p.get("limit")).is_some_and(|l| !l.is_null())
+}
+
 pub fn pids_limit(r: &LinuxResources) -> Option<String> {
-    // oci-spec cannot tell `"pids": {}` from `"limit": 0`; like runc 1.1, 0 leaves it unset.
+    // 0 is "unset" here: see normalize_pids.
     let limit = r.pids().as_ref()?.limit();
     match limit {
         0 => None,

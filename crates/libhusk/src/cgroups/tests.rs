@@ -350,9 +350,28 @@ fn failed_write_removes_what_was_created() {
 
 #[test]
 fn v2_conversions() {
-    assert_eq!(v2::cpu::shares_to_weight(2), 1);
-    assert_eq!(v2::cpu::shares_to_weight(1024), 39);
-    assert_eq!(v2::cpu::shares_to_weight(262144), 10000);
+    // runc main's conversion (opencontainers/cgroups ConvertCPUSharesToCgroupV2Value): the
+    // default shares give the default weight; values from runc's formula computed in float64.
+    for (shares, weight) in [
+        (0, 0),
+        (1, 1),
+        (2, 1),
+        (3, 2),
+        (10, 4),
+        (100, 17),
+        (512, 59),
+        (1024, 100),
+        (2048, 174),
+        (10000, 627),
+        (100000, 4340),
+        (262143, 10000),
+        (262144, 10000),
+        (300000, 10000),
+    ] {
+        assert_eq!(v2::cpu::shares_to_weight(shares), weight, "shares {shares}");
+    }
+    // Unlimited memory: a swap limit is the swap itself (runc).
+    assert_eq!(v2::memory::swap_value(-1, 300).unwrap().as_deref(), Some("300"));
     assert_eq!(v2::memory::swap_value(-1, 0).unwrap().as_deref(), Some("max"));
     assert_eq!(v2::memory::swap_value(100, 300).unwrap().as_deref(), Some("200"));
     assert_eq!(v2::memory::swap_value(100, 100).unwrap().as_deref(), Some("0"));
@@ -489,4 +508,44 @@ fn existing_cgroup_with_processes_or_frozen_is_refused() {
     second.destroy().unwrap();
     first.destroy().unwrap();
     assert_removed(&first);
+}
+
+/// `update` transitions the kernel refuses in one order but not the other, as runc orders
+/// them: an idle group takes no shares, a realtime period shorter than the runtime in force
+/// waits for the runtime, unlimited memory takes memory+swap with it.
+#[test]
+fn v1_update_transitions() {
+    let n = format!("/{}", name("trans"));
+    let r = res(r#"{"cpu": {"shares": 512}, "memory": {"limit": 67108864, "swap": 134217728}}"#);
+    let mut cg = Cgroup::create(Some(Path::new(&n)), "trans", Some(&r)).unwrap();
+    let cpu = placement(&cg, "cpu").dir.clone();
+    let mem = placement(&cg, "memory").dir.clone();
+    cg.update(&res(r#"{"cpu": {"idle": 1}}"#)).unwrap();
+    assert_eq!(read(&cpu, "cpu.idle"), "1");
+    // Every later update writes the shares again: not into an idle group.
+    cg.update(&res(r#"{"pids": {"limit": 30}}"#)).unwrap();
+    cg.update(&res(r#"{"cpu": {"idle": 0}}"#)).unwrap();
+    assert_eq!((read(&cpu, "cpu.idle").as_str(), read(&cpu, "cpu.shares").as_str()), ("0", "512"));
+    if cpu.join("cpu.rt_runtime_us").exists() {
+        cg.update(&res(r#"{"cpu": {"realtimePeriod": 100000, "realtimeRuntime": 50000}}"#)).unwrap();
+        cg.update(&res(r#"{"cpu": {"realtimePeriod": 10000, "realtimeRuntime": 5000}}"#)).unwrap();
+        assert_eq!(
+            (read(&cpu, "cpu.rt_period_us").as_str(), read(&cpu, "cpu.rt_runtime_us").as_str()),
+            ("10000", "5000")
+        );
+        cg.update(&res(r#"{"cpu": {"realtimePeriod": 100000, "realtimeRuntime": 0}}"#)).unwrap();
+    }
+    let unlimited = read(&placement(&cg, "memory").mount, "memory.limit_in_bytes");
+    cg.update(&res(r#"{"memory": {"limit": -1}}"#)).unwrap();
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), unlimited);
+    if mem.join("memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(read(&mem, "memory.memsw.limit_in_bytes"), unlimited);
+    }
+    cg.update(&res(r#"{"memory": {"limit": 33554432, "swap": 67108864}}"#)).unwrap();
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), "33554432");
+    // Device rules in an update are neither applied nor recorded (runc skips them).
+    cg.update(&res(r#"{"devices": [{"allow": true, "access": "rwa"}]}"#)).unwrap();
+    assert_eq!(cg.resources.as_ref().unwrap().get().unwrap().devices(), r.devices());
+    cg.destroy().unwrap();
+    assert_removed(&cg);
 }

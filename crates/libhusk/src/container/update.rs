@@ -18,8 +18,12 @@ pub struct RdtUpdate {
 /// `update -r`'s input: LinuxResources JSON, errors naming the JSON path.
 pub fn parse_resources(resources: &str) -> Result<LinuxResources> {
     let de = &mut serde_json::Deserializer::from_str(resources);
-    serde_path_to_error::deserialize(de)
-        .map_err(|e| Error::msg(format!("--resources: invalid resources JSON at {}: {}", e.path(), e.inner())))
+    let mut r: LinuxResources = serde_path_to_error::deserialize(de)
+        .map_err(|e| Error::msg(format!("--resources: invalid resources JSON at {}: {}", e.path(), e.inner())))?;
+    if r.pids().as_ref().is_some_and(|p| p.limit() == 0) {
+        crate::cgroups::normalize_pids(&mut r, crate::cgroups::pids_limit_given(resources.as_bytes(), &[]));
+    }
+    Ok(r)
 }
 
 /// `resources` is LinuxResources JSON (`update -r`); fields left out stay as they are.

@@ -331,7 +331,7 @@ mod tests {
         let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v);
         assert_eq!(get("MemoryMax"), Some(&Val::U64(1048576)));
         assert_eq!(get("MemorySwapMax"), Some(&Val::U64(2097152)));
-        assert_eq!(get("CPUWeight"), Some(&Val::U64(39)));
+        assert_eq!(get("CPUWeight"), Some(&Val::U64(100)), "runc main: the default shares give the default weight");
         assert_eq!(get("CPUQuotaPerSecUSec"), Some(&Val::U64(250000)));
         assert_eq!(get("AllowedCPUs"), Some(&Val::Bytes(vec![2])));
         assert_eq!(get("TasksMax"), Some(&Val::U64(u64::MAX)));

@@ -25,7 +25,9 @@ pub fn swap_value(limit: i64, swap: i64) -> Result<Option<String>> {
     match swap {
         0 => Ok(None),
         -1 => Ok(Some("max".to_owned())),
-        _ if limit == 0 || limit == -1 => Err(Error::field(F, "cannot set a swap limit without a memory limit")),
+        // Unlimited memory: the swap limit is the swap itself (runc).
+        _ if limit == -1 => Ok(Some(swap.to_string())),
+        _ if limit == 0 => Err(Error::field(F, "cannot set a swap limit without a memory limit")),
         _ if limit < 0 => Err(Error::field("linux.resources.memory.limit", format!("invalid value {limit}"))),
         _ if swap < limit => Err(Error::field(F, "memory+swap limit must be >= the memory limit")),
         _ => Ok(Some((swap - limit).to_string())),
