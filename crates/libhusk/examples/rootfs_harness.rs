@@ -474,7 +474,7 @@ fn scenarios(base: &Path) -> Vec<Scenario> {
             in_userns: false,
             no_pivot: false,
             setup: Box::new(|_, _| {}),
-            expect_err: Some("linux.sysctl.net.ipv4.no_such_key: no such file or directory"),
+            expect_err: Some(r#"linux.sysctl["net.ipv4.no_such_key"]: no such file or directory"#),
             inside: ok(),
             after: ok(),
         },
