@@ -77,6 +77,15 @@ impl Pty {
         fdpass::send_fd(socket, name.as_bytes(), self.master.as_fd()).ctx(|| "--console-socket: send pty master")
     }
 
+    /// The slave as stdio; the process that runs the program makes it its controlling terminal.
+    pub fn into_stdio(self) -> Result<()> {
+        drop(self.master);
+        for target in 0..3 {
+            dup_onto(&self.slave, target)?;
+        }
+        Ok(())
+    }
+
     /// Become a session leader with the slave as controlling terminal and stdio.
     pub fn become_terminal(self) -> Result<()> {
         drop(self.master);

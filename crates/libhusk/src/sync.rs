@@ -20,7 +20,8 @@ pub enum Msg {
     /// parent → init: the state says created; wait for `start`. An init that reads end-of-file
     /// instead (husk died before it saved the state) exits rather than wait for ever.
     Created,
-    /// init → parent: the real init is this pid (its pid-1 child after a late pid namespace).
+    /// init → parent: the real init is this pid (its pid-1 child after a late pid namespace);
+    /// a forking exec trampoline → parent: the process it forked into the container is this pid.
     Pid(i32),
     /// init or exec'd process → parent: the seccomp notify fd comes with this message
     /// (SCM_RIGHTS), for the agent.
@@ -30,6 +31,8 @@ pub enum Msg {
     /// exec'd process → parent: the final execve failed with this errno (sent by the
     /// trampoline, see process/trampoline.rs).
     ExecFailed(i32),
+    /// exec trampoline → parent: it could not fork the container process (this errno).
+    CloneFailed(i32),
     /// exec'd process → parent: the pty master of a terminal husk proxies itself (with the fd).
     Console,
 }
@@ -39,11 +42,12 @@ const RUN_HOOKS: u8 = 2;
 const HOOKS_DONE: u8 = 3;
 const READY: u8 = 4;
 const ERROR: u8 = 5;
-const PID: u8 = 6;
+const PID: u8 = crate::process::trampoline::PID_TAG;
 const EXEC_FAILED: u8 = crate::process::trampoline::REPORT_TAG;
 const CONSOLE: u8 = 8;
 const SECCOMP_FD: u8 = 9;
 const CREATED: u8 = 10;
+const CLONE_FAILED: u8 = crate::process::trampoline::CLONE_FAILED_TAG;
 
 pub struct Channel(OwnedFd);
 
@@ -113,7 +117,11 @@ fn encode(msg: &Msg) -> Vec<u8> {
         Msg::SeccompFd => buf.push(SECCOMP_FD),
         Msg::Pid(pid) => {
             buf.push(PID);
-            buf.extend_from_slice(&pid.to_ne_bytes());
+            buf.extend_from_slice(&pid.to_le_bytes());
+        }
+        Msg::CloneFailed(errno) => {
+            buf.push(CLONE_FAILED);
+            buf.extend_from_slice(&errno.to_le_bytes());
         }
         Msg::ExecFailed(errno) => {
             buf.push(EXEC_FAILED);
@@ -139,7 +147,8 @@ fn decode(buf: &[u8]) -> Result<Option<Msg>> {
         CONSOLE => Msg::Console,
         SECCOMP_FD => Msg::SeccompFd,
         ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..]).into_owned()),
-        PID if buf.len() == 5 => Msg::Pid(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
+        PID if buf.len() == 5 => Msg::Pid(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]])),
+        CLONE_FAILED if buf.len() == 5 => Msg::CloneFailed(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]])),
         EXEC_FAILED => match crate::process::exec::decode_report(buf) {
             Some(errno) => Msg::ExecFailed(errno),
             None => return Err(Error::msg("sync: malformed exec report")),
@@ -162,6 +171,7 @@ mod tests {
             Msg::Pid(1234),
             Msg::Error("x: y".into()),
             Msg::ExecFailed(libc::ENOENT),
+            Msg::CloneFailed(libc::EAGAIN),
             Msg::Console,
             Msg::SeccompFd,
         ] {

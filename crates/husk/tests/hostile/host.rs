@@ -138,6 +138,7 @@ fn host_snapshot_notices_changes() {
     let snap = HostSnapshot::take(&ctx);
     // Its own canary killed: the kind of change a hostile delete makes.
     unsafe { libc::kill(snap.canary.id() as i32, libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| snap.assert_unchanged()));
     let msg = r.expect_err("a dead canary must be noticed");
     let text = msg.downcast_ref::<String>().cloned().unwrap_or_default();

@@ -64,16 +64,28 @@ impl Program {
         &self.path
     }
 
-    /// Replace this process; returns only on failure. With a trampoline (see trampoline.rs) the
+    /// Run the program; returns only on failure. With a trampoline (see trampoline.rs) the
     /// final execve is the trampoline's, and if that one fails it reports the errno on `report`
     /// (a socket the caller reads: `decode_report`). `report` is close-on-exec either way.
-    pub fn exec(&self, trampoline: Option<&Trampoline>, report: BorrowedFd<'_>) -> Error {
+    ///
+    /// `Start::Replace`: this process becomes the program. `Start::Fork`: a child that is our
+    /// parent's (CLONE_PARENT) becomes it, born in the pid namespace we joined for our children;
+    /// we report its pid on `report` (`Msg::Pid`) and exit. Forked by the trampoline, the child
+    /// never runs the husk binary (see trampoline.rs).
+    pub fn exec(&self, trampoline: Option<&Trampoline>, report: BorrowedFd<'_>, start: Start) -> Error {
         let envp: Vec<*const libc::c_char> =
             self.env.iter().map(|e| e.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
         if let Some(t) = trampoline {
-            self.exec_via(t, report, &envp);
+            self.exec_via(t, report, &envp, start);
             // The kernel refused the trampoline itself (an LSM, a noexec policy): go direct.
         }
+        if let Start::Fork { terminal } = start {
+            return self.fork_direct(report, &envp, terminal);
+        }
+        self.execve(&envp)
+    }
+
+    fn execve(&self, envp: &[*const libc::c_char]) -> Error {
         let argv: Vec<*const libc::c_char> =
             self.args.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
         // SAFETY: argv and envp are NULL-terminated arrays of pointers into CStrings owned by self,
@@ -83,8 +95,39 @@ impl Program {
         exec_error(&self.path, errno)
     }
 
-    fn exec_via(&self, t: &Trampoline, report: BorrowedFd<'_>, envp: &[*const libc::c_char]) {
-        let Ok(fd_arg) = CString::new(report.as_raw_fd().to_string()) else { return };
+    /// `Start::Fork` without a trampoline (another architecture, or the memfd refused): the same
+    /// protocol from husk's code, unprotected: the child runs the husk binary until its execve.
+    fn fork_direct(&self, report: BorrowedFd<'_>, envp: &[*const libc::c_char], terminal: bool) -> Error {
+        let pid = match crate::syscalls::clone_sibling() {
+            Ok(pid) => pid,
+            Err(e) => {
+                send_report(report, trampoline::CLONE_FAILED_TAG, e.raw_os_error());
+                crate::process::setup::exit(126)
+            }
+        };
+        if pid > 0 {
+            send_report(report, trampoline::PID_TAG, pid);
+            crate::process::setup::exit(0)
+        }
+        if terminal {
+            if let Err(e) = rustix::process::setsid().and_then(|_| rustix::process::ioctl_tiocsctty(stdin())) {
+                send_report(report, trampoline::REPORT_TAG, e.raw_os_error());
+                crate::process::setup::exit(126)
+            }
+        }
+        let err = self.execve(envp);
+        let errno = err.errno().unwrap_or(libc::EINVAL);
+        send_report(report, trampoline::REPORT_TAG, errno);
+        crate::process::setup::exit(exec_failure_status(Some(errno)))
+    }
+
+    fn exec_via(&self, t: &Trampoline, report: BorrowedFd<'_>, envp: &[*const libc::c_char], start: Start) {
+        let mode = match start {
+            Start::Replace => "",
+            Start::Fork { terminal: false } => "f",
+            Start::Fork { terminal: true } => "t",
+        };
+        let Ok(fd_arg) = CString::new(format!("{mode}{}", report.as_raw_fd())) else { return };
         // The trampoline marks it close-on-exec again before its own execve.
         if rustix::io::fcntl_setfd(report, rustix::io::FdFlags::empty()).is_err() {
             return;
@@ -108,6 +151,27 @@ impl Program {
         };
         let _ = rustix::io::fcntl_setfd(report, rustix::io::FdFlags::CLOEXEC);
     }
+}
+
+/// How the prepared process starts its program (see `Program::exec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Replace,
+    /// `terminal`: the child takes fd 0 (a pty slave) as its controlling terminal first.
+    Fork {
+        terminal: bool,
+    },
+}
+
+fn stdin() -> BorrowedFd<'static> {
+    // SAFETY: fd 0 is stdio, open for the life of the process and owned by no Rust object here.
+    unsafe { BorrowedFd::borrow_raw(0) }
+}
+
+/// `[tag, value as i32 little-endian]` on the report socket, as the trampoline sends it.
+fn send_report(report: BorrowedFd<'_>, tag: u8, value: i32) {
+    let v = value.to_le_bytes();
+    let _ = rustix::net::send(report, &[tag, v[0], v[1], v[2], v[3]], rustix::net::SendFlags::NOSIGNAL);
 }
 
 /// The error for a failed execve of `path`, worded as callers match it (`no such file or

@@ -212,6 +212,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         also_keep: &keep,
         seccomp: args.seccomp,
         sync: &args.sync,
+        setgroups_allowed: None,
     })?;
     Ok(Final { program, last })
 }
@@ -328,7 +329,7 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final, tramp
         last.last.apply()
     });
     let err = match err {
-        Ok(()) => last.program.exec(trampoline, conn.as_fd()),
+        Ok(()) => last.program.exec(trampoline, conn.as_fd(), exec::Start::Replace),
         Err(e) => e,
     };
     let mut conn = conn;

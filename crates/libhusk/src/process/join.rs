@@ -1,7 +1,10 @@
-//! A process exec'd into a container: the child of husk's clone3, born in the container's pid
-//! namespace (husk entered it for its children) and, on cgroup v2, in its cgroup. It joins the
-//! v1 cgroups and then every other namespace of the init in one setns through the init's pidfd,
-//! sets itself up exactly as the init does (`process::setup`) and execs. It never returns.
+//! A process exec'd into a container: the child of husk's clone3, born in husk's own pid
+//! namespace and, on cgroup v2, in the container's cgroup. It joins the v1 cgroups and then every
+//! namespace of the init in one setns through the init's pidfd (the pid namespace only for its
+//! children), sets itself up exactly as the init does (`process::setup`) and has the exec
+//! trampoline fork the program's process into the container's pid namespace, as a child of husk
+//! (`Start::Fork`): nothing in the container ever sees a process that runs the husk binary (see
+//! trampoline.rs). It never returns.
 //!
 //! It is a single-threaded copy of husk, so it may allocate and run ordinary code.
 
@@ -31,9 +34,10 @@ pub enum ExecConsole {
 pub struct JoinArgs<'a> {
     /// The final process: the container's defaults with `exec`'s flags or `--process` applied.
     pub process: &'a Process,
-    /// The container's init, whose namespaces we join.
+    /// The container's init, whose namespaces we join, and its pid.
     pub init: &'a OwnedFd,
-    /// CLONE_NEW* flags to join (the pid namespace is already ours, time comes next).
+    pub init_pid: i32,
+    /// CLONE_NEW* flags to join (the pid namespace for our children; time comes next).
     pub namespaces: u64,
     /// The init's `time_for_children`: the container's time namespace, when it has one.
     pub time_ns: Option<&'a OwnedFd>,
@@ -53,12 +57,13 @@ pub struct JoinArgs<'a> {
 }
 
 pub fn run(args: JoinArgs) -> ! {
+    let terminal = args.process.terminal() == Some(true);
     let err = match setup(&args) {
         Ok((program, last)) => {
             setup::reset_signals();
             // Last, so nothing husk still does needs what they forbid.
             match last.apply() {
-                Ok(()) => program.exec(args.trampoline, args.sync.fd()),
+                Ok(()) => program.exec(args.trampoline, args.sync.fd(), exec::Start::Fork { terminal }),
                 Err(e) => e,
             }
         }
@@ -82,7 +87,14 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
     if let Some(cpus) = process.exec_cpu_affinity().as_ref().and_then(|a| a.cpu_affinity_final().as_deref()) {
         sched::set_affinity("process.execCPUAffinity.final", cpus)?;
     }
-    namespaces::join_process(args.init.as_fd(), args.namespaces)?;
+    // Read while /proc is still ours: in the container's mount namespace /proc is a procfs of
+    // its pid namespace, which we are not in.
+    let setgroups_allowed = args.namespaces & libc::CLONE_NEWUSER as u64 == 0
+        || crate::userns::setgroups_allowed(&args.init_pid.to_string());
+    namespaces::join_process(args.init.as_fd(), args.namespaces).map_err(|e| match e.errno() {
+        Some(libc::ESRCH) => crate::error::Error::msg("cannot exec in a stopped container: container not running"),
+        _ => e,
+    })?;
     if let Some(fd) = args.time_ns {
         namespaces::join_process(fd.as_fd(), libc::CLONE_NEWTIME as u64)?;
     }
@@ -96,7 +108,9 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
             ExecConsole::Husk => args.sync.send_with_fd(&Msg::Console, pty.master.as_fd())?,
             ExecConsole::None => {}
         }
-        pty.become_terminal()?;
+        // The pty becomes the controlling terminal of the program's process, which the
+        // trampoline forks: a session leader of its own (see `Start::Fork`).
+        pty.into_stdio()?;
     }
 
     let env: Vec<String> = process.env().clone().unwrap_or_default();
@@ -117,6 +131,7 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
         also_keep: &keep,
         seccomp: args.seccomp,
         sync: &args.sync,
+        setgroups_allowed: Some(setgroups_allowed),
     })?;
     Ok((program, last))
 }

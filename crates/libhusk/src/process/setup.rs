@@ -35,6 +35,8 @@ pub struct Finish<'a, 's> {
     pub seccomp: Option<&'s Prepared>,
     /// husk's end: a notify fd of a filter loaded before the end goes there (for the agent).
     pub sync: &'a Channel,
+    /// Whether setgroups is allowed in the process's user namespace, when known already.
+    pub setgroups_allowed: Option<bool>,
 }
 
 /// What is applied right before execve: the LSM labels (for the next execve) and, unless it had
@@ -76,7 +78,7 @@ pub fn finish<'s>(f: &Finish<'_, 's>) -> Result<Last<'s>> {
     }
     caps.drop_bounding()?;
     set_keepcaps(true)?;
-    user::switch(process.user())?;
+    user::switch(process.user(), f.setgroups_allowed)?;
     set_keepcaps(false)?;
     caps.apply()?;
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(process.user().umask().unwrap_or(0o022)));

@@ -2,42 +2,58 @@
 //!
 //! husk never re-executes itself: the container's init and an exec'd process are forks of the
 //! husk process, so until their final `execve` their `/proc/self/exe` is the host's husk binary.
-//! A container program that is `#!/proc/self/exe` (or `exec --process` with `args[0] =
-//! /proc/self/exe`) makes that execve run the husk binary inside the container, dumpable and with
-//! the container's credentials; a process in the container then holds `/proc/<pid>/exe` and
-//! reopens it for writing once it exits. Whatever performs the final execve must therefore not
-//! have the host binary as its executable.
+//! Two ways reach it from the container, and the trampoline closes both:
 //!
-//! So the last step goes through this trampoline: a 200-byte static ELF in a sealed,
-//! execute-only memfd (made per call, ~20 µs), entered with `execveat`. Its `/proc/self/exe` is
-//! the memfd, so the interpreter trick reaches only a sealed in-memory copy of these few bytes
-//! (not readable by the container, so not even dumpable). Measured on the 2-core test VM: memfd
-//! setup 17–25 µs, the extra execve of the trampoline about 50 µs; a memfd copy of the 3.3 MB
-//! husk binary, as runc 1.1 does, costs milliseconds.
+//! - A container program that is `#!/proc/self/exe` (or `exec --process` with `args[0] =
+//!   /proc/self/exe`) makes the final execve run the husk binary inside the container; a process
+//!   there holds `/proc/<pid>/exe` and reopens it for writing once it exits. So the last execve
+//!   is the trampoline's: a few hundred bytes of static ELF in a sealed, execute-only memfd (made
+//!   per call, ~20 µs), entered with `execveat`. Its `/proc/self/exe` is the memfd, so the
+//!   interpreter trick reaches only a sealed in-memory copy of these bytes (not readable by the
+//!   container, so not even dumpable).
+//! - A container process with CAP_SYS_PTRACE (in the user namespace husk runs in: a container
+//!   without a user namespace, `--cap-add SYS_PTRACE`) may open `/proc/<pid>/exe` of any
+//!   process of its pid namespace, non-dumpable or not, and reopen that handle for writing
+//!   later. So nothing husk puts into a container's pid namespace may ever run the husk binary,
+//!   not even for the instant after a clone: `exec` prepares its process outside that pid
+//!   namespace (having joined it only for its children) and lets the trampoline fork the process
+//!   that enters it (mode `f`/`t`): the child of a process whose executable is the memfd.
 //!
-//! The trampoline's contract, x86_64 (its source is below, assembled with GNU as):
-//! `argv = [report_fd, path, arg0, arg1, ...]`, envp passed through. It marks `report_fd`
-//! close-on-exec and calls `execve(path, &argv[2], envp)`. Only if that fails does it send
-//! `[REPORT_TAG, errno as i32 little-endian]` on `report_fd` (a socket, MSG_NOSIGNAL) and exit
-//! 127 (ENOENT) or 126. Bad arguments (e.g. re-entered through `#!/proc/self/exe`) exit 126.
+//! Measured on the 2-core test VM: memfd setup 17–25 µs, the extra execve of the trampoline about
+//! 50 µs; a memfd copy of the 3.3 MB husk binary, as runc 1.1 does, costs milliseconds.
+//!
+//! The trampoline's contract, x86_64 (its source is `trampoline_x86_64.S`, assembled with GNU as):
+//! `argv = [MODE report_fd, path, arg0, arg1, ...]`, envp passed through; MODE is empty, `f` or
+//! `t`. It marks `report_fd` close-on-exec, then
+//! - no mode: calls `execve(path, &argv[2], envp)`;
+//! - `f`: forks with `CLONE_PARENT` (the child is a child of the trampoline's parent, born in the
+//!   pid namespace the caller joined for its children); the child calls that execve, the parent
+//!   sends `[PID_TAG, child pid as i32 little-endian]` on `report_fd` and exits 0;
+//! - `t`: as `f`, and the child first becomes a session leader with fd 0 (a pty slave) as its
+//!   controlling terminal (setsid, TIOCSCTTY), which only the process that stays may do.
+//!
+//! Only if the execve (or setsid/TIOCSCTTY) fails does it send `[REPORT_TAG, errno as i32
+//! little-endian]` on `report_fd` (a socket, MSG_NOSIGNAL) and exit 127 (ENOENT) or 126; a failed
+//! fork sends `[CLONE_FAILED_TAG, errno]` and exits 126. Bad arguments (e.g. re-entered through
+//! `#!/proc/self/exe`) exit 126.
 //!
 //! ```text
-//! _start: mov rbx, rsp ; mov r14, [rbx] ; cmp r14, 3 ; jb bad      # argc >= 3
-//!         mov rsi, [rbx+8] ; xor r12d, r12d ; cmp byte [rsi], 0 ; je bad
-//! parse:  movzx eax, byte [rsi] ; test eax, eax ; jz parsed         # report_fd = atoi(argv[0])
-//!         sub eax, '0' ; cmp eax, 9 ; ja bad
-//!         imul r12d, r12d, 10 ; add r12d, eax ; cmp r12d, 0x100000 ; ja bad
-//!         inc rsi ; jmp parse
-//! parsed: fcntl(r12, F_SETFD, FD_CLOEXEC) ; js fail                 # syscall 72
-//!         execve([rbx+16], rbx+24, rbx+8*r14+16)                    # syscall 59
-//! fail:   neg eax ; mov r13d, eax ; sub rsp, 16
-//!         mov byte [rsp], 7 ; mov [rsp+1], eax
-//!         sendto(r12, rsp, 5, MSG_NOSIGNAL, 0, 0)                   # syscall 44
-//!         exit_group(r13d == ENOENT ? 127 : 126)                    # syscall 231
-//! bad:    exit_group(126)
+//! _start: argc >= 3, else bad
+//!         mode = argv[0][0] in {'f', 't'} ? argv[0][0] : 0 ; skip it
+//!         report_fd = atoi(rest of argv[0]) (digits only, <= 0x100000), else bad
+//!         fcntl(report_fd, F_SETFD, FD_CLOEXEC) ; js fail             # syscall 72
+//!         if mode: clone(CLONE_PARENT | SIGCHLD, 0, 0, 0, 0)           # syscall 56
+//!                  < 0: clonefail ; > 0: forked
+//!                  child, mode 't': setsid() ; ioctl(0, TIOCSCTTY, 0) ; js fail   # 112, 16
+//!         exec:   execve(argv[1], &argv[2], envp)                      # syscall 59
+//!         fail:   send(REPORT_TAG, errno), exit(errno == ENOENT ? 127 : 126)
+//!     clonefail:  send(CLONE_FAILED_TAG, errno), exit(126)
+//!     forked:     send(PID_TAG, pid), exit(0)
+//!         send:   sendto(report_fd, [tag, value le32], 5, MSG_NOSIGNAL, 0, 0) ; exit_group  # 44, 231
+//!         bad:    exit_group(126)
 //! ```
 //!
-//! `trampoline_x86_64.S` is that source; a unit test re-assembles it and compares with `CODE`.
+//! A unit test re-assembles the source and compares it with `CODE`.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -47,20 +63,32 @@ use crate::error::{Context, Result};
 
 /// The first byte of the trampoline's failure report; the errno follows (4 bytes, little endian).
 pub const REPORT_TAG: u8 = 7;
+/// The first byte of a forking trampoline's report of its child; the pid follows (4 bytes, little
+/// endian). The same tag as the sync channel's `Msg::Pid`.
+pub const PID_TAG: u8 = 6;
+/// The first byte of a forking trampoline's report that it could not fork; the errno follows.
+pub const CLONE_FAILED_TAG: u8 = 11;
 
 #[cfg(target_arch = "x86_64")]
-const CODE: [u8; 199] = [
-    0x48, 0x89, 0xe3, 0x4c, 0x8b, 0x33, 0x49, 0x83, 0xfe, 0x03, 0x0f, 0x82, 0xab, 0x00, 0x00, 0x00, 0x48, 0x8b, 0x73,
-    0x08, 0x45, 0x31, 0xe4, 0x80, 0x3e, 0x00, 0x0f, 0x84, 0x9b, 0x00, 0x00, 0x00, 0x0f, 0xb6, 0x06, 0x85, 0xc0, 0x74,
-    0x21, 0x83, 0xe8, 0x30, 0x83, 0xf8, 0x09, 0x0f, 0x87, 0x88, 0x00, 0x00, 0x00, 0x45, 0x6b, 0xe4, 0x0a, 0x41, 0x01,
-    0xc4, 0x41, 0x81, 0xfc, 0x00, 0x00, 0x10, 0x00, 0x77, 0x78, 0x48, 0xff, 0xc6, 0xeb, 0xd8, 0xb8, 0x48, 0x00, 0x00,
-    0x00, 0x44, 0x89, 0xe7, 0xbe, 0x02, 0x00, 0x00, 0x00, 0xba, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x48, 0x85, 0xc0,
-    0x78, 0x14, 0x48, 0x8b, 0x7b, 0x10, 0x48, 0x8d, 0x73, 0x18, 0x4a, 0x8d, 0x54, 0xf3, 0x10, 0xb8, 0x3b, 0x00, 0x00,
-    0x00, 0x0f, 0x05, 0xf7, 0xd8, 0x41, 0x89, 0xc5, 0x48, 0x83, 0xec, 0x10, 0xc6, 0x04, 0x24, 0x07, 0x89, 0x44, 0x24,
-    0x01, 0xb8, 0x2c, 0x00, 0x00, 0x00, 0x44, 0x89, 0xe7, 0x48, 0x89, 0xe6, 0xba, 0x05, 0x00, 0x00, 0x00, 0x41, 0xba,
-    0x00, 0x40, 0x00, 0x00, 0x45, 0x31, 0xc0, 0x45, 0x31, 0xc9, 0x0f, 0x05, 0xbf, 0x7e, 0x00, 0x00, 0x00, 0x41, 0x83,
-    0xfd, 0x02, 0x75, 0x05, 0xbf, 0x7f, 0x00, 0x00, 0x00, 0xb8, 0xe7, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x7e, 0x00,
-    0x00, 0x00, 0xb8, 0xe7, 0x00, 0x00, 0x00, 0x0f, 0x05,
+const CODE: [u8; 327] = [
+    0x48, 0x89, 0xe3, 0x4c, 0x8b, 0x33, 0x49, 0x83, 0xfe, 0x03, 0x0f, 0x82, 0x2b, 0x01, 0x00, 0x00, 0x48, 0x8b, 0x73,
+    0x08, 0x45, 0x31, 0xff, 0x0f, 0xb6, 0x06, 0x83, 0xf8, 0x66, 0x74, 0x05, 0x83, 0xf8, 0x74, 0x75, 0x06, 0x41, 0x89,
+    0xc7, 0x48, 0xff, 0xc6, 0x45, 0x31, 0xe4, 0x80, 0x3e, 0x00, 0x0f, 0x84, 0x05, 0x01, 0x00, 0x00, 0x0f, 0xb6, 0x06,
+    0x85, 0xc0, 0x74, 0x25, 0x83, 0xe8, 0x30, 0x83, 0xf8, 0x09, 0x0f, 0x87, 0xf2, 0x00, 0x00, 0x00, 0x45, 0x6b, 0xe4,
+    0x0a, 0x41, 0x01, 0xc4, 0x41, 0x81, 0xfc, 0x00, 0x00, 0x10, 0x00, 0x0f, 0x87, 0xde, 0x00, 0x00, 0x00, 0x48, 0xff,
+    0xc6, 0xeb, 0xd4, 0xb8, 0x48, 0x00, 0x00, 0x00, 0x44, 0x89, 0xe7, 0xbe, 0x02, 0x00, 0x00, 0x00, 0xba, 0x01, 0x00,
+    0x00, 0x00, 0x0f, 0x05, 0x48, 0x85, 0xc0, 0x78, 0x5d, 0x45, 0x85, 0xff, 0x74, 0x44, 0xb8, 0x38, 0x00, 0x00, 0x00,
+    0xbf, 0x11, 0x80, 0x00, 0x00, 0x31, 0xf6, 0x31, 0xd2, 0x45, 0x31, 0xd2, 0x45, 0x31, 0xc0, 0x0f, 0x05, 0x48, 0x85,
+    0xc0, 0x78, 0x55, 0x75, 0x61, 0x41, 0x83, 0xff, 0x74, 0x75, 0x21, 0xb8, 0x70, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x48,
+    0x85, 0xc0, 0x78, 0x29, 0xb8, 0x10, 0x00, 0x00, 0x00, 0x31, 0xff, 0xbe, 0x0e, 0x54, 0x00, 0x00, 0x31, 0xd2, 0x0f,
+    0x05, 0x48, 0x85, 0xc0, 0x78, 0x14, 0x48, 0x8b, 0x7b, 0x10, 0x48, 0x8d, 0x73, 0x18, 0x4a, 0x8d, 0x54, 0xf3, 0x10,
+    0xb8, 0x3b, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xf7, 0xd8, 0xbf, 0x7e, 0x00, 0x00, 0x00, 0x83, 0xf8, 0x02, 0x75, 0x05,
+    0xbf, 0x7f, 0x00, 0x00, 0x00, 0xb9, 0x07, 0x00, 0x00, 0x00, 0xeb, 0x15, 0xf7, 0xd8, 0xbf, 0x7e, 0x00, 0x00, 0x00,
+    0xb9, 0x0b, 0x00, 0x00, 0x00, 0xeb, 0x07, 0x31, 0xff, 0xb9, 0x06, 0x00, 0x00, 0x00, 0x41, 0x89, 0xfd, 0x48, 0x83,
+    0xec, 0x10, 0x88, 0x0c, 0x24, 0x89, 0x44, 0x24, 0x01, 0xb8, 0x2c, 0x00, 0x00, 0x00, 0x44, 0x89, 0xe7, 0x48, 0x89,
+    0xe6, 0xba, 0x05, 0x00, 0x00, 0x00, 0x41, 0xba, 0x00, 0x40, 0x00, 0x00, 0x45, 0x31, 0xc0, 0x45, 0x31, 0xc9, 0x0f,
+    0x05, 0x44, 0x89, 0xef, 0xb8, 0xe7, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x7e, 0x00, 0x00, 0x00, 0xb8, 0xe7, 0x00,
+    0x00, 0x00, 0x0f, 0x05,
 ];
 
 /// A static ELF64 executable: header, a PT_LOAD of the whole file (read + execute) and a
@@ -173,10 +201,25 @@ mod tests {
     /// on the socket (empty when the execve succeeded and closed it).
     fn through(t: &Trampoline, path: &str) -> (i32, Vec<u8>) {
         let (a, b) = crate::sync::pair().unwrap();
+        let (pid, _) = start(t, "", path, &b);
+        drop(b);
+        let mut buf = [0u8; 16];
+        let n = rustix::net::recv(a.fd(), &mut buf, rustix::net::RecvFlags::empty()).unwrap().0;
+        (wait(pid), buf[..n].to_vec())
+    }
+
+    fn wait(pid: i32) -> i32 {
+        let mut status = 0;
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        libc::WEXITSTATUS(status)
+    }
+
+    /// Fork a child that runs `path` through the trampoline in `mode`, reporting on `b`.
+    fn start(t: &Trampoline, mode: &str, path: &str, b: &crate::sync::Channel) -> (i32, i32) {
         let report = b.fd().as_raw_fd();
         // Everything allocated before the fork: the test process has threads.
-        let args: Vec<CString> =
-            [report.to_string().as_str(), path, path].iter().map(|s| CString::new(*s).unwrap()).collect();
+        let first = format!("{mode}{report}");
+        let args: Vec<CString> = [first.as_str(), path, path].iter().map(|s| CString::new(*s).unwrap()).collect();
         let argv: Vec<*const libc::c_char> = args.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
         let envp: [*const libc::c_char; 1] = [std::ptr::null()];
         let fd = t.fd().as_raw_fd();
@@ -189,12 +232,34 @@ mod tests {
                 libc::_exit(99);
             }
         }
-        drop(b);
-        let mut buf = [0u8; 16];
-        let n = rustix::net::recv(a.fd(), &mut buf, rustix::net::RecvFlags::empty()).unwrap().0;
-        let mut status = 0;
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        (libc::WEXITSTATUS(status), buf[..n].to_vec())
+        (pid, report)
+    }
+
+    /// Mode `f`: the trampoline reports the pid of the child it forked, which is ours
+    /// (CLONE_PARENT) and runs the program; a failed execve comes from that child.
+    #[test]
+    fn forking_trampoline_reports_its_child_which_is_ours() {
+        let t = Trampoline::new().unwrap().expect("memfd trampoline");
+        for (path, code, failure) in [("/bin/true", 0, None), ("/no/such/program", 127, Some(libc::ENOENT))] {
+            let (a, b) = crate::sync::pair().unwrap();
+            let (forker, _) = start(&t, "f", path, &b);
+            drop(b);
+            let mut child = None;
+            let mut failed = None;
+            loop {
+                match a.recv().unwrap() {
+                    None => break,
+                    Some(crate::sync::Msg::Pid(p)) => child = Some(p),
+                    Some(crate::sync::Msg::ExecFailed(e)) => failed = Some(e),
+                    Some(other) => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(wait(forker), 0, "the forking trampoline exits 0 once it reported");
+            let child = child.expect("the child's pid was reported");
+            assert_ne!(child, forker);
+            assert_eq!(wait(child), code, "{path}: the program's process is our child");
+            assert_eq!(failed, failure, "{path}");
+        }
     }
 
     #[test]

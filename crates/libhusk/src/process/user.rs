@@ -7,14 +7,18 @@ use crate::error::{Context, Error, Result};
 
 /// setgroups, setresgid, setresuid — in that order, since after setuid we could no longer
 /// change groups.
-pub fn switch(user: &User) -> Result<()> {
+/// `setgroups_allowed`: known already (an exec'd process, which is not in the pid namespace of
+/// the container's procfs), else read from `/proc/self` when setgroups is refused.
+pub fn switch(user: &User, setgroups_allowed: Option<bool>) -> Result<()> {
     let groups: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
     match rustix::thread::set_thread_groups(&groups) {
         Ok(()) => {}
         // The kernel denies setgroups in a user namespace whose gid map an unprivileged user wrote
         // alone (`/proc/self/setgroups` says deny, asked only then): with no groups asked for the
         // caller's stay (shown as the overflow gid); asked for, they cannot be had.
-        Err(rustix::io::Errno::PERM) if !crate::userns::setgroups_allowed() => {
+        Err(rustix::io::Errno::PERM)
+            if !setgroups_allowed.unwrap_or_else(|| crate::userns::setgroups_allowed("self")) =>
+        {
             if !groups.is_empty() {
                 return Err(Error::field(
                     "process.user.additionalGids",
