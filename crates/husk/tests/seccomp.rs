@@ -496,3 +496,19 @@ fn seccomp_notify_agent_missing_fails_create() {
         assert!(o.stderr.contains("linux.seccomp.listenerPath"), "{o}");
     }
 }
+
+#[test]
+fn exec_with_no_new_privileges_loads_the_filter_after_the_fork() {
+    // The exec'd process is forked into the container's pid namespace by the exec trampoline
+    // (docs/exec.md); with noNewPrivileges the filter is loaded by that process right before its
+    // execve, so a profile may forbid the fork, the wait and everything else a runtime does.
+    let mut ctx = Ctx::new("sc-execlast");
+    ctx.config["process"]["noNewPrivileges"] = json!(true);
+    let forbidden = ["clone", "clone3", "fork", "vfork", "setsid", "ioctl", "sendto", "prctl", "fcntl", "close_range"];
+    with_profile(&mut ctx, allow_but(json!([{"names": forbidden, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}])));
+    let (id, _) = ctx.running("exec sleep 1000");
+    let o = ctx.husk(&["exec", &id, "cat", "/proc/self/status"]).ok();
+    assert!(o.stdout.contains("Seccomp:\t2"), "{o}");
+    let o = ctx.husk(&["exec", &id, "sh", "-c", "sleep 1 & wait"]).fails();
+    assert_ne!(o.code, Some(255), "the program ran, its fork was refused: {o}");
+}

@@ -33,6 +33,8 @@ pub enum Msg {
     ExecFailed(i32),
     /// exec trampoline → parent: it could not fork the container process (this errno).
     CloneFailed(i32),
+    /// exec trampoline → parent: the seccomp filter it was handed did not load (this errno).
+    SeccompFailed(i32),
     /// exec'd process → parent: the pty master of a terminal husk proxies itself (with the fd).
     Console,
 }
@@ -40,14 +42,15 @@ pub enum Msg {
 const GO: u8 = 1;
 const RUN_HOOKS: u8 = 2;
 const HOOKS_DONE: u8 = 3;
-const READY: u8 = 4;
+const READY: u8 = crate::process::trampoline::READY_TAG;
 const ERROR: u8 = 5;
 const PID: u8 = crate::process::trampoline::PID_TAG;
 const EXEC_FAILED: u8 = crate::process::trampoline::REPORT_TAG;
 const CONSOLE: u8 = 8;
 const SECCOMP_FD: u8 = 9;
-const CREATED: u8 = 10;
+const CREATED: u8 = crate::process::trampoline::CREATED_TAG;
 const CLONE_FAILED: u8 = crate::process::trampoline::CLONE_FAILED_TAG;
+const SECCOMP_FAILED: u8 = crate::process::trampoline::SECCOMP_FAILED_TAG;
 
 pub struct Channel(OwnedFd);
 
@@ -123,6 +126,10 @@ fn encode(msg: &Msg) -> Vec<u8> {
             buf.push(CLONE_FAILED);
             buf.extend_from_slice(&errno.to_le_bytes());
         }
+        Msg::SeccompFailed(errno) => {
+            buf.push(SECCOMP_FAILED);
+            buf.extend_from_slice(&errno.to_le_bytes());
+        }
         Msg::ExecFailed(errno) => {
             buf.push(EXEC_FAILED);
             buf.extend_from_slice(&errno.to_le_bytes());
@@ -148,6 +155,7 @@ fn decode(buf: &[u8]) -> Result<Option<Msg>> {
         SECCOMP_FD => Msg::SeccompFd,
         ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..]).into_owned()),
         PID if buf.len() == 5 => Msg::Pid(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]])),
+        SECCOMP_FAILED if buf.len() == 5 => Msg::SeccompFailed(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]])),
         CLONE_FAILED if buf.len() == 5 => Msg::CloneFailed(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]])),
         EXEC_FAILED => match crate::process::exec::decode_report(buf) {
             Some(errno) => Msg::ExecFailed(errno),
@@ -172,6 +180,7 @@ mod tests {
             Msg::Error("x: y".into()),
             Msg::ExecFailed(libc::ENOENT),
             Msg::CloneFailed(libc::EAGAIN),
+            Msg::SeccompFailed(libc::EINVAL),
             Msg::Console,
             Msg::SeccompFd,
         ] {

@@ -79,3 +79,39 @@ fn exec_never_shows_the_runtime_binary_to_a_ptrace_capable_container() {
     runtime(&["delete", "--force", &id]).ok();
     snap.assert_unchanged();
 }
+
+/// The same probe exec'd into a *created* container (issue 19, item 1): until `start` the init
+/// waits there, and what waits must not be the runtime's binary (before, the init ran husk's
+/// code until start: the probe reached it at once); nor what the init becomes at start.
+#[test]
+fn a_created_containers_init_is_not_the_runtime_binary() {
+    let mut ctx = Ctx::new("exeptracecreated");
+    build_probe(&ctx);
+    let (copy, target) = private_runtime(&ctx);
+    ctx.sh("echo started > /dev/shm/started; exec sleep 1000");
+    let runtime = |args: &[&str]| {
+        let mut c = Command::new(&copy);
+        c.arg("--root").arg(&ctx.root).args(args).stdin(std::process::Stdio::null());
+        ctx.exec(c)
+    };
+    let id = ctx.id();
+    ctx.write_config(&id);
+    let before = fs::read(&copy).unwrap();
+    let snap = HostSnapshot::take(&ctx);
+    runtime(&["create", "--bundle", ctx.bundle.to_str().unwrap(), &id]).ok();
+    let init = ctx.state(&id)["pid"].as_u64().unwrap() as u32;
+    runtime(&["exec", "-d", "--cap", "CAP_SYS_PTRACE", &id, "/probe", &target, "/dev/shm/probe.log"]).ok();
+    let log = || probe_log(init);
+    assert!(wait_for(10, || log().contains("alive 64")), "the probe did not run: {}", log());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(ctx.status(&id), "created");
+    assert!(!log().contains("reached"), "the created container's init is the runtime binary:\n{}", log());
+    runtime(&["start", &id]).ok();
+    assert!(wait_for(10, || fs::read_to_string(format!("/proc/{init}/root/dev/shm/started")).is_ok()));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = log();
+    assert!(!log.contains("reached") && !log.contains("writable"), "the container reached the runtime binary:\n{log}");
+    assert!(fs::read(&copy).unwrap() == before, "the runtime binary changed");
+    runtime(&["delete", "--force", &id]).ok();
+    snap.assert_unchanged();
+}

@@ -66,8 +66,12 @@ fn start_container(root: &Path, id: &str) -> Result<(State, Option<NotifySocket>
     Ok((state, notify))
 }
 
-/// The init's reply: its own error text, or the exec trampoline's errno report.
+/// The init's reply: its own error text, or the exec trampoline's report (a failed execve or
+/// seccomp filter).
 fn start_error(state: &State, reply: &[u8]) -> Error {
+    if let [crate::process::trampoline::SECCOMP_FAILED_TAG, a, b, c, d] = reply {
+        return crate::seccomp::load_error(i32::from_le_bytes([*a, *b, *c, *d]));
+    }
     match exec::decode_report(reply) {
         Some(errno) => {
             let arg0 =

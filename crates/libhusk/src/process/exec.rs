@@ -2,12 +2,13 @@
 //! (through the trampoline that keeps the husk binary out of the container's reach).
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::process::trampoline::{self, Trampoline};
+use crate::seccomp::Prepared;
 
 /// Resolve `args[0]` inside the container, before `create` returns, so a missing program fails
 /// `create` with the wording callers map to exit 127.
@@ -72,12 +73,35 @@ impl Program {
     /// parent's (CLONE_PARENT) becomes it, born in the pid namespace we joined for our children;
     /// we report its pid on `report` (`Msg::Pid`) and exit. Forked by the trampoline, the child
     /// never runs the husk binary (see trampoline.rs).
-    pub fn exec(&self, trampoline: Option<&Trampoline>, report: BorrowedFd<'_>, start: Start) -> Error {
+    ///
+    /// `filter`: the seccomp filter still to load, right before the execve (by the trampoline,
+    /// else here).
+    pub fn exec(
+        &self,
+        trampoline: Option<&Trampoline>,
+        report: BorrowedFd<'_>,
+        start: Start,
+        filter: Option<&Prepared>,
+    ) -> Error {
         let envp: Vec<*const libc::c_char> =
             self.env.iter().map(|e| e.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
         if let Some(t) = trampoline {
-            self.exec_via(t, report, &envp, start);
+            let handoff = match filter.map(Prepared::handoff).transpose() {
+                Ok(h) => h,
+                Err(e) => return e,
+            };
+            let flags = match start {
+                Start::Replace => "",
+                Start::Fork { terminal: false } => "f",
+                Start::Fork { terminal: true } => "t",
+            };
+            self.exec_via(t, report, &envp, flags, None, handoff.as_ref());
             // The kernel refused the trampoline itself (an LSM, a noexec policy): go direct.
+        }
+        if let Some(f) = filter {
+            if let Err(e) = f.load() {
+                return e;
+            }
         }
         if let Start::Fork { terminal } = start {
             return self.fork_direct(report, &envp, terminal);
@@ -121,15 +145,49 @@ impl Program {
         crate::process::setup::exit(exec_failure_status(Some(errno)))
     }
 
-    fn exec_via(&self, t: &Trampoline, report: BorrowedFd<'_>, envp: &[*const libc::c_char], start: Start) {
-        let mode = match start {
-            Start::Replace => "",
-            Start::Fork { terminal: false } => "f",
-            Start::Fork { terminal: true } => "t",
+    /// The init of a created container: the trampoline reports Ready on `sync`, waits there for
+    /// Created and on `listener` for `start`, then execs the program (see trampoline.rs, `w`).
+    /// Returns only if the kernel refused the trampoline: the caller then waits itself.
+    pub fn exec_waiting(
+        &self,
+        t: &Trampoline,
+        sync: BorrowedFd<'_>,
+        listener: BorrowedFd<'_>,
+        filter: Option<&Prepared>,
+    ) -> Result<()> {
+        let envp: Vec<*const libc::c_char> =
+            self.env.iter().map(|e| e.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        let handoff = filter.map(Prepared::handoff).transpose()?;
+        self.exec_via(t, sync, &envp, "w", Some(listener), handoff.as_ref());
+        Ok(())
+    }
+
+    fn exec_via(
+        &self,
+        t: &Trampoline,
+        report: BorrowedFd<'_>,
+        envp: &[*const libc::c_char],
+        flags: &str,
+        listener: Option<BorrowedFd<'_>>,
+        filter: Option<&(OwnedFd, u32)>,
+    ) {
+        let mut first = format!("{flags}{}{}", if filter.is_some() { "s" } else { "" }, report.as_raw_fd());
+        if let Some(l) = listener {
+            first.push_str(&format!(",{}", l.as_raw_fd()));
+        }
+        if let Some((fd, bits)) = filter {
+            first.push_str(&format!(",{},{bits}", fd.as_raw_fd()));
+        }
+        let Ok(fd_arg) = CString::new(first) else { return };
+        // The trampoline marks `report` close-on-exec again before its own execve, and closes the
+        // listener once `start` came and the filter's fd once read.
+        let fds = [Some(report), listener, filter.map(|(fd, _)| fd.as_fd())];
+        let set = |cloexec: bool| {
+            let flags = if cloexec { rustix::io::FdFlags::CLOEXEC } else { rustix::io::FdFlags::empty() };
+            fds.iter().flatten().all(|fd| rustix::io::fcntl_setfd(fd, flags).is_ok())
         };
-        let Ok(fd_arg) = CString::new(format!("{mode}{}", report.as_raw_fd())) else { return };
-        // The trampoline marks it close-on-exec again before its own execve.
-        if rustix::io::fcntl_setfd(report, rustix::io::FdFlags::empty()).is_err() {
+        if !set(false) {
+            set(true);
             return;
         }
         let argv: Vec<*const libc::c_char> = [fd_arg.as_ptr(), self.path.as_ptr()]
@@ -149,7 +207,7 @@ impl Program {
                 libc::AT_EMPTY_PATH,
             )
         };
-        let _ = rustix::io::fcntl_setfd(report, rustix::io::FdFlags::CLOEXEC);
+        set(true);
     }
 }
 

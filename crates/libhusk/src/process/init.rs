@@ -58,6 +58,8 @@ pub struct InitArgs<'a> {
 struct Final<'a> {
     program: exec::Program,
     last: setup::Last<'a>,
+    /// The labels went on already (before the trampoline was tried).
+    applied: bool,
 }
 
 /// The child's entry point after clone3.
@@ -66,7 +68,7 @@ pub fn run(args: InitArgs) -> ! {
     // unprivileged parent still has to write our id maps: then from `Go` (see setup), before
     // anything of the container exists.
     set_comm(crate::state::INIT_COMM);
-    let err = match setup(&args) {
+    let err = match setup(&args).and_then(|last| wait_as_trampoline(&args, last)) {
         Ok(last) => match args.sync.send(&Msg::Ready) {
             Ok(()) => {
                 crate::crashpoint::here("init:ready");
@@ -85,6 +87,26 @@ pub fn run(args: InitArgs) -> ! {
     };
     let _ = args.sync.send(&Msg::Error(err.to_string()));
     exit(1)
+}
+
+/// Everything is set up: unless startContainer hooks must run after `start` (husk's code, in
+/// here), the labels go on now and the wait for `start` is the exec trampoline's (`w`, see
+/// trampoline.rs), which reports Ready itself and loads the seccomp filter (if it is not loaded
+/// yet) right before its execve: from then on nothing in the container's pid namespace runs the
+/// husk binary, not even for a process exec'd into the created container. Returns (with the
+/// labels applied) only where there is no trampoline or the kernel refused it: the init then
+/// waits itself.
+fn wait_as_trampoline<'a>(args: &InitArgs<'a>, mut last: Final<'a>) -> Result<Final<'a>> {
+    let start_hooks =
+        args.state.hooks.as_ref().and_then(|h| h.start_container().as_ref()).is_some_and(|h| !h.is_empty());
+    let Some(t) = args.trampoline.filter(|_| !start_hooks) else { return Ok(last) };
+    crate::crashpoint::here("init:ready");
+    setup::reset_signals();
+    last.last.apply_labels()?;
+    last.applied = true;
+    last.program.exec_waiting(t, args.sync.fd(), args.start_listener.as_fd(), last.last.filter())?;
+    tracing::debug!("exec trampoline refused: the init waits for start itself");
+    Ok(last)
 }
 
 /// What `ps` and `state` see until exec replaces it.
@@ -214,7 +236,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         sync: &args.sync,
         setgroups_allowed: None,
     })?;
-    Ok(Final { program, last })
+    Ok(Final { program, last, applied: false })
 }
 
 /// The parent's cgroup fds, which our copy no longer needs: the rootfs setup has the caller's
@@ -324,12 +346,15 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final, tramp
     drop(listener);
     crate::crashpoint::here("init:accepted");
     let err = start_container_hooks(state).and_then(|()| {
+        if last.applied {
+            return Ok(());
+        }
         setup::reset_signals();
-        // Last, so nothing husk still does needs what they forbid.
-        last.last.apply()
+        last.last.apply_labels()
     });
     let err = match err {
-        Ok(()) => last.program.exec(trampoline, conn.as_fd(), exec::Start::Replace),
+        // The filter last, so nothing husk still does needs what it forbids.
+        Ok(()) => last.program.exec(trampoline, conn.as_fd(), exec::Start::Replace, last.last.filter()),
         Err(e) => e,
     };
     let mut conn = conn;

@@ -61,9 +61,10 @@ pub fn run(args: JoinArgs) -> ! {
     let err = match setup(&args) {
         Ok((program, last)) => {
             setup::reset_signals();
-            // Last, so nothing husk still does needs what they forbid.
-            match last.apply() {
-                Ok(()) => program.exec(args.trampoline, args.sync.fd(), exec::Start::Fork { terminal }),
+            // Last, so nothing husk still does needs what they forbid; the filter, if it is not
+            // loaded yet, by the trampoline right before the program's execve.
+            match last.apply_labels() {
+                Ok(()) => program.exec(args.trampoline, args.sync.fd(), exec::Start::Fork { terminal }, last.filter()),
                 Err(e) => e,
             }
         }

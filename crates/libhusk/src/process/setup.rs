@@ -47,13 +47,25 @@ pub struct Last<'a> {
     seccomp: Option<&'a Prepared>,
 }
 
-impl Last<'_> {
+impl<'a> Last<'a> {
+    /// Both, now: for a process whose own code runs until its execve.
     pub fn apply(&self) -> Result<()> {
         self.labels.apply()?;
         if let Some(f) = self.seccomp {
             f.load()?;
         }
         Ok(())
+    }
+
+    /// The LSM labels, which take effect at the next execve (the trampoline's).
+    pub fn apply_labels(&self) -> Result<()> {
+        self.labels.apply()
+    }
+
+    /// The filter still to load right before the execve: the trampoline's to load where there is
+    /// one (`Program::exec`), so that what runs under it before is only the execve.
+    pub fn filter(&self) -> Option<&'a Prepared> {
+        self.seccomp
     }
 }
 

@@ -89,6 +89,11 @@ pub fn load_point(prepared: &Prepared, no_new_privs: bool, keeps_sys_admin: bool
 }
 
 /// Check and compile `seccomp`, through the cache in `cache_dir` when there is one.
+/// A filter that did not load (here, or in the exec trampoline: `Msg::SeccompFailed`).
+pub fn load_error(errno: i32) -> Error {
+    Error::os("linux.seccomp: load the filter", errno)
+}
+
 pub fn prepare(seccomp: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Prepared> {
     let checked = profile::check(seccomp)?;
     let flags = kernel::flags(seccomp, checked.notify)?;
@@ -125,9 +130,22 @@ impl Prepared {
     }
 
     /// Install the filter on the calling thread (and, with TSYNC, its siblings).
+    /// The program in a memfd (offset 0, close-on-exec), for the exec trampoline to load right
+    /// before its execve (see trampoline.rs, `s`), and the seccomp(2) flags. Never for a filter
+    /// with a notify listener, whose fd husk must pass on.
+    pub fn handoff(&self) -> Result<(OwnedFd, u32)> {
+        let fd = rustix::fs::memfd_create("husk-seccomp", rustix::fs::MemfdFlags::CLOEXEC)
+            .ctx(|| "linux.seccomp: memfd for the filter")?;
+        let bytes = kernel::program_to_bytes(&self.program);
+        let mut at = 0;
+        while at < bytes.len() {
+            at += rustix::io::pwrite(&fd, &bytes[at..], at as u64).ctx(|| "linux.seccomp: write the filter")?;
+        }
+        Ok((fd, self.flags))
+    }
+
     pub fn load(&self) -> Result<Option<OwnedFd>> {
-        kernel::load(&self.program, self.flags)
-            .map_err(|e| Error::os("linux.seccomp: load the filter", e.raw_os_error()))
+        kernel::load(&self.program, self.flags).map_err(|e| load_error(e.raw_os_error()))
     }
 
     /// Write the program to `<state dir>/seccomp.bpf` for `exec`, and say what the state keeps.

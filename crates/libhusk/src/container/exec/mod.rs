@@ -239,6 +239,7 @@ fn wait_exec(
             (Some(Msg::CloneFailed(errno)), _) => {
                 failed = Some(Error::os("exec: fork the container process", errno));
             }
+            (Some(Msg::SeccompFailed(errno)), _) => failed = Some(crate::seccomp::load_error(errno)),
             (Some(Msg::ExecFailed(errno)), _) => {
                 let arg0 = process.args().as_ref().and_then(|a| a.first()).cloned().unwrap_or_default();
                 let path = std::ffi::CString::new(arg0).unwrap_or_default();
