@@ -32,6 +32,11 @@ pub enum Msg {
     ExecFailed(i32),
     /// exec'd process → parent: the pty master of a terminal husk proxies itself (with the fd).
     Console,
+    /// init → parent: open the source of bind mount `mounts[i]`, which the init's user namespace
+    /// cannot reach (runc's mount source request).
+    MountSource(u32),
+    /// parent → init: the mount source asked for comes with this message (SCM_RIGHTS).
+    MountSourceFd,
 }
 
 const GO: u8 = 1;
@@ -44,6 +49,8 @@ const EXEC_FAILED: u8 = crate::process::trampoline::REPORT_TAG;
 const CONSOLE: u8 = 8;
 const SECCOMP_FD: u8 = 9;
 const CREATED: u8 = 10;
+const MOUNT_SOURCE: u8 = 11;
+const MOUNT_SOURCE_FD: u8 = 12;
 
 pub struct Channel(OwnedFd);
 
@@ -111,6 +118,11 @@ fn encode(msg: &Msg) -> Vec<u8> {
         Msg::Created => buf.push(CREATED),
         Msg::Console => buf.push(CONSOLE),
         Msg::SeccompFd => buf.push(SECCOMP_FD),
+        Msg::MountSourceFd => buf.push(MOUNT_SOURCE_FD),
+        Msg::MountSource(i) => {
+            buf.push(MOUNT_SOURCE);
+            buf.extend_from_slice(&i.to_ne_bytes());
+        }
         Msg::Pid(pid) => {
             buf.push(PID);
             buf.extend_from_slice(&pid.to_ne_bytes());
@@ -138,6 +150,8 @@ fn decode(buf: &[u8]) -> Result<Option<Msg>> {
         CREATED => Msg::Created,
         CONSOLE => Msg::Console,
         SECCOMP_FD => Msg::SeccompFd,
+        MOUNT_SOURCE_FD => Msg::MountSourceFd,
+        MOUNT_SOURCE if buf.len() == 5 => Msg::MountSource(u32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
         ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..]).into_owned()),
         PID if buf.len() == 5 => Msg::Pid(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
         EXEC_FAILED => match crate::process::exec::decode_report(buf) {
@@ -164,6 +178,8 @@ mod tests {
             Msg::ExecFailed(libc::ENOENT),
             Msg::Console,
             Msg::SeccompFd,
+            Msg::MountSource(7),
+            Msg::MountSourceFd,
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));

@@ -108,6 +108,18 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
         0 => None,
         _ => Some(open_proc(&format!("/proc/{}/ns/time_for_children", state.init.pid))?),
     };
+    // A container without a mount namespace of its own is its init's chroot: so is the process.
+    let chroot_to = match config.namespaces & libc::CLONE_NEWNS as u64 {
+        0 => Some(
+            rustix::fs::open(
+                format!("/proc/{}/root", state.init.pid),
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| Error::os("open the container's root", e.raw_os_error()))?,
+        ),
+        _ => None,
+    };
     // Our child is born in the container's pid namespace (husk itself stays where it is), and
     // later children of this process are not.
     let mut own_pid_ns = match pid_ns {
@@ -140,6 +152,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
                     & !(libc::CLONE_NEWTIME as u64)
                     & if joined_user { !(libc::CLONE_NEWUSER as u64) } else { !0 },
                 time_ns: time_ns.as_ref(),
+                chroot_to: chroot_to.as_ref(),
                 cgroups: &cgroups,
                 sync: child_end,
                 console,
