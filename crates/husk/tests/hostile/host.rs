@@ -68,7 +68,7 @@ fn cgroup_tops(settled_only: bool) -> BTreeSet<String> {
                     .metadata()
                     .and_then(|m| m.modified())
                     .is_ok_and(|t| t.elapsed().map_or(true, |age| age < std::time::Duration::from_secs(60)));
-                if e.path().is_dir() && !name.starts_with("husk") && !name.contains("test") && !(settled_only && young)
+                if e.path().is_dir() && !name.starts_with("husk") && !name.contains("test") && (!settled_only || !young)
                 {
                     out.insert(e.path().display().to_string());
                 }
