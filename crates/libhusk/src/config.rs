@@ -1,9 +1,12 @@
 //! Reading and checking a bundle: `config.json` parsed into oci-spec types, with every error
 //! naming the JSON path of the field at fault.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 
@@ -16,8 +19,12 @@ const MAX_MINOR: u64 = 3;
 pub struct Bundle {
     /// Absolute path of the bundle directory.
     pub dir: PathBuf,
-    /// Absolute path of the root filesystem.
+    /// Absolute path of the root filesystem (for state, hooks and messages: the rootfs is used
+    /// through `rootfs_fd` only).
     pub rootfs: PathBuf,
+    /// The root filesystem, opened once (O_PATH) when the bundle is read: everything the init
+    /// does to it goes through this fd, so nothing can swap a component of the path meanwhile.
+    pub rootfs_fd: OwnedFd,
     pub spec: Spec,
 }
 
@@ -27,8 +34,8 @@ impl Bundle {
         let path = dir.join("config.json");
         let data = std::fs::read(&path).map_err(|e| Error::from(e).context(format!("open {}", path.display())))?;
         let spec = parse_spec(&data).map_err(|e| e.context(path.display()))?;
-        let rootfs = check_rootfs(&dir, &spec)?;
-        Ok(Bundle { dir, rootfs, spec })
+        let (rootfs, rootfs_fd) = open_rootfs(&dir, &spec)?;
+        Ok(Bundle { dir, rootfs, rootfs_fd, spec })
     }
 }
 
@@ -141,23 +148,38 @@ fn validate(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// The rootfs must exist, be a directory, and not itself be a symlink (runc refuses that too: a
-/// symlink could be re-pointed between our check and our mount).
-fn check_rootfs(bundle: &Path, spec: &Spec) -> Result<PathBuf> {
+/// Open the rootfs once, as a directory, without following a symlink in `root.path`: runc refuses
+/// a rootfs path with a symlink in it (`link`, and `link/.` too), since whoever can re-point it
+/// could swap the rootfs between the check and the mounts. A relative `root.path` is resolved
+/// beneath the bundle directory, which is opened as given (runc enters it with chdir).
+fn open_rootfs(bundle: &Path, spec: &Spec) -> Result<(PathBuf, OwnedFd)> {
     let root = spec.root().as_ref().ok_or_else(|| Error::field("root", "missing"))?;
     if root.path().as_os_str().is_empty() {
         return Err(Error::field("root.path", "missing"));
     }
     let rootfs = bundle.join(root.path());
-    let meta = std::fs::symlink_metadata(&rootfs)
-        .map_err(|e| Error::from(e).context(format!("root.path: {}", rootfs.display())))?;
-    if meta.file_type().is_symlink() {
-        return Err(Error::field("root.path", format!("{} is a symlink; give the real directory", rootfs.display())));
-    }
-    if !meta.is_dir() {
-        return Err(Error::field("root.path", format!("{} is not a directory", rootfs.display())));
-    }
-    Ok(rootfs)
+    let shown = || format!("root.path: {}", rootfs.display());
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let how = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let opened = if root.path().is_absolute() {
+        rustix::fs::openat2(rustix::fs::CWD, root.path(), flags, Mode::empty(), how)
+    } else {
+        let dir = rustix::fs::open(bundle, flags, Mode::empty())
+            .map_err(|e| Error::os(format!("open bundle {}", bundle.display()), e.raw_os_error()))?;
+        rustix::fs::openat2(&dir, root.path(), flags, Mode::empty(), how)
+    };
+    let fd = opened.map_err(|e| match e {
+        Errno::LOOP => Error::field(
+            "root.path",
+            format!(
+                "{}: a symlink in the path (the rootfs is opened without following symlinks; give the real directory)",
+                rootfs.display()
+            ),
+        ),
+        Errno::NOTDIR => Error::field("root.path", format!("{} is not a directory", rootfs.display())),
+        e => Error::os(shown(), e.raw_os_error()),
+    })?;
+    Ok((rootfs, fd))
 }
 
 pub fn ns_name(t: LinuxNamespaceType) -> &'static str {

@@ -99,9 +99,13 @@ impl Pty {
 }
 
 /// The init's console: runs after pivot_root, so `/dev/ptmx` is the container's own devpts.
-pub fn setup(socket: OwnedFd, size: Option<&oci_spec::runtime::Box>) -> Result<()> {
+/// Without a mount namespace of its own (`bind_console` false) /dev/console is left as it is: a
+/// bind there would be a mount in the host's namespace.
+pub fn setup(socket: OwnedFd, size: Option<&oci_spec::runtime::Box>, bind_console: bool) -> Result<()> {
     let pty = open_pty(size)?;
-    bind_dev_console(&pty.slave)?;
+    if bind_console {
+        bind_dev_console(&pty.slave)?;
+    }
     pty.send_master(&socket)?;
     drop(socket);
     pty.become_terminal()

@@ -30,6 +30,9 @@ pub struct NsPlan {
     pub new_pid: bool,
     pub new_net: bool,
     pub new_mount: bool,
+    /// A mount namespace other than husk's (new or joined). Without one the container shares the
+    /// host's: husk then makes no mounts at all and chroots into the rootfs.
+    pub own_mount: bool,
     pub new_cgroup: bool,
     /// CLONE_NEW* of every namespace the config lists, new or joined: the namespaces the
     /// container does not share with husk, which an exec'd process joins.
@@ -52,9 +55,8 @@ fn flag(t: LinuxNamespaceType) -> u64 {
 impl NsPlan {
     pub fn from_config(linux: Option<&Linux>) -> Result<NsPlan> {
         let mut plan = NsPlan::default();
-        let Some(namespaces) = linux.and_then(|l| l.namespaces().as_ref()) else {
-            return Err(Error::field("linux.namespaces", "missing: husk needs at least a mount namespace"));
-        };
+        // None listed: every namespace is the host's (runc runs such a container too).
+        let namespaces = linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default();
         for (i, ns) in namespaces.iter().enumerate() {
             let t = ns.typ();
             plan.listed |= flag(t);
@@ -80,9 +82,7 @@ impl NsPlan {
         plan.new_cgroup = new(LinuxNamespaceType::Cgroup);
         // husk itself in a user namespace (run by rootless Podman) puts the init there too.
         plan.in_userns = plan.new_user || joins(LinuxNamespaceType::User) || crate::userns::in_user_namespace();
-        if !plan.new_mount && !joins(LinuxNamespaceType::Mount) {
-            return Err(Error::field("linux.namespaces", "a mount namespace is required"));
-        }
+        plan.own_mount = plan.new_mount || joins(LinuxNamespaceType::Mount);
         if plan.new_user && linux.is_some_and(|l| l.uid_mappings().as_ref().is_none_or(|m| m.is_empty())) {
             return Err(Error::field("linux.uidMappings", "a new user namespace needs uid mappings"));
         }

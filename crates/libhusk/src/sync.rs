@@ -37,6 +37,11 @@ pub enum Msg {
     SeccompFailed(i32),
     /// exec'd process → parent: the pty master of a terminal husk proxies itself (with the fd).
     Console,
+    /// init → parent: open the source of bind mount `mounts[i]`, which the init's user namespace
+    /// cannot reach (runc's mount source request).
+    MountSource(u32),
+    /// parent → init: the mount source asked for comes with this message (SCM_RIGHTS).
+    MountSourceFd,
 }
 
 const GO: u8 = 1;
@@ -51,6 +56,8 @@ const SECCOMP_FD: u8 = 9;
 const CREATED: u8 = crate::process::trampoline::CREATED_TAG;
 const CLONE_FAILED: u8 = crate::process::trampoline::CLONE_FAILED_TAG;
 const SECCOMP_FAILED: u8 = crate::process::trampoline::SECCOMP_FAILED_TAG;
+const MOUNT_SOURCE: u8 = 13;
+const MOUNT_SOURCE_FD: u8 = 14;
 
 pub struct Channel(OwnedFd);
 
@@ -118,6 +125,11 @@ fn encode(msg: &Msg) -> Vec<u8> {
         Msg::Created => buf.push(CREATED),
         Msg::Console => buf.push(CONSOLE),
         Msg::SeccompFd => buf.push(SECCOMP_FD),
+        Msg::MountSourceFd => buf.push(MOUNT_SOURCE_FD),
+        Msg::MountSource(i) => {
+            buf.push(MOUNT_SOURCE);
+            buf.extend_from_slice(&i.to_ne_bytes());
+        }
         Msg::Pid(pid) => {
             buf.push(PID);
             buf.extend_from_slice(&pid.to_le_bytes());
@@ -153,6 +165,8 @@ fn decode(buf: &[u8]) -> Result<Option<Msg>> {
         CREATED => Msg::Created,
         CONSOLE => Msg::Console,
         SECCOMP_FD => Msg::SeccompFd,
+        MOUNT_SOURCE_FD => Msg::MountSourceFd,
+        MOUNT_SOURCE if buf.len() == 5 => Msg::MountSource(u32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
         ERROR => Msg::Error(String::from_utf8_lossy(&buf[1..]).into_owned()),
         PID if buf.len() == 5 => Msg::Pid(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]])),
         SECCOMP_FAILED if buf.len() == 5 => Msg::SeccompFailed(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]])),
@@ -183,6 +197,8 @@ mod tests {
             Msg::SeccompFailed(libc::EINVAL),
             Msg::Console,
             Msg::SeccompFd,
+            Msg::MountSource(7),
+            Msg::MountSourceFd,
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));

@@ -58,6 +58,11 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         None => None,
     };
     let plan = NsPlan::from_config(bundle.spec.linux().as_ref())?;
+    if !plan.own_mount {
+        crate::rootfs::check_without_mount_ns(&bundle.spec)?;
+    } else if opts.no_pivot {
+        crate::rootfs::check_no_pivot(&bundle.spec)?;
+    }
     if !userns::privileged() && !plan.in_userns {
         return Err(Error::field(
             "linux.namespaces",
@@ -195,7 +200,15 @@ fn create_in(
 
     let rdt_root = linux.and_then(|l| l.intel_rdt().as_ref()).map(|_| intel_rdt::resctrl_root()).transpose()?;
     // Inherited by the init through the clone; closed in the parent when this returns.
-    let idmapped = crate::rootfs::idmap::prepare(spec, &bundle.dir, plan.new_user)?;
+    let userns = match (plan.new_user, plan.user_ns_path()) {
+        (true, _) => crate::rootfs::idmap::Userns::New(linux),
+        (false, Some((_, _, path))) => crate::rootfs::idmap::Userns::Joined(path),
+        (false, None) => crate::rootfs::idmap::Userns::None,
+    };
+    let idmapped = crate::rootfs::idmap::prepare(spec, &bundle.dir, userns)?;
+    // As root outside the container's user namespace, husk can open bind sources its root
+    // cannot reach (a directory only a host user may enter), when the init asks.
+    let mount_source_broker = plan.in_userns && plan.own_mount && userns::privileged();
     // The init joins its cgroups itself, as an exec'd process does (cgroups/join.rs): born in
     // the cgroup2 one (CLONE_INTO_CGROUP), it writes `0` to each v1 hierarchy's `tasks` first
     // thing. The parent writing the init's pid to `cgroup.procs` instead takes the kernel's
@@ -253,6 +266,7 @@ fn create_in(
                 dumpable_until_mapped,
                 idmapped: &idmapped,
                 user_ns_joined: entered.user_joined,
+                mount_source_broker,
             })
         }
         Ok(Forked::Parent { pid, pidfd }) => {
@@ -306,14 +320,15 @@ fn create_in(
     state.status = Status::Created;
     let final_state = dir.prepare_save(&state)?;
 
+    let sources = MountSources { spec, bundle: &bundle.dir, init: pid };
     if parent_hooks {
-        parent_end.expect(sync::Msg::RunHooks)?;
+        wait_for(&parent_end, sync::Msg::RunHooks, &state, &sources)?;
         let json = serde_json::to_vec(&state.oci_with(Status::Creating)).unwrap_or_default();
         hooks::run("prestart", &prestart, &json)?;
         hooks::run("createRuntime", &create_runtime, &json)?;
         parent_end.send(&sync::Msg::HooksDone)?;
     }
-    wait_ready(&parent_end, &state)?;
+    wait_for(&parent_end, sync::Msg::Ready, &state, &sources)?;
     crashpoint::here("create:ready");
     let console = own_listener.as_ref().map(console::receive_master).transpose()?;
 
@@ -383,17 +398,48 @@ fn socket_activation() -> (u32, Vec<String>) {
     }
 }
 
-/// Wait for the init's `Ready`; a seccomp notify fd that arrives first goes to the agent.
-fn wait_ready(sync: &sync::Channel, state: &State) -> Result<()> {
+/// Wait for `want` from the init (`RunHooks`, `Ready`), serving what it asks for meanwhile: a
+/// seccomp notify fd goes to the agent, a bind source it cannot reach is opened for it.
+fn wait_for(sync: &sync::Channel, want: sync::Msg, state: &State, sources: &MountSources) -> Result<()> {
     loop {
         match sync.recv_with_fd()? {
-            (Some(sync::Msg::Ready), _) => return Ok(()),
+            (Some(m), _) if m == want => return Ok(()),
             // runc sends the state as it is at this moment: still creating.
             (Some(sync::Msg::SeccompFd), Some(fd)) => seccomp_to_agent(state, Status::Creating, state.init.pid, &fd)?,
+            (Some(sync::Msg::MountSource(i)), _) => match sources.open(i as usize) {
+                Ok(fd) => sync.send_with_fd(&sync::Msg::MountSourceFd, fd.as_fd())?,
+                Err(e) => sync.send(&sync::Msg::Error(e.to_string()))?,
+            },
             (Some(sync::Msg::Error(text)), _) => return Err(Error::msg(text)),
-            (Some(other), _) => return Err(Error::msg(format!("sync: expected Ready, got {other:?}"))),
+            (Some(other), _) => return Err(Error::msg(format!("sync: expected {want:?}, got {other:?}"))),
             (None, _) => return Err(Error::msg("container init exited during setup")),
         }
+    }
+}
+
+/// Bind sources opened for an init whose user namespace cannot reach them.
+struct MountSources<'a> {
+    spec: &'a oci_spec::runtime::Spec,
+    bundle: &'a std::path::Path,
+    /// The init, in whose mount namespace the source is looked up (it may lie under a mount
+    /// the init made), from its own root, as it would have.
+    init: i32,
+}
+
+impl MountSources<'_> {
+    fn open(&self, i: usize) -> Result<OwnedFd> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let m =
+            self.spec.mounts().as_ref().and_then(|m| m.get(i)).ok_or_else(|| Error::msg(format!("no mounts[{i}]")))?;
+        let source = m.source().as_ref().ok_or_else(|| Error::field(format!("mounts[{i}].source"), "missing"))?;
+        let source = if source.is_absolute() { source.clone() } else { self.bundle.join(source) };
+        let dir = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root = rustix::fs::open(format!("/proc/{}/root", self.init), dir, Mode::empty())
+            .map_err(|e| Error::os("open the container init's root", e.raw_os_error()))?;
+        let rel = crate::rootfs::safe_path::relative(&source);
+        let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        rustix::fs::openat2(&root, rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), how)
+            .map_err(|e| Error::os(format!("open bind source {}", source.display()), e.raw_os_error()))
     }
 }
 

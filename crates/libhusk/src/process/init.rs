@@ -52,6 +52,8 @@ pub struct InitArgs<'a> {
     pub idmapped: &'a [(usize, OwnedFd)],
     /// The parent joined the config's user namespace already (to enter its pid namespace).
     pub user_ns_joined: bool,
+    /// The parent, as root outside our user namespace, opens bind sources we cannot reach.
+    pub mount_source_broker: bool,
 }
 
 /// What is left to do after `start`: the labels and the filter applied last, then execve.
@@ -181,17 +183,35 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         setup::join_session_keyring(&args.state.id)?;
     }
 
+    let broker = |i: usize| -> Result<OwnedFd> {
+        let index = u32::try_from(i).map_err(|_| Error::msg("too many mounts"))?;
+        args.sync.send(&Msg::MountSource(index))?;
+        match args.sync.recv_with_fd()? {
+            (Some(Msg::MountSourceFd), Some(fd)) => Ok(fd),
+            (Some(Msg::Error(text)), _) => Err(Error::msg(text)),
+            (other, _) => Err(Error::msg(format!("sync: expected a mount source, got {other:?}"))),
+        }
+    };
+    let userns = match (args.plan.new_user, args.plan.user_ns_path()) {
+        (true, _) => rootfs::idmap::Userns::New(linux),
+        (false, Some((_, _, path))) => rootfs::idmap::Userns::Joined(path),
+        (false, None) => rootfs::idmap::Userns::None,
+    };
     let ctx = RootfsContext {
         spec,
         bundle: &args.bundle.dir,
         rootfs: &args.bundle.rootfs,
+        rootfs_fd: args.bundle.rootfs_fd.as_fd(),
         no_pivot: args.no_pivot,
+        own_mount_ns: args.plan.own_mount,
         in_userns: args.plan.in_userns,
         in_cgroupns: args.plan.new_cgroup,
         cgroup: args.cgroup,
+        userns,
         idmapped: args.idmapped,
+        source_broker: if args.mount_source_broker { Some(&broker) } else { None },
     };
-    rootfs::prepare(&ctx)?;
+    let prepared = rootfs::prepare(&ctx)?;
     crate::crashpoint::here("init:rootfs");
     rootfs::apply_sysctls(&ctx)?;
     if args.parent_hooks {
@@ -201,11 +221,11 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()) {
         hooks::run("createContainer", h, &hook_state(args.state, Status::Creating))?;
     }
-    rootfs::pivot(&ctx)?;
+    rootfs::pivot(&ctx, &prepared)?;
     if process.terminal() == Some(true) {
         let sock = args.console_socket.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         let sock = sock.try_clone().ctx(|| "console socket")?;
-        console::setup(sock, process.console_size().as_ref())?;
+        console::setup(sock, process.console_size().as_ref(), args.plan.own_mount)?;
     } else {
         // A session of its own, as runc's init has, terminal or not: the container does not
         // share the caller's session and process group (and CRIU can dump it without
@@ -214,7 +234,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         reopen_dev_null();
     }
     create_cwd(process.cwd())?;
-    rootfs::finalize(&ctx)?;
+    rootfs::finalize(&ctx, prepared)?;
 
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     env.extend(args.extra_env.iter().cloned());

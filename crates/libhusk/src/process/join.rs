@@ -41,6 +41,8 @@ pub struct JoinArgs<'a> {
     pub namespaces: u64,
     /// The init's `time_for_children`: the container's time namespace, when it has one.
     pub time_ns: Option<&'a OwnedFd>,
+    /// The init's root, for a container without a mount namespace of its own (the init chrooted).
+    pub chroot_to: Option<&'a OwnedFd>,
     pub cgroups: &'a ExecCgroups,
     pub sync: Channel,
     pub console: ExecConsole,
@@ -98,6 +100,10 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
     })?;
     if let Some(fd) = args.time_ns {
         namespaces::join_process(fd.as_fd(), libc::CLONE_NEWTIME as u64)?;
+    }
+    if let Some(root) = args.chroot_to {
+        rustix::process::fchdir(root).ctx(|| "chdir to the container's root")?;
+        rustix::process::chroot(".").ctx(|| "chroot to the container's root")?;
     }
     if !args.no_new_keyring {
         setup::join_session_keyring(args.id)?;

@@ -110,6 +110,18 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
         0 => None,
         _ => Some(open_proc(&format!("/proc/{}/ns/time_for_children", state.init.pid))?),
     };
+    // A container without a mount namespace of its own is its init's chroot: so is the process.
+    let chroot_to = match config.namespaces & libc::CLONE_NEWNS as u64 {
+        0 => Some(
+            rustix::fs::open(
+                format!("/proc/{}/root", state.init.pid),
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| Error::os("open the container's root", e.raw_os_error()))?,
+        ),
+        _ => None,
+    };
     let mut user_manager =
         if cgroups.v2.is_some() && opts.cgroup.is_empty() { state.cgroup.user_manager()? } else { None };
     let keep_fds = 3 + opts.preserve_fds;
@@ -124,6 +136,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
                 init_pid: state.init.pid,
                 namespaces: config.namespaces & !(libc::CLONE_NEWTIME as u64),
                 time_ns: time_ns.as_ref(),
+                chroot_to: chroot_to.as_ref(),
                 cgroups: &cgroups,
                 sync: child_end,
                 console,
