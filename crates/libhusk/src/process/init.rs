@@ -183,7 +183,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     if process.terminal() == Some(true) {
         let sock = args.console_socket.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         let sock = sock.try_clone().ctx(|| "console socket")?;
-        console::setup(sock, process.console_size().as_ref())?;
+        console::setup(sock, process.console_size().as_ref(), process.user().uid())?;
     } else {
         // A session of its own, as runc's init has, terminal or not: the container does not
         // share the caller's session and process group (and CRIU can dump it without

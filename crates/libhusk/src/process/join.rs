@@ -93,10 +93,14 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
         let pty = console::open_pty(process.console_size().as_ref())?;
         match &args.console {
             ExecConsole::Socket(sock) => pty.send_master(sock)?,
-            ExecConsole::Husk => args.sync.send_with_fd(&Msg::Console, pty.master.as_fd())?,
+            ExecConsole::Husk => {
+                // Before the master goes: the program may write before husk reads this message.
+                console::for_proxy(&pty.master)?;
+                args.sync.send_with_fd(&Msg::Console, pty.master.as_fd())?
+            }
             ExecConsole::None => {}
         }
-        pty.become_terminal()?;
+        pty.become_terminal(process.user().uid())?;
     }
 
     let env: Vec<String> = process.env().clone().unwrap_or_default();
