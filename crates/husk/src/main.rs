@@ -63,6 +63,9 @@ impl tracing::Subscriber for ArcSubscriber {
     fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
         self.0.enabled(m)
     }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        self.0.max_level_hint()
+    }
     fn new_span(&self, a: &tracing::span::Attributes<'_>) -> tracing::span::Id {
         self.0.new_span(a)
     }

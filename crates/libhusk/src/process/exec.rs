@@ -28,6 +28,34 @@ pub fn lookup(name: &str, env: &[String]) -> Result<PathBuf> {
     Err(Error::msg(format!("exec: {name:?}: executable file not found in $PATH")).with_errno(libc::ENOENT))
 }
 
+/// The environment as runc's init makes it (prepareEnv): one entry per name, the last one given
+/// winning, in the place of that last one (so PATH for the program lookup is the last PATH);
+/// HOME from the container's /etc/passwd for `uid` when none is given or the last is empty.
+/// Entries were checked for the `NAME=VALUE` form with the config (`config::validate_env`).
+pub fn prepare_env(env: Vec<String>, uid: u32) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(env.len());
+    let mut home = false;
+    let mut out: Vec<String> = Vec::with_capacity(env.len() + 1);
+    for kv in env.into_iter().rev() {
+        let (key, value) = kv.split_once('=').unwrap_or((&kv, ""));
+        if !seen.insert(key.to_string()) {
+            continue;
+        }
+        if key == "HOME" {
+            if value.is_empty() {
+                continue;
+            }
+            home = true;
+        }
+        out.push(kv);
+    }
+    out.reverse();
+    if !home {
+        out.push(format!("HOME={}", crate::process::user::home_dir(uid)));
+    }
+    out
+}
+
 fn check_executable(path: &Path) -> std::result::Result<(), i32> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))?;
@@ -130,5 +158,24 @@ pub fn exec_failure_status(errno: Option<i32>) -> i32 {
         127
     } else {
         126
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn env_is_deduplicated_as_runc_does() {
+        // The last of each name wins, in its place; a given HOME is kept.
+        let out = prepare_env(env(&["PATH=/nope", "A=1", "HOME=/h", "PATH=/bin", "A=2"]), 0);
+        assert_eq!(out, ["HOME=/h", "PATH=/bin", "A=2"]);
+        // An empty last HOME counts as none (the host's passwd is what this test process reads).
+        let out = prepare_env(env(&["HOME=/h", "X=1", "HOME="]), 4_000_000_000);
+        assert_eq!(out, ["X=1", "HOME=/"]);
     }
 }

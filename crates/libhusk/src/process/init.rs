@@ -14,9 +14,9 @@ use crate::cgroups::{Cgroup, ExecCgroups};
 use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NsPlan};
+use crate::process::exec;
 use crate::process::setup::{self, exit, Finish};
 use crate::process::trampoline::Trampoline;
-use crate::process::{exec, user};
 use crate::rootfs::{self, RootfsContext};
 use crate::seccomp::Prepared;
 use crate::state::{State, Status};
@@ -66,6 +66,7 @@ pub fn run(args: InitArgs) -> ! {
     // unprivileged parent still has to write our id maps: then from `Go` (see setup), before
     // anything of the container exists.
     set_comm(crate::state::INIT_COMM);
+    crate::sync::log_through(&args.sync);
     let err = match setup(&args) {
         Ok(last) => match args.sync.send(&Msg::Ready) {
             Ok(()) => {
@@ -76,6 +77,7 @@ pub fn run(args: InitArgs) -> ! {
                 }
                 crate::crashpoint::here("init:created");
                 let InitArgs { sync, start_listener, state, trampoline, .. } = args;
+                crate::sync::stop_logging();
                 drop(sync);
                 wait_for_start_and_exec(start_listener, state, &last, trampoline)
             }
@@ -196,11 +198,9 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
 
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     env.extend(args.extra_env.iter().cloned());
+    let env = exec::prepare_env(env, process.user().uid());
     let proc_args = process.args().as_deref().unwrap_or_default();
     let path = exec::lookup(&proc_args[0], &env)?;
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", user::home_dir(process.user().uid())));
-    }
     let program = exec::Program::new(&path, proc_args, &env)?;
 
     let mut keep = vec![args.sync.fd().as_raw_fd(), args.start_listener.as_raw_fd()];

@@ -15,7 +15,7 @@ use crate::error::{Context, Result};
 use crate::namespaces;
 use crate::process::setup::{self, exit, Finish};
 use crate::process::trampoline::Trampoline;
-use crate::process::{exec, sched, user};
+use crate::process::{exec, sched};
 use crate::seccomp::Prepared;
 use crate::sync::{Channel, Msg};
 
@@ -53,6 +53,8 @@ pub struct JoinArgs<'a> {
 }
 
 pub fn run(args: JoinArgs) -> ! {
+    // The channel lives until the execve closes it.
+    crate::sync::log_through(&args.sync);
     let err = match setup(&args) {
         Ok((program, last)) => {
             setup::reset_signals();
@@ -103,13 +105,9 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
         pty.become_terminal(process.user().uid())?;
     }
 
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let env = exec::prepare_env(process.env().clone().unwrap_or_default(), process.user().uid());
     let proc_args = process.args().as_deref().unwrap_or_default();
     let path = exec::lookup(&proc_args[0], &env)?;
-    let mut env = env;
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", user::home_dir(process.user().uid())));
-    }
     let program = exec::Program::new(&path, proc_args, &env)?;
 
     let mut keep = vec![args.sync.fd().as_raw_fd()];
