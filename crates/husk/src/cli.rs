@@ -17,6 +17,9 @@ pub struct Cli {
     /// non-root user, as runc)
     #[arg(long, global = true, default_value_os_t = libhusk::rootless::default_root())]
     pub root: PathBuf,
+    /// Whether --root was given (`list` fails on a named root that does not exist, as runc).
+    #[arg(skip)]
+    pub root_given: bool,
     /// Log file (default: stderr)
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -223,6 +226,20 @@ pub enum Command {
     Checkpoint(crate::checkpoint::CheckpointArgs),
     /// Restore a container from a checkpoint
     Restore(crate::checkpoint::RestoreArgs),
+}
+
+/// Parse the (normalized) command line; as clap's derive does, and notes whether --root was
+/// given, which clap's default hides.
+pub fn parse(args: Vec<OsString>) -> std::result::Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut matches = Cli::command().try_get_matches_from(args)?;
+    // Asked before the derive takes the values out; a global flag given after the subcommand
+    // is in the subcommand's matches.
+    let given = |m: &clap::ArgMatches| m.value_source("root") == Some(clap::parser::ValueSource::CommandLine);
+    let root_given = given(&matches) || matches.subcommand().is_some_and(|(_, m)| given(m));
+    let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
+    cli.root_given = root_given;
+    Ok(cli)
 }
 
 /// Long flags that runc (urfave/cli) also takes with a single dash, e.g. `-no-subreaper`.
@@ -497,7 +514,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
 }
 
 fn list(cli: &Cli, format: &str, quiet: bool) -> Result<()> {
-    let containers = container::list(&cli.root)?;
+    let containers = container::list(&cli.root, cli.root_given)?;
     if quiet {
         for (s, _) in &containers {
             println!("{}", s.id);
@@ -505,13 +522,7 @@ fn list(cli: &Cli, format: &str, quiet: bool) -> Result<()> {
         return Ok(());
     }
     match format {
-        "json" => {
-            let all: Vec<_> = containers.iter().map(|(s, st)| container::oci_json(s, *st)).collect();
-            // runc prints null, not [], when there are none.
-            let text =
-                if all.is_empty() { "null".to_string() } else { serde_json::to_string(&all).unwrap_or_default() };
-            println!("{text}");
-        }
+        "json" => println!("{}", container::list_json(&containers)),
         "table" => {
             let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
             for (s, st) in &containers {
@@ -742,6 +753,15 @@ mod tests {
         assert!(!e.contains('\n'));
         let e = usage_error(&parse(&["husk", "state", "--bogus\nx", "id"]));
         assert!(e.contains("--bogus") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn notes_an_explicit_root() {
+        let p = |a: &[&str]| parse(normalize_args(a.iter().map(OsString::from))).unwrap().root_given;
+        assert!(!p(&["husk", "list"]));
+        assert!(p(&["husk", "--root", "/r", "list"]));
+        assert!(p(&["husk", "list", "--root=/r"]));
+        assert!(p(&["husk", "-root", "/r", "list"]));
     }
 
     #[test]

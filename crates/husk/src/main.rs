@@ -11,11 +11,9 @@ mod tty;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     let args = cli::normalize_args(std::env::args_os());
-    let cli = match cli::Cli::try_parse_from(args) {
+    let cli = match cli::parse(args) {
         Ok(c) => c,
         // --help and --version print as clap made them; a usage error is one line, like every
         // other error.

@@ -113,6 +113,7 @@ fn root_is_respected() {
     let id = ctx.id();
     ctx.create(&id).ok();
     let other = ctx.dir.join("other-root");
+    std::fs::create_dir_all(&other).unwrap();
     let mut c = Command::new(bin());
     c.arg("--root").arg(&other).args(["state", &id]);
     ctx.exec(c).fails_with("does not exist");
