@@ -310,13 +310,22 @@ const VALUE_FLAGS: &[&str] = &[
     "cgroup",
 ];
 
-/// Rewrite `-no-subreaper` / `-bundle=x` to their `--` forms. Stops at `--`, and for `exec` at
-/// the container id, so the container's command line is never touched.
+/// runc's commands that stop parsing flags after their first positional argument, the container
+/// id (urfave/cli's StopOnNthArg(1)): what follows is the container's command line (`exec`),
+/// ps(1)'s options (`ps`) or the signal (`kill`), however it looks.
+const STOP_AFTER_ID: &[&str] = &["exec", "ps", "kill"];
+
+/// Rewrite `-no-subreaper` / `-bundle=x` to their `--` forms: only husk's own long flags, and
+/// only where runc's parser reads flags. It stops at `--`, and for `exec`, `ps` and `kill` at the
+/// container id; after that id a `--` is put in, so that clap too takes the rest as it is
+/// (`ps ID -all`, `exec ID ls -all`, `kill ID -all` are never husk's `--all`).
 pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut passthrough = false;
     let mut value_next = false;
     let mut command: Option<OsString> = None;
+    // After the id of a STOP_AFTER_ID command: the next argument starts the passthrough.
+    let mut stop_next = false;
     let long = |n: &str| {
         LONG_FLAGS.contains(&n)
             || crate::cgroup_cmds::LONG_FLAGS.contains(&n)
@@ -324,6 +333,14 @@ pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
     };
     for (i, arg) in args.enumerate() {
         if i == 0 || passthrough {
+            out.push(arg);
+            continue;
+        }
+        if std::mem::take(&mut stop_next) {
+            passthrough = true;
+            if arg != "--" {
+                out.push(OsString::from("--"));
+            }
             out.push(arg);
             continue;
         }
@@ -349,8 +366,7 @@ pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
         }
         match &command {
             None => command = Some(arg.clone()),
-            // The container id of `exec`: what follows is the container's command.
-            Some(c) if c == "exec" => passthrough = true,
+            Some(c) if STOP_AFTER_ID.iter().any(|x| c == x) => stop_next = true,
             Some(_) => {}
         }
         out.push(arg);
@@ -359,8 +375,21 @@ pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
 }
 
 /// clap's usage error as one line: the message without its usage block, lines joined, control
-/// characters from the arguments escaped.
+/// characters from the arguments escaped. A flag given without its value is said in runc's
+/// words, `flag needs an argument: --flag`, which callers match: Podman and CRI-O probe
+/// `restore --lsm-mount-context` and look for exactly that.
 pub fn usage_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() == ErrorKind::InvalidValue {
+        if let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) =
+            (e.get(ContextKind::InvalidArg), e.get(ContextKind::InvalidValue))
+        {
+            if value.is_empty() {
+                let flag = arg.split_whitespace().next().unwrap_or(arg);
+                return Error::msg(format!("flag needs an argument: {flag} (see husk --help)")).message().to_string();
+            }
+        }
+    }
     let text = e.render().to_string();
     let head = text.split("\nUsage:").next().unwrap_or(&text);
     let head = head.trim().strip_prefix("error: ").unwrap_or(head.trim());
@@ -581,9 +610,62 @@ mod tests {
         // exec: flags before the id are ours, everything after it the container's.
         assert_eq!(
             norm(&["husk", "-root", "/r", "exec", "-cwd", "/tmp", "-tty", "ctr", "ls", "-format", "-all"]),
-            ["husk", "--root", "/r", "exec", "--cwd", "/tmp", "--tty", "ctr", "ls", "-format", "-all"]
+            ["husk", "--root", "/r", "exec", "--cwd", "/tmp", "--tty", "ctr", "--", "ls", "-format", "-all"]
         );
-        assert_eq!(norm(&["husk", "exec", "-e", "all", "ctr", "-all"]), ["husk", "exec", "-e", "all", "ctr", "-all"]);
+        assert_eq!(
+            norm(&["husk", "exec", "-e", "all", "ctr", "-all"]),
+            ["husk", "exec", "-e", "all", "ctr", "--", "-all"]
+        );
+        // ps and kill stop after the id too (runc's StopOnNthArg): ps(1)'s and the signal's.
+        assert_eq!(
+            norm(&["husk", "ps", "-format", "json", "ctr", "-all"]),
+            ["husk", "ps", "--format", "json", "ctr", "--", "-all"]
+        );
+        assert_eq!(norm(&["husk", "kill", "ctr", "-all"]), ["husk", "kill", "ctr", "--", "-all"]);
+        assert_eq!(norm(&["husk", "kill", "-all", "ctr", "KILL"]), ["husk", "kill", "--all", "ctr", "--", "KILL"]);
+        // A `--` of the caller's right after the id is the one clap reads.
+        assert_eq!(norm(&["husk", "exec", "ctr", "--", "ls"]), ["husk", "exec", "ctr", "--", "ls"]);
+        // Other commands read flags after their positionals, as runc's parser does.
+        assert_eq!(norm(&["husk", "delete", "ctr", "-force"]), ["husk", "delete", "ctr", "--force"]);
+    }
+
+    #[test]
+    fn what_follows_the_id_is_not_husks() {
+        let parse = |a: &[&str]| Cli::try_parse_from(normalize_args(a.iter().map(OsString::from)));
+        let Some(Command::Ps { ps_args, format, .. }) = parse(&["husk", "ps", "ctr", "-all"]).unwrap().command else {
+            panic!("not ps")
+        };
+        assert_eq!((ps_args, format.as_str()), (vec!["-all".to_string()], "table"));
+        let Some(Command::Ps { ps_args, .. }) = parse(&["husk", "ps", "ctr", "-f", "-e"]).unwrap().command else {
+            panic!("not ps")
+        };
+        assert_eq!(ps_args, ["-f", "-e"]);
+        let Some(Command::Kill { all, signal, .. }) = parse(&["husk", "kill", "ctr", "-all"]).unwrap().command else {
+            panic!("not kill")
+        };
+        assert_eq!((all, signal.as_deref()), (false, Some("-all")));
+        let Some(Command::Exec(a)) = parse(&["husk", "exec", "ctr", "ls", "-all", "--", "-x"]).unwrap().command else {
+            panic!("not exec")
+        };
+        assert_eq!(a.command, ["ls", "-all", "--", "-x"]);
+        let Some(Command::Exec(a)) = parse(&["husk", "exec", "ctr", "--", "ls"]).unwrap().command else {
+            panic!("not exec")
+        };
+        assert_eq!(a.command, ["ls"]);
+    }
+
+    #[test]
+    fn a_flag_without_its_value_is_said_in_runcs_words() {
+        let parse = |a: &[&str]| parse(normalize_args(a.iter().map(OsString::from))).unwrap_err();
+        for (args, flag) in [
+            (&["husk", "--root"][..], "--root"),
+            (&["husk", "exec", "--user"], "--user"),
+            (&["husk", "restore", "--lsm-mount-context"], "--lsm-mount-context"),
+            (&["husk", "restore", "-lsm-mount-context"], "--lsm-mount-context"),
+        ] {
+            let e = usage_error(&parse(args));
+            assert!(e.starts_with(&format!("flag needs an argument: {flag}")), "{args:?}: {e}");
+        }
     }
 
     #[test]

@@ -265,3 +265,36 @@ fn missing_id_fails() {
         ctx.husk(&[cmd]).fails();
     }
 }
+
+#[test]
+fn a_flag_without_its_value() {
+    // Podman (CRRuntimeSupportsPodCheckpointRestore) and CRI-O run `restore --lsm-mount-context`
+    // and look for "flag needs an argument" in the output: then the runtime has the flag.
+    let ctx = Ctx::new("flagnoval");
+    for args in [&["restore", "--lsm-mount-context"][..], &["exec", "--user"], &["--root"]] {
+        let o = ctx.husk(args).fails_with("flag needs an argument");
+        assert_eq!(o.stderr_lines().len(), if is_husk() { 1 } else { o.stderr_lines().len() }, "{o}");
+    }
+}
+
+#[test]
+fn single_dash_words_after_the_id_are_not_flags() {
+    // runc main stops reading flags after the id of exec, ps and kill: `-all` there is the
+    // container's, ps(1)'s or a (bad) signal, never the runtime's `--all`.
+    // runc 1.1 differs: its parser reads flags after the id too, so `kill ID -all` sends
+    // SIGTERM to every process.
+    let mut ctx = Ctx::new("dashafterid");
+    ctx.sh("trap 'echo got-signal' TERM; echo ready; while :; do sleep 0.1; done");
+    let id = ctx.id();
+    let o = ctx.create(&id).ok();
+    ctx.husk(&["start", &id]).ok();
+    assert!(wait_for(10, || o.stdout_now().contains("ready")));
+    ctx.husk(&["kill", &id, "-all"]).fails();
+    let p = ctx.husk(&["ps", &id, "-e", "-all"]).ok();
+    assert!(p.stdout.starts_with("F S"), "ps(1) got -all (long format): {p}");
+    let e = ctx.husk(&["exec", &id, "echo", "-all"]).ok();
+    assert_eq!(e.stdout, "-all\n");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!o.stdout_now().contains("got-signal"), "kill ID -all signalled the container: {}", o.stdout_now());
+    assert_eq!(ctx.status(&id), "running");
+}

@@ -13,8 +13,13 @@ use crate::process::trampoline::{self, Trampoline};
 /// `create` with the wording callers map to exit 127.
 pub fn lookup(name: &str, env: &[String]) -> Result<PathBuf> {
     if name.contains('/') {
-        return check_executable(Path::new(name)).map(|()| PathBuf::from(name)).map_err(|e| {
-            Error::msg(format!("exec: {name:?}: stat {name}: {}", crate::error::errno_text(e))).with_errno(e)
+        // Go's LookPath, as runc reports it: a failed stat names the stat, a file that is no
+        // executable (or a directory) is only `permission denied`.
+        return check_executable(Path::new(name)).map(|()| PathBuf::from(name)).map_err(|(stat, e)| {
+            let text = crate::error::errno_text(e);
+            let msg =
+                if stat { format!("exec: {name:?}: stat {name}: {text}") } else { format!("exec: {name:?}: {text}") };
+            Error::msg(msg).with_errno(e)
         });
     }
     let path_var = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("");
@@ -56,14 +61,12 @@ pub fn prepare_env(env: Vec<String>, uid: u32) -> Vec<String> {
     out
 }
 
-fn check_executable(path: &Path) -> std::result::Result<(), i32> {
+/// The errno, and whether it was the stat that failed (else: not an executable file).
+fn check_executable(path: &Path) -> std::result::Result<(), (bool, i32)> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))?;
-    if meta.is_dir() {
-        return Err(libc::EISDIR);
-    }
-    if meta.permissions().mode() & 0o111 == 0 {
-        return Err(libc::EACCES);
+    let meta = std::fs::metadata(path).map_err(|e| (true, e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+    if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
+        return Err((false, libc::EACCES));
     }
     Ok(())
 }
@@ -138,10 +141,12 @@ impl Program {
     }
 }
 
-/// The error for a failed execve of `path`, worded as callers match it (`no such file or
-/// directory`, `permission denied`).
+/// The error for a failed execve of `path` in runc main's words (Go's PathError of its
+/// `linux.Exec`): `exec /run.sh: no such file or directory` for a script whose interpreter is
+/// missing, `exec /etc/passwd: permission denied`; callers match those. (A program that is not
+/// there at all fails earlier, in `lookup`, as runc's LookPath: `exec: "/x": stat /x: ...`.)
 pub fn exec_error(path: &std::ffi::CStr, errno: i32) -> Error {
-    Error::os(format!("exec {path:?}"), errno)
+    Error::os(format!("exec {}", path.to_string_lossy()), errno)
 }
 
 /// The trampoline's failure report (`[REPORT_TAG, errno le32]`), if `bytes` is one.
@@ -177,5 +182,17 @@ mod tests {
         // An empty last HOME counts as none (the host's passwd is what this test process reads).
         let out = prepare_env(env(&["HOME=/h", "X=1", "HOME="]), 4_000_000_000);
         assert_eq!(out, ["X=1", "HOME=/"]);
+    }
+
+    #[test]
+    fn lookup_errors_in_go_lookpaths_words() {
+        let e = lookup("/no/such/file", &[]).unwrap_err().to_string();
+        assert_eq!(e, "exec: \"/no/such/file\": stat /no/such/file: no such file or directory");
+        let e = lookup("/etc/passwd", &[]).unwrap_err().to_string();
+        assert_eq!(e, "exec: \"/etc/passwd\": permission denied");
+        let e = lookup("/etc", &[]).unwrap_err().to_string();
+        assert_eq!(e, "exec: \"/etc\": permission denied");
+        let e = lookup("nope-husk", &["PATH=/bin".into()]).unwrap_err().to_string();
+        assert_eq!(e, "exec: \"nope-husk\": executable file not found in $PATH");
     }
 }
