@@ -298,3 +298,41 @@ fn single_dash_words_after_the_id_are_not_flags() {
     assert!(!o.stdout_now().contains("got-signal"), "kill ID -all signalled the container: {}", o.stdout_now());
     assert_eq!(ctx.status(&id), "running");
 }
+
+#[test]
+fn debug_lines_reach_the_log() {
+    // --debug: debug-level lines about what the runtime does, in either format, including
+    // those of the container's own init (which husk writes for it, as runc's log pipe does).
+    let mut ctx = Ctx::new("debuglog");
+    ctx.sh("true");
+    for format in ["text", "json"] {
+        let id = ctx.id();
+        let log = ctx.dir.join(format!("debug.{format}"));
+        ctx.global =
+            vec!["--debug".into(), "--log".into(), log.to_str().unwrap().into(), "--log-format".into(), format.into()];
+        ctx.run(&id).ok();
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let debug: Vec<String> = text
+            .lines()
+            .filter_map(|l| match format {
+                "json" => {
+                    let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+                    (v["level"] == "debug").then(|| v["msg"].as_str().unwrap_or("").to_string())
+                }
+                _ => l.contains("level=debug").then(|| l.to_string()),
+            })
+            .collect();
+        assert!(debug.len() >= 3, "{format}: {text}");
+        if is_husk() {
+            assert!(debug.iter().any(|l| l.contains(&id)), "{format}: a line names the container: {text}");
+            assert!(debug.iter().any(|l| l.contains("init: ")), "{format}: the init's own lines: {text}");
+        }
+    }
+    // Without --debug, none.
+    let id = ctx.id();
+    let log = ctx.dir.join("quiet.log");
+    ctx.global = vec!["--log".into(), log.to_str().unwrap().into()];
+    ctx.run(&id).ok();
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(!text.contains("level=debug"), "{text}");
+}

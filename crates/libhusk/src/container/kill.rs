@@ -94,9 +94,16 @@ pub fn kill(root: &Path, id: &str, signal: Option<Signal>, all: bool) -> Result<
         _ if all => return Ok(()),
         _ => return Err(Error::msg("container not running")),
     }
+    let number = signal.map_or(0, |s| s.as_raw());
     match signal {
-        Some(signal) if all => kill_all(&state, signal),
-        _ => signal_pid(state.init.pid, Some(state.init), signal),
+        Some(signal) if all => {
+            tracing::debug!("kill {id}: signal {number} to every process of the container");
+            kill_all(&state, signal)
+        }
+        _ => {
+            tracing::debug!("kill {id}: signal {number} to init {}", state.init.pid);
+            signal_pid(state.init.pid, Some(state.init), signal)
+        }
     }
 }
 

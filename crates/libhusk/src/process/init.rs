@@ -117,6 +117,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         setup::set_undumpable();
     }
     crate::crashpoint::here("init:go");
+    tracing::debug!("init: setting up the container");
 
     if args.plan.new_user {
         become_namespace_root(linux)?;
@@ -173,6 +174,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     };
     rootfs::prepare(&ctx)?;
     crate::crashpoint::here("init:rootfs");
+    tracing::debug!("init: root filesystem prepared");
     rootfs::apply_sysctls(&ctx)?;
     if args.parent_hooks {
         args.sync.send(&Msg::RunHooks)?;
@@ -202,6 +204,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     let proc_args = process.args().as_deref().unwrap_or_default();
     let path = exec::lookup(&proc_args[0], &env)?;
     let program = exec::Program::new(&path, proc_args, &env)?;
+    tracing::debug!("init: program {}", path.display());
 
     let mut keep = vec![args.sync.fd().as_raw_fd(), args.start_listener.as_raw_fd()];
     keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));

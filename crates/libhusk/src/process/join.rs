@@ -85,6 +85,7 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
         sched::set_affinity("process.execCPUAffinity.final", cpus)?;
     }
     namespaces::join_process(args.init.as_fd(), args.namespaces)?;
+    tracing::debug!("exec: joined the container's namespaces ({:#x})", args.namespaces);
     if let Some(fd) = args.time_ns {
         namespaces::join_process(fd.as_fd(), libc::CLONE_NEWTIME as u64)?;
     }
@@ -109,6 +110,7 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
     let proc_args = process.args().as_deref().unwrap_or_default();
     let path = exec::lookup(&proc_args[0], &env)?;
     let program = exec::Program::new(&path, proc_args, &env)?;
+    tracing::debug!("exec: program {}", path.display());
 
     let mut keep = vec![args.sync.fd().as_raw_fd()];
     keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));

@@ -165,6 +165,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     drop(console);
     drop(cgroups);
     crate::crashpoint::here("exec:cloned");
+    tracing::debug!("exec {}: process cloned as pid {pid}", state.id);
     let master = match wait_exec(&parent_end, &process, &state, pid) {
         Ok(master) => master,
         Err(e) => {
@@ -173,6 +174,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
         }
     };
     crate::crashpoint::here("exec:started");
+    tracing::debug!("exec {}: pid {pid} runs its program", state.id);
     if let Err(e) = hand_over(opts, pid, &pidfd) {
         // A process the caller cannot find must not run on unseen (runc kills it too).
         let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
