@@ -138,6 +138,11 @@ fn host_snapshot_notices_changes() {
     let snap = HostSnapshot::take(&ctx);
     // Its own canary killed: the kind of change a hostile delete makes.
     unsafe { libc::kill(snap.canary.id() as i32, libc::SIGKILL) };
+    // A SIGKILL is delivered when the canary next runs: wait for its death (not reaping it, so
+    // the snapshot's try_wait still sees it), or the check can look before it died.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let dead = unsafe { libc::waitid(libc::P_PID, snap.canary.id(), &mut info, libc::WEXITED | libc::WNOWAIT) };
+    assert_eq!(dead, 0, "wait for the canary");
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| snap.assert_unchanged()));
     let msg = r.expect_err("a dead canary must be noticed");
     let text = msg.downcast_ref::<String>().cloned().unwrap_or_default();
