@@ -11,11 +11,9 @@ mod tty;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     let args = cli::normalize_args(std::env::args_os());
-    let cli = match cli::Cli::try_parse_from(args) {
+    let cli = match cli::parse(args) {
         Ok(c) => c,
         // --help and --version print as clap made them; a usage error is one line, like every
         // other error.
@@ -62,6 +60,9 @@ struct ArcSubscriber(std::sync::Arc<logging::Logger>);
 impl tracing::Subscriber for ArcSubscriber {
     fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
         self.0.enabled(m)
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        self.0.max_level_hint()
     }
     fn new_span(&self, a: &tracing::span::Attributes<'_>) -> tracing::span::Id {
         self.0.new_span(a)

@@ -41,9 +41,57 @@ impl Bundle {
 
 /// Parse and validate a config. Unknown properties are ignored, as config.md requires.
 pub fn parse_spec(data: &[u8]) -> Result<Spec> {
-    let spec: Spec = parse_json(data, "")?;
+    let spec: Spec = match parse_json(data, "") {
+        Ok(spec) => spec,
+        Err(e) => match lenient_process(data, Some("process")) {
+            Some(fixed) => parse_json(&fixed, "")?,
+            None => return Err(e),
+        },
+    };
     validate(&spec)?;
     Ok(spec)
+}
+
+/// What runc takes in a process object and oci-spec's types refuse, made acceptable: a missing
+/// `user` is `{}` (uid 0, gid 0: runc reads it into Go's zero values), and capability names no
+/// kernel has are left out with runc's warning (runc leaves out what its kernel lacks the same
+/// way, so a config written for a newer kernel runs). `at` is the process object's key (`process`
+/// in config.json; `None`: the document is the process, a process.json). Asked only after the
+/// typed parse failed, so a config that needs neither costs nothing more; `None` when there was
+/// nothing to change, and the first error stands.
+pub fn lenient_process(data: &[u8], at: Option<&str>) -> Option<Vec<u8>> {
+    let mut doc: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let process = match at {
+        Some(key) => doc.get_mut(key)?,
+        None => &mut doc,
+    };
+    let process = process.as_object_mut()?;
+    let mut changed = false;
+    if !process.contains_key("user") {
+        process.insert("user".into(), serde_json::json!({}));
+        changed = true;
+    }
+    let mut unknown = std::collections::BTreeSet::new();
+    if let Some(caps) = process.get_mut("capabilities").and_then(|c| c.as_object_mut()) {
+        for set in ["bounding", "effective", "inheritable", "permitted", "ambient"] {
+            let Some(names) = caps.get_mut(set).and_then(|s| s.as_array_mut()) else { continue };
+            names.retain(|name| match name.as_str() {
+                Some(text) if serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_err() => {
+                    unknown.insert(text.to_string());
+                    false
+                }
+                _ => true,
+            });
+        }
+    }
+    if !unknown.is_empty() {
+        crate::capabilities::warn_ignored(&unknown);
+        changed = true;
+    }
+    if !changed {
+        return None;
+    }
+    serde_json::to_vec(&doc).ok()
 }
 
 /// Parse JSON into `T`; an error names the JSON path of the field at fault, under `prefix`
@@ -75,6 +123,29 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     }
     if !process.cwd().is_absolute() {
         return Err(Error::field("process.cwd", format!("{:?} is not an absolute path", process.cwd())));
+    }
+    validate_env(process.env().as_deref().unwrap_or_default())
+}
+
+/// Every `process.env` entry is `NAME=VALUE` with a name, as runc's init requires (prepareEnv);
+/// refused here, before anything is made, in runc's words.
+pub fn validate_env(env: &[String]) -> Result<()> {
+    for (i, kv) in env.iter().enumerate() {
+        match kv.find('=') {
+            None => {
+                return Err(Error::field(
+                    format!("process.env[{i}]"),
+                    format!("{kv:?}: invalid environment variable: missing '='"),
+                ))
+            }
+            Some(0) => {
+                return Err(Error::field(
+                    format!("process.env[{i}]"),
+                    format!("{kv:?}: invalid environment variable: name cannot be empty"),
+                ))
+            }
+            Some(_) => {}
+        }
     }
     Ok(())
 }
@@ -232,6 +303,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "linux.namespaces[1]: duplicate namespace type pid");
+    }
+
+    #[test]
+    fn process_user_and_unknown_capabilities_as_runc() {
+        // No `user`: uid 0, gid 0. Capability names no kernel has: left out.
+        let spec = parse_spec(
+            cfg_with(
+                r#""process":{"args":["sh"],"cwd":"/","capabilities":{"bounding":["CAP_KILL","CAP_FUTURE_THING"],"ambient":["CAP_NOPE"]}}"#,
+                "",
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let p = spec.process().as_ref().unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (0, 0));
+        let caps = p.capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
+        assert!(caps.ambient().as_ref().unwrap().is_empty());
+        // What is still wrong is named as before.
+        let e =
+            parse_spec(cfg_with(r#""process":{"args":["sh"],"cwd":"/","rlimits":[{"type":"NOPE"}]}"#, "").as_bytes())
+                .unwrap_err()
+                .to_string();
+        assert!(e.starts_with("process.rlimits[0].type"), "{e}");
+        let e = parse_spec(cfg_with(r#""process":{"args":["sh"],"capabilities":{"bounding":[1]}}"#, "").as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("process"), "{e}");
     }
 
     #[test]

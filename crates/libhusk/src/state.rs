@@ -172,9 +172,10 @@ pub struct OciState<'a> {
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
     pub created: &'a str,
-    pub owner: &'a str,
+    // runc's order (its containerState): annotations, when there are any, before owner.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: &'a BTreeMap<String, String>,
+    pub owner: &'a str,
 }
 
 impl State {
@@ -678,12 +679,14 @@ fn write_linked(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     .ctx(what)
 }
 
-/// Every container under `root`, by id (unreadable entries are skipped by the caller).
-pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+/// Every container under `root`, by id (unreadable entries are skipped by the caller). A root
+/// that does not exist holds none unless `must_exist` (a `--root` the caller named: runc fails
+/// then, and takes a missing default root as "no container made yet").
+pub fn list_ids(root: &Path, must_exist: bool) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::from(e).context(format!("read {}", root.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(Vec::new()),
+        Err(e) => return Err(Error::from(e).context(format!("--root: open {}", root.display()))),
     };
     let mut ids: Vec<String> = entries
         .filter_map(|e| e.ok())

@@ -141,3 +141,11 @@ pub fn set_domainname(name: &[u8]) -> Result<(), Errno> {
     // SAFETY: pointer and length describe a live slice.
     check(unsafe { libc::setdomainname(name.as_ptr() as *const libc::c_char, name.len()) } as libc::c_long).map(|_| ())
 }
+
+/// `pidfd_send_signal(fd, 0)`: whether the process is still there and ours to signal, sending
+/// nothing (`kill ID 0`). rustix's `Signal` cannot be 0.
+pub fn pidfd_check(pidfd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: a null siginfo and no flags; the fd is borrowed for the call.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), 0, std::ptr::null::<u8>(), 0) })
+        .map(|_| ())
+}

@@ -51,6 +51,7 @@ pub struct Created {
 
 pub fn create(opts: &CreateOptions) -> Result<Created> {
     let mut bundle = Bundle::load(&opts.bundle)?;
+    tracing::debug!("create {}: bundle {}, rootfs {}", opts.id, bundle.dir.display(), bundle.rootfs.display());
     lsm::check(&bundle.spec)?;
     // Checked and compiled (or found in the cache) before anything exists to clean up.
     let filter = match bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
@@ -176,6 +177,11 @@ fn create_in(
         }
     };
     crashpoint::here("create:cgroup-made");
+    tracing::debug!(
+        "create {}: cgroup {}",
+        opts.id,
+        cgroup.placements.iter().map(|p| p.dir.display().to_string()).collect::<Vec<_>>().join(" ")
+    );
     state.cgroup = cgroup.clone();
     undo.cgroup = Some(cgroup.clone());
 
@@ -283,6 +289,7 @@ fn create_in(
     drop(joining);
     undo.child = Some((pid, pidfd.try_clone().ctx(|| "dup pidfd")?));
     crashpoint::here("create:cloned");
+    tracing::debug!("create {}: init cloned as pid {pid} (namespaces {:#x})", opts.id, clone_flags);
 
     if plan.new_user {
         if let Some(l) = linux {
@@ -312,6 +319,7 @@ fn create_in(
     }
     parent_end.send(&sync::Msg::Go)?;
     crashpoint::here("create:go-sent");
+    tracing::debug!("create {}: init told to go on (maps, cgroup, devices in place)", opts.id);
     let (pid, pidfd) =
         if plan.unshare_pid() { adopt_late_init(pid, &parent_end, &mut undo.child)? } else { (pid, pidfd) };
     state.init = ProcessId::of(pid)?;
@@ -330,6 +338,7 @@ fn create_in(
     }
     wait_for(&parent_end, sync::Msg::Ready, &state, &sources)?;
     crashpoint::here("create:ready");
+    tracing::debug!("create {}: init {pid} ready, waiting for start", opts.id);
     let console = own_listener.as_ref().map(console::receive_master).transpose()?;
 
     final_state.commit()?;

@@ -47,6 +47,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             return Err(Error::msg(format!("cannot delete container {id} that is not stopped: {}", other.as_str())))
         }
     }
+    tracing::debug!("delete {id}: {} container, removing what husk made", status.as_str());
     destroy(dir, &state, status)
 }
 

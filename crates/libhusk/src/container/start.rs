@@ -53,11 +53,13 @@ fn start_container(root: &Path, id: &str) -> Result<(State, Option<NotifySocket>
     crate::crashpoint::here("start:signalled");
     // From here the container counts as running: the socket's absence is what says so.
     dir.remove_file(START_SOCKET);
+    tracing::debug!("start {id}: init {} told to run its program", state.init.pid);
     let mut reply = Vec::new();
     let _ = conn.read_to_end(&mut reply);
     if !reply.is_empty() {
         return Err(start_error(&state, &reply));
     }
+    tracing::debug!("start {id}: running");
     if let Some(h) = state.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
         let json = serde_json::to_vec(&state.oci_with(Status::Running)).unwrap_or_default();
         hooks::run_warning("poststart", h, &json);

@@ -14,8 +14,13 @@ use crate::seccomp::Prepared;
 /// `create` with the wording callers map to exit 127.
 pub fn lookup(name: &str, env: &[String]) -> Result<PathBuf> {
     if name.contains('/') {
-        return check_executable(Path::new(name)).map(|()| PathBuf::from(name)).map_err(|e| {
-            Error::msg(format!("exec: {name:?}: stat {name}: {}", crate::error::errno_text(e))).with_errno(e)
+        // Go's LookPath, as runc reports it: a failed stat names the stat, a file that is no
+        // executable (or a directory) is only `permission denied`.
+        return check_executable(Path::new(name)).map(|()| PathBuf::from(name)).map_err(|(stat, e)| {
+            let text = crate::error::errno_text(e);
+            let msg =
+                if stat { format!("exec: {name:?}: stat {name}: {text}") } else { format!("exec: {name:?}: {text}") };
+            Error::msg(msg).with_errno(e)
         });
     }
     let path_var = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("");
@@ -29,14 +34,40 @@ pub fn lookup(name: &str, env: &[String]) -> Result<PathBuf> {
     Err(Error::msg(format!("exec: {name:?}: executable file not found in $PATH")).with_errno(libc::ENOENT))
 }
 
-fn check_executable(path: &Path) -> std::result::Result<(), i32> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))?;
-    if meta.is_dir() {
-        return Err(libc::EISDIR);
+/// The environment as runc's init makes it (prepareEnv): one entry per name, the last one given
+/// winning, in the place of that last one (so PATH for the program lookup is the last PATH);
+/// HOME from the container's /etc/passwd for `uid` when none is given or the last is empty.
+/// Entries were checked for the `NAME=VALUE` form with the config (`config::validate_env`).
+pub fn prepare_env(env: Vec<String>, uid: u32) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(env.len());
+    let mut home = false;
+    let mut out: Vec<String> = Vec::with_capacity(env.len() + 1);
+    for kv in env.into_iter().rev() {
+        let (key, value) = kv.split_once('=').unwrap_or((&kv, ""));
+        if !seen.insert(key.to_string()) {
+            continue;
+        }
+        if key == "HOME" {
+            if value.is_empty() {
+                continue;
+            }
+            home = true;
+        }
+        out.push(kv);
     }
-    if meta.permissions().mode() & 0o111 == 0 {
-        return Err(libc::EACCES);
+    out.reverse();
+    if !home {
+        out.push(format!("HOME={}", crate::process::user::home_dir(uid)));
+    }
+    out
+}
+
+/// The errno, and whether it was the stat that failed (else: not an executable file).
+fn check_executable(path: &Path) -> std::result::Result<(), (bool, i32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| (true, e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+    if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
+        return Err((false, libc::EACCES));
     }
     Ok(())
 }
@@ -232,10 +263,12 @@ fn send_report(report: BorrowedFd<'_>, tag: u8, value: i32) {
     let _ = rustix::net::send(report, &[tag, v[0], v[1], v[2], v[3]], rustix::net::SendFlags::NOSIGNAL);
 }
 
-/// The error for a failed execve of `path`, worded as callers match it (`no such file or
-/// directory`, `permission denied`).
+/// The error for a failed execve of `path` in runc main's words (Go's PathError of its
+/// `linux.Exec`): `exec /run.sh: no such file or directory` for a script whose interpreter is
+/// missing, `exec /etc/passwd: permission denied`; callers match those. (A program that is not
+/// there at all fails earlier, in `lookup`, as runc's LookPath: `exec: "/x": stat /x: ...`.)
 pub fn exec_error(path: &std::ffi::CStr, errno: i32) -> Error {
-    Error::os(format!("exec {path:?}"), errno)
+    Error::os(format!("exec {}", path.to_string_lossy()), errno)
 }
 
 /// The trampoline's failure report (`[REPORT_TAG, errno le32]`), if `bytes` is one.
@@ -252,5 +285,36 @@ pub fn exec_failure_status(errno: Option<i32>) -> i32 {
         127
     } else {
         126
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn env_is_deduplicated_as_runc_does() {
+        // The last of each name wins, in its place; a given HOME is kept.
+        let out = prepare_env(env(&["PATH=/nope", "A=1", "HOME=/h", "PATH=/bin", "A=2"]), 0);
+        assert_eq!(out, ["HOME=/h", "PATH=/bin", "A=2"]);
+        // An empty last HOME counts as none (the host's passwd is what this test process reads).
+        let out = prepare_env(env(&["HOME=/h", "X=1", "HOME="]), 4_000_000_000);
+        assert_eq!(out, ["X=1", "HOME=/"]);
+    }
+
+    #[test]
+    fn lookup_errors_in_go_lookpaths_words() {
+        let e = lookup("/no/such/file", &[]).unwrap_err().to_string();
+        assert_eq!(e, "exec: \"/no/such/file\": stat /no/such/file: no such file or directory");
+        let e = lookup("/etc/passwd", &[]).unwrap_err().to_string();
+        assert_eq!(e, "exec: \"/etc/passwd\": permission denied");
+        let e = lookup("/etc", &[]).unwrap_err().to_string();
+        assert_eq!(e, "exec: \"/etc\": permission denied");
+        let e = lookup("nope-husk", &["PATH=/bin".into()]).unwrap_err().to_string();
+        assert_eq!(e, "exec: \"nope-husk\": executable file not found in $PATH");
     }
 }

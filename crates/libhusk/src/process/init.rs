@@ -14,9 +14,9 @@ use crate::cgroups::{Cgroup, ExecCgroups};
 use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NsPlan};
+use crate::process::exec;
 use crate::process::setup::{self, exit, Finish};
 use crate::process::trampoline::Trampoline;
-use crate::process::{exec, user};
 use crate::rootfs::{self, RootfsContext};
 use crate::seccomp::Prepared;
 use crate::state::{State, Status};
@@ -70,6 +70,7 @@ pub fn run(args: InitArgs) -> ! {
     // unprivileged parent still has to write our id maps: then from `Go` (see setup), before
     // anything of the container exists.
     set_comm(crate::state::INIT_COMM);
+    crate::sync::log_through(&args.sync);
     let err = match setup(&args).and_then(|last| wait_as_trampoline(&args, last)) {
         Ok(last) => match args.sync.send(&Msg::Ready) {
             Ok(()) => {
@@ -80,6 +81,7 @@ pub fn run(args: InitArgs) -> ! {
                 }
                 crate::crashpoint::here("init:created");
                 let InitArgs { sync, start_listener, state, trampoline, .. } = args;
+                crate::sync::stop_logging();
                 drop(sync);
                 wait_for_start_and_exec(start_listener, state, &last, trampoline)
             }
@@ -139,6 +141,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         setup::set_undumpable();
     }
     crate::crashpoint::here("init:go");
+    tracing::debug!("init: setting up the container");
 
     if args.plan.new_user {
         become_namespace_root(linux)?;
@@ -213,6 +216,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     };
     let prepared = rootfs::prepare(&ctx)?;
     crate::crashpoint::here("init:rootfs");
+    tracing::debug!("init: root filesystem prepared");
     rootfs::apply_sysctls(&ctx)?;
     if args.parent_hooks {
         args.sync.send(&Msg::RunHooks)?;
@@ -225,7 +229,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     if process.terminal() == Some(true) {
         let sock = args.console_socket.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         let sock = sock.try_clone().ctx(|| "console socket")?;
-        console::setup(sock, process.console_size().as_ref(), args.plan.own_mount)?;
+        console::setup(sock, process.console_size().as_ref(), args.plan.own_mount, process.user().uid())?;
     } else {
         // A session of its own, as runc's init has, terminal or not: the container does not
         // share the caller's session and process group (and CRIU can dump it without
@@ -238,12 +242,11 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
 
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     env.extend(args.extra_env.iter().cloned());
+    let env = exec::prepare_env(env, process.user().uid());
     let proc_args = process.args().as_deref().unwrap_or_default();
     let path = exec::lookup(&proc_args[0], &env)?;
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", user::home_dir(process.user().uid())));
-    }
     let program = exec::Program::new(&path, proc_args, &env)?;
+    tracing::debug!("init: program {}", path.display());
 
     let mut keep = vec![args.sync.fd().as_raw_fd(), args.start_listener.as_raw_fd()];
     keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));

@@ -18,7 +18,7 @@ use crate::error::{Context, Result};
 use crate::namespaces;
 use crate::process::setup::{self, exit, Finish};
 use crate::process::trampoline::Trampoline;
-use crate::process::{exec, sched, user};
+use crate::process::{exec, sched};
 use crate::seccomp::Prepared;
 use crate::sync::{Channel, Msg};
 
@@ -60,6 +60,8 @@ pub struct JoinArgs<'a> {
 
 pub fn run(args: JoinArgs) -> ! {
     let terminal = args.process.terminal() == Some(true);
+    // The channel lives until the execve closes it.
+    crate::sync::log_through(&args.sync);
     let err = match setup(&args) {
         Ok((program, last)) => {
             setup::reset_signals();
@@ -98,6 +100,7 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
         Some(libc::ESRCH) => crate::error::Error::msg("cannot exec in a stopped container: container not running"),
         _ => e,
     })?;
+    tracing::debug!("exec: joined the container's namespaces ({:#x})", args.namespaces);
     if let Some(fd) = args.time_ns {
         namespaces::join_process(fd.as_fd(), libc::CLONE_NEWTIME as u64)?;
     }
@@ -112,22 +115,23 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
         let pty = console::open_pty(process.console_size().as_ref())?;
         match &args.console {
             ExecConsole::Socket(sock) => pty.send_master(sock)?,
-            ExecConsole::Husk => args.sync.send_with_fd(&Msg::Console, pty.master.as_fd())?,
+            ExecConsole::Husk => {
+                // Before the master goes: the program may write before husk reads this message.
+                console::for_proxy(&pty.master)?;
+                args.sync.send_with_fd(&Msg::Console, pty.master.as_fd())?
+            }
             ExecConsole::None => {}
         }
         // The pty becomes the controlling terminal of the program's process, which the
         // trampoline forks: a session leader of its own (see `Start::Fork`).
-        pty.into_stdio()?;
+        pty.into_stdio(process.user().uid())?;
     }
 
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let env = exec::prepare_env(process.env().clone().unwrap_or_default(), process.user().uid());
     let proc_args = process.args().as_deref().unwrap_or_default();
     let path = exec::lookup(&proc_args[0], &env)?;
-    let mut env = env;
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", user::home_dir(process.user().uid())));
-    }
     let program = exec::Program::new(&path, proc_args, &env)?;
+    tracing::debug!("exec: program {}", path.display());
 
     let mut keep = vec![args.sync.fd().as_raw_fd()];
     keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));

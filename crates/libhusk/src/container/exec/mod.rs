@@ -162,6 +162,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     drop(console);
     drop(cgroups);
     crate::crashpoint::here("exec:cloned");
+    tracing::debug!("exec {}: process cloned as pid {child}", state.id);
     let started = wait_exec(&parent_end, &process, &state);
     // Our child is done either way: it forked the program's process and exited, or failed.
     let _ = rustix::process::waitpid(Pid::from_raw(child), rustix::process::WaitOptions::empty());
@@ -172,6 +173,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     let pidfd =
         pidfd_open(raw, PidfdFlags::empty()).map_err(|e| Error::from(e).context("pidfd of the exec'd process"))?;
     crate::crashpoint::here("exec:started");
+    tracing::debug!("exec {}: pid {pid} runs its program", state.id);
     if let Err(e) = hand_over(opts, pid, &pidfd) {
         // A process the caller cannot find must not run on unseen (runc kills it too).
         let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);

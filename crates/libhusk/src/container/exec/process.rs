@@ -56,16 +56,15 @@ pub fn parse_process_json(data: &[u8], what: &str, defaults: &Process) -> Result
 }
 
 fn from_json(data: &[u8], what: &str, defaults: &Process) -> Result<Process> {
-    let mut de = serde_json::Deserializer::from_slice(data);
-    let mut p: Process = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let at = e.path().to_string();
-        let inner = e.into_inner();
-        match at.as_str() {
-            "." | "?" => Error::msg(format!("{what}: invalid JSON: {inner}")),
-            _ => Error::msg(format!("{what}: {at}: {inner}")),
-        }
-    })?;
-    de.end().map_err(|e| Error::msg(format!("{what}: invalid JSON: {e}")))?;
+    // Fields runc lets a process.json leave out that oci-spec requires (`user`), or names it
+    // skips (unknown capabilities): only after a failed parse, see `lenient_process`.
+    let mut p = match typed(data, what) {
+        Ok(p) => p,
+        Err(e) => match crate::config::lenient_process(data, None) {
+            Some(fixed) => typed(&fixed, what)?,
+            None => return Err(e),
+        },
+    };
     if p.capabilities().is_none() {
         p.set_capabilities(defaults.capabilities().clone());
     }
@@ -78,6 +77,20 @@ fn from_json(data: &[u8], what: &str, defaults: &Process) -> Result<Process> {
     if p.selinux_label().as_ref().is_none_or(|s| s.is_empty()) {
         p.set_selinux_label(defaults.selinux_label().clone());
     }
+    Ok(p)
+}
+
+fn typed(data: &[u8], what: &str) -> Result<Process> {
+    let mut de = serde_json::Deserializer::from_slice(data);
+    let p: Process = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        match at.as_str() {
+            "." | "?" => Error::msg(format!("{what}: invalid JSON: {inner}")),
+            _ => Error::msg(format!("{what}: {at}: {inner}")),
+        }
+    })?;
+    de.end().map_err(|e| Error::msg(format!("{what}: invalid JSON: {e}")))?;
     Ok(p)
 }
 
@@ -129,15 +142,22 @@ fn no_caps() -> LinuxCapabilities {
 }
 
 /// `--cap X`: into bounding, effective and permitted; into ambient only when the process has an
-/// inheritable set (ambient needs it), as runc does.
+/// inheritable set (ambient needs it), as runc does. A name no kernel has is left out with
+/// runc's warning, as runc does.
 fn add_caps(mut caps: LinuxCapabilities, names: &[String]) -> Result<LinuxCapabilities> {
     let mut parsed = Vec::new();
+    let mut unknown = std::collections::BTreeSet::new();
     for name in names {
         let upper = name.to_ascii_uppercase();
         let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-        let cap = Capability::from_str(bare).map_err(|_| Error::msg(format!("--cap {name:?}: unknown capability")))?;
-        parsed.push(cap);
+        match Capability::from_str(bare) {
+            Ok(cap) => parsed.push(cap),
+            Err(_) => {
+                unknown.insert(name.clone());
+            }
+        }
     }
+    crate::capabilities::warn_ignored(&unknown);
     let add = |set: Option<oci_spec::runtime::Capabilities>| {
         let mut set = set.unwrap_or_default();
         set.extend(parsed.iter().copied());
@@ -152,16 +172,10 @@ fn add_caps(mut caps: LinuxCapabilities, names: &[String]) -> Result<LinuxCapabi
     Ok(caps)
 }
 
-/// `--env K=V` over the container's env: a key already there gets the new value in place (what
-/// runc's init ends up with), a new key is appended.
+/// `--env K=V` after the container's env, as runc appends them; the process's setup keeps the
+/// last of each name (`process::exec::prepare_env`).
 pub fn merge_env(mut env: Vec<String>, add: &[String]) -> Vec<String> {
-    for kv in add {
-        let key = kv.split('=').next().unwrap_or(kv);
-        match env.iter_mut().find(|e| e.split('=').next() == Some(key)) {
-            Some(slot) => *slot = kv.clone(),
-            None => env.push(kv.clone()),
-        }
-    }
+    env.extend_from_slice(add);
     env
 }
 
@@ -188,6 +202,7 @@ fn validate(p: &Process) -> Result<()> {
     if !p.cwd().is_absolute() {
         return Err(Error::field("process.cwd", format!("{:?} is not an absolute path", p.cwd())));
     }
+    crate::config::validate_env(p.env().as_deref().unwrap_or_default())?;
     crate::lsm::check_process(p)
 }
 
@@ -245,10 +260,22 @@ mod tests {
     }
 
     #[test]
-    fn env_merge_replaces_in_place() {
+    fn env_flags_come_after_the_containers() {
         let env = vec!["PATH=/bin".to_string(), "A=1".to_string()];
         let out = merge_env(env, &["A=2".into(), "B=3".into(), "EMPTY=".into()]);
-        assert_eq!(out, ["PATH=/bin", "A=2", "B=3", "EMPTY="]);
+        assert_eq!(out, ["PATH=/bin", "A=1", "A=2", "B=3", "EMPTY="]);
+    }
+
+    fn caps_none() -> LinuxCapabilities {
+        serde_json::from_str("{}").unwrap()
+    }
+
+    #[test]
+    fn process_json_may_leave_out_user() {
+        let p = parse_process_json(br#"{"args":["true"],"cwd":"/"}"#, "--process p", &Process::default()).unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (0, 0));
+        let e = parse_process_json(br#"{"args":["true"]}"#, "--process p", &Process::default()).unwrap_err();
+        assert!(e.to_string().contains("cwd"), "{e}");
     }
 
     #[test]
@@ -258,6 +285,8 @@ mod tests {
         assert_eq!(out.bounding().as_ref().unwrap().len(), 3);
         assert_eq!(out.effective().as_ref().unwrap().len(), 2);
         assert!(out.ambient().is_none());
-        assert!(add_caps(LinuxCapabilities::default(), &["CAP_NOPE".into()]).is_err());
+        // Unknown: left out (runc warns and goes on).
+        let out = add_caps(caps_none(), &["CAP_NOPE".into(), "CAP_KILL".into()]).unwrap();
+        assert_eq!(out.bounding().as_ref().unwrap().len(), 1);
     }
 }
