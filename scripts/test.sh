@@ -35,7 +35,7 @@ export HUSK_BIN="${HUSK_BIN:-$(release_bin husk)}"
 # scripts/mkbundle.sh takes the default config from `$HUSK_BIN spec`; runc is the fallback while
 # that does not work yet.
 probe=$(mktemp -d)
-if ! (cd "$probe" && "$HUSK_BIN" spec >/dev/null 2>&1 && [ -s config.json ]); then
+if ! (cd "$probe" && timeout -k 5 60 "$HUSK_BIN" spec >/dev/null 2>&1 && [ -s config.json ]); then
     apt_need runc
 fi
 rm -rf "$probe"

@@ -8,16 +8,24 @@ mod common;
 
 use common::*;
 use std::process::Command;
+use std::time::Duration;
+
+/// What one client script may take (a whole manager started, driven and stopped: 3-25 s here);
+/// past it the watchdog ends the script and everything below it (SIGTERM first: its EXIT trap
+/// removes what it made) and the test fails.
+const SCRIPT_BOUND: Duration = Duration::from_secs(600);
 
 /// Runs scripts/clients/<script>.sh against the runtime under test (then `args`), skipped when
 /// `program` (the manager's daemon or CLI) is missing; each check prints one line.
 fn client_script(program: &str, script: &str, args: &[&str], checks: usize) {
-    if Command::new(program).arg("--version").output().is_err() {
+    if !which(program) {
         eprintln!("{program} is not installed: skipping (scripts/test.sh installs it)");
         return;
     }
-    let out =
-        Command::new(repo_root().join(format!("scripts/clients/{script}.sh"))).arg(bin()).args(args).output().unwrap();
+    let out = output_for(
+        Command::new(repo_root().join(format!("scripts/clients/{script}.sh"))).arg(bin()).args(args),
+        SCRIPT_BOUND,
+    );
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
     assert_eq!(text.matches(&format!("ok   {script}:")).count(), checks, "{text}");
@@ -61,3 +69,4 @@ fn docker_dockerd_runs_containers() {
 fn cri_containerd_runtime_handler_runs_pods() {
     client_script("containerd", "cri", &[], 22);
 }
+
