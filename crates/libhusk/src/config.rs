@@ -69,6 +69,31 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     if !process.cwd().is_absolute() {
         return Err(Error::field("process.cwd", format!("{:?} is not an absolute path", process.cwd())));
     }
+    check_user(process.user())
+}
+
+/// The largest uid or gid husk gives a process: 2^31-1. `(uid_t)-1` (4294967295) means "leave
+/// it unchanged" to setresuid and setresgid, so a process given it would stay root. The user
+/// parsing of containerd and Docker (moby/sys/user) stops at 2^31-1 too; runc main refuses
+/// only 4294967295, at start ("cannot setuid to unmapped uid"); husk refuses the range, before
+/// anything is made, naming the field.
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// `id` within 0..=[`MAX_ID`], or an error naming `field`.
+pub fn check_id(field: impl std::fmt::Display, id: u32) -> Result<()> {
+    if id > MAX_ID {
+        return Err(Error::field(field, format!("{id} is out of range (0 to {MAX_ID})")));
+    }
+    Ok(())
+}
+
+/// process.user: uid, gid and every additional gid within [`MAX_ID`].
+pub fn check_user(user: &oci_spec::runtime::User) -> Result<()> {
+    check_id("process.user.uid", user.uid())?;
+    check_id("process.user.gid", user.gid())?;
+    for (i, g) in user.additional_gids().iter().flatten().enumerate() {
+        check_id(format!("process.user.additionalGids[{i}]"), *g)?;
+    }
     Ok(())
 }
 
@@ -210,6 +235,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "linux.namespaces[1]: duplicate namespace type pid");
+    }
+
+    #[test]
+    fn ids_above_2_31_are_refused_by_field() {
+        let with_user = |user: &str| cfg_with(&format!(r#""process":{{"args":["sh"],"cwd":"/","user":{user}}}"#), "");
+        assert!(parse_spec(
+            with_user(r#"{"uid":2147483647,"gid":2147483647,"additionalGids":[0,2147483647]}"#).as_bytes()
+        )
+        .is_ok());
+        for (user, want) in [
+            (r#"{"uid":4294967295,"gid":0}"#, "process.user.uid: 4294967295 is out of range (0 to 2147483647)"),
+            (r#"{"uid":0,"gid":2147483648}"#, "process.user.gid: 2147483648 is out of range (0 to 2147483647)"),
+            (
+                r#"{"uid":0,"gid":0,"additionalGids":[1,4294967295]}"#,
+                "process.user.additionalGids[1]: 4294967295 is out of range (0 to 2147483647)",
+            ),
+        ] {
+            assert_eq!(parse_spec(with_user(user).as_bytes()).unwrap_err().to_string(), want);
+        }
     }
 
     #[test]

@@ -109,6 +109,9 @@ fn from_flags(f: &ProcessFlags, defaults: &Process) -> Result<Process> {
             p.user_mut().set_gid(gid);
         }
     }
+    for g in &f.additional_gids {
+        crate::config::check_id(format!("--additional-gids {g}"), *g)?;
+    }
     if !f.additional_gids.is_empty() {
         let mut gids = p.user().additional_gids().clone().unwrap_or_default();
         gids.extend_from_slice(&f.additional_gids);
@@ -165,15 +168,18 @@ pub fn merge_env(mut env: Vec<String>, add: &[String]) -> Vec<String> {
     env
 }
 
-/// `-u uid[:gid]`, strictly: decimal digits only, each within u32 (CVE-2026-30892 was a lax
-/// parse of exactly this that ran processes as the wrong user).
+/// `-u uid[:gid]`, strictly: decimal digits only, each within 0..=2^31-1 (CVE-2026-30892 was a
+/// lax parse of exactly this that ran processes as the wrong user; 4294967295 is "unchanged" to
+/// setresuid, see `config::MAX_ID`).
 pub fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
     let bad = || Error::msg(format!("--user {text:?}: want uid[:gid], decimal numbers"));
     let num = |s: &str| -> Result<u32> {
         if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        s.parse::<u32>().map_err(|_| bad())
+        let id = s.parse::<u32>().map_err(|_| bad())?;
+        crate::config::check_id(format!("--user {text:?}"), id)?;
+        Ok(id)
     };
     match text.split_once(':') {
         None => Ok((num(text)?, None)),
@@ -188,6 +194,7 @@ fn validate(p: &Process) -> Result<()> {
     if !p.cwd().is_absolute() {
         return Err(Error::field("process.cwd", format!("{:?} is not an absolute path", p.cwd())));
     }
+    crate::config::check_user(p.user())?;
     crate::lsm::check_process(p)
 }
 
@@ -199,7 +206,15 @@ mod tests {
     fn user_parsing_is_strict() {
         assert_eq!(parse_user("1000").unwrap(), (1000, None));
         assert_eq!(parse_user("0:0").unwrap(), (0, Some(0)));
-        assert_eq!(parse_user("4294967295:7").unwrap(), (u32::MAX, Some(7)));
+        assert_eq!(parse_user("2147483647:7").unwrap(), (2147483647, Some(7)));
+        // (uid_t)-1 is "unchanged" to setresuid: the process would stay root.
+        for hostile in ["4294967295", "1000:4294967295", "2147483648"] {
+            let e = parse_user(hostile).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("--user {hostile:?}: ")) && e.ends_with("is out of range (0 to 2147483647)"),
+                "{e}"
+            );
+        }
         for bad in [
             "",
             ":",
@@ -239,6 +254,7 @@ mod tests {
                 let (a, b) = s.split_once(':').map_or((s.as_str(), None), |(a, b)| (a, Some(b)));
                 assert!(a.bytes().all(|c| c.is_ascii_digit()) && !a.is_empty(), "{s:?}");
                 assert_eq!(a.parse::<u32>().ok(), Some(u), "{s:?}");
+                assert!(u <= crate::config::MAX_ID && g.is_none_or(|g| g <= crate::config::MAX_ID), "{s:?}");
                 assert_eq!(b.map(|b| b.parse::<u32>().unwrap()), g, "{s:?}");
             }
         }
