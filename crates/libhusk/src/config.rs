@@ -25,7 +25,8 @@ impl Bundle {
     pub fn load(dir: &Path) -> Result<Bundle> {
         let dir = std::path::absolute(dir).map_err(|e| Error::from(e).context(dir.display()))?;
         let path = dir.join("config.json");
-        let data = std::fs::read(&path).map_err(|e| Error::from(e).context(format!("open {}", path.display())))?;
+        // A regular file of bounded size: not a fifo that blocks, not /dev/zero (smallfile.rs).
+        let data = crate::smallfile::read_document(&path)?;
         let spec = parse_spec(&data).map_err(|e| e.context(path.display()))?;
         let rootfs = check_rootfs(&dir, &spec)?;
         Ok(Bundle { dir, rootfs, spec })
@@ -69,7 +70,8 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     if !process.cwd().is_absolute() {
         return Err(Error::field("process.cwd", format!("{:?} is not an absolute path", process.cwd())));
     }
-    check_user(process.user())
+    check_user(process.user())?;
+    check_env(process.env().as_deref().unwrap_or_default(), |i| format!("process.env[{i}]"))
 }
 
 /// The largest uid or gid husk gives a process: 2^31-1. `(uid_t)-1` (4294967295) means "leave
@@ -93,6 +95,21 @@ pub fn check_user(user: &oci_spec::runtime::User) -> Result<()> {
     check_id("process.user.gid", user.gid())?;
     for (i, g) in user.additional_gids().iter().flatten().enumerate() {
         check_id(format!("process.user.additionalGids[{i}]"), *g)?;
+    }
+    Ok(())
+}
+
+/// Environment entries as runc main's init takes them: NAME=VALUE with a name, no NUL byte
+/// (execve would cut the entry there). `field(i)` names entry i in the error.
+pub fn check_env(env: &[String], field: impl Fn(usize) -> String) -> Result<()> {
+    for (i, kv) in env.iter().enumerate() {
+        let why = match kv.find('=') {
+            None => "missing '='",
+            Some(0) => "name cannot be empty",
+            Some(_) if kv.contains('\0') => "contains a nul byte",
+            Some(_) => continue,
+        };
+        return Err(Error::field(field(i), format!("invalid environment variable {kv:?}: {why}")));
     }
     Ok(())
 }
@@ -253,6 +270,21 @@ mod tests {
             ),
         ] {
             assert_eq!(parse_spec(with_user(user).as_bytes()).unwrap_err().to_string(), want);
+        }
+    }
+
+    #[test]
+    fn env_entries_are_name_value() {
+        let with_env = |env: &str| {
+            cfg_with(&format!(r#""process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}},"env":{env}}}"#), "")
+        };
+        assert!(parse_spec(with_env(r#"["A=1","B=","C==x"]"#).as_bytes()).is_ok());
+        for (env, want) in [
+            (r#"["A=1","B"]"#, r#"process.env[1]: invalid environment variable "B": missing '='"#),
+            (r#"["=1"]"#, r#"process.env[0]: invalid environment variable "=1": name cannot be empty"#),
+            (r#"["A=x\u0000y"]"#, r#"process.env[0]: invalid environment variable "A=x\0y": contains a nul byte"#),
+        ] {
+            assert_eq!(parse_spec(with_env(env).as_bytes()).unwrap_err().to_string(), want);
         }
     }
 

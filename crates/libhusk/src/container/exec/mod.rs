@@ -123,7 +123,11 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
         // process makes no other child.
         own_pid_ns = None;
     }
-    let keep_fds = 3 + opts.preserve_fds;
+    // The CLI has checked that every one of them is open; wrapping would close stdio.
+    let keep_fds = opts
+        .preserve_fds
+        .checked_add(3)
+        .ok_or_else(|| Error::msg(format!("--preserve-fds {}: more fds than there can be", opts.preserve_fds)))?;
     let (forked, attach_later) = clone_child(&cgroups, user_manager.is_some());
     if let (Ok(Forked::Parent { .. }) | Err(_), Some(own)) = (&forked, own_pid_ns) {
         namespaces::restore_pid_ns_for_children(own)?;

@@ -43,7 +43,8 @@ pub fn build(spec: &ProcessSpec, defaults: &Process) -> Result<Process> {
 
 fn from_file(path: &Path, defaults: &Process) -> Result<Process> {
     let what = format!("--process {}", path.display());
-    let data = std::fs::read(path).map_err(|e| Error::from(e).context(&what))?;
+    // A regular file of bounded size (smallfile.rs), like config.json.
+    let data = crate::smallfile::read_document(path).map_err(|e| e.context("--process"))?;
     from_json(&data, &what, defaults)
 }
 
@@ -96,6 +97,9 @@ fn from_flags(f: &ProcessFlags, defaults: &Process) -> Result<Process> {
     if !f.caps.is_empty() {
         p.set_capabilities(Some(add_caps(p.capabilities().clone().unwrap_or_else(no_caps), &f.caps)?));
     }
+    // runc main refuses `-e A` (no '='; its init's "invalid environment variable"), it does not
+    // take A's value from its own environment.
+    crate::config::check_env(&f.env, |i| format!("--env {:?}", f.env[i]))?;
     p.set_env(Some(merge_env(p.env().clone().unwrap_or_default(), &f.env)));
     // runc: an exec'd process has a terminal only when asked for, whatever the container has.
     p.set_terminal(Some(f.tty));
@@ -195,6 +199,7 @@ fn validate(p: &Process) -> Result<()> {
         return Err(Error::field("process.cwd", format!("{:?} is not an absolute path", p.cwd())));
     }
     crate::config::check_user(p.user())?;
+    crate::config::check_env(p.env().as_deref().unwrap_or_default(), |i| format!("process.env[{i}]"))?;
     crate::lsm::check_process(p)
 }
 
