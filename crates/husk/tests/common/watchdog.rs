@@ -30,7 +30,10 @@ struct Entry {
     bound: Duration,
     deadline: Instant,
     grace: Duration,
-    pidfd: Option<OwnedFd>,
+    /// Closed once the owner reaped it: a test counting its own fds (soak.rs) sees none left.
+    pidfd: Mutex<Option<OwnedFd>>,
+    /// Whether it had a pidfd (without one, the kernel lacks pidfd_open: signalled by pid).
+    by_pidfd: bool,
     pid: i32,
     phase: Mutex<Phase>,
 }
@@ -95,13 +98,15 @@ fn watch() {
 
 impl Entry {
     fn signal(&self, sig: i32) {
-        match &self.pidfd {
+        match &*self.pidfd.lock().unwrap_or_else(|p| p.into_inner()) {
             // SAFETY: pidfd_send_signal on a pidfd we own; no siginfo.
             Some(fd) => unsafe {
                 libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0);
             },
-            // No pidfd (a kernel without pidfd_open): the pid, still unreaped (its owner marks
-            // the entry done before it reaps).
+            // Its pidfd closed: reaped by its owner, nothing to signal.
+            None if self.by_pidfd => {}
+            // No pidfd at all (a kernel without pidfd_open): the pid; its owner calls this only
+            // before it reaps.
             None => unsafe {
                 libc::kill(self.pid, sig);
             },
@@ -193,7 +198,8 @@ pub fn spawn_for(cmd: &mut Command, bound: Duration) -> Guarded {
         bound,
         deadline: Instant::now() + bound,
         grace,
-        pidfd,
+        by_pidfd: pidfd.is_some(),
+        pidfd: Mutex::new(pidfd),
         pid,
         phase: Mutex::new(Phase::Running),
     });
@@ -213,6 +219,8 @@ impl Guarded {
 
     fn done(&mut self, st: ExitStatus) -> ExitStatus {
         *self.entry.phase.lock().unwrap_or_else(|p| p.into_inner()) = Phase::Done;
+        self.entry.pidfd.lock().unwrap_or_else(|p| p.into_inner()).take();
+        registry().lock().unwrap_or_else(|e| e.into_inner()).retain(|e| !Arc::ptr_eq(e, &self.entry));
         self.reaped = Some(st);
         st
     }

@@ -24,18 +24,23 @@ use crate::host::HostSnapshot;
 const QUICK: Duration = Duration::from_secs(15);
 
 /// The runtime with `args`, its address space capped at 1 GiB, killed (failing the test) after
-/// [`QUICK`]; stdin from `stdin` when given.
+/// [`QUICK`]; stdin from `stdin` when given. It gets no fd but stdio, whatever this process has
+/// open without close-on-exec (cargo's jobserver under scripts/test.sh).
 fn capped(ctx: &Ctx, args: &[&str], stdin: Option<std::process::Stdio>) -> Out {
     let mut c = ctx.cmd();
     c.args(args);
     if let Some(s) = stdin {
         c.stdin(s);
     }
-    // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+    // SAFETY: setrlimit and close_range are async-signal-safe and touch only the child's own
+    // limits and fd table.
     unsafe {
         c.pre_exec(|| {
             let lim = libc::rlimit { rlim_cur: 1 << 30, rlim_max: 1 << 30 };
             if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
