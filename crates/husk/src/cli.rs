@@ -428,10 +428,16 @@ fn create_options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
     }
 }
 
-/// fds 3.. that reach the container (`--preserve-fds N`, and LISTEN_FDS for create/run) but
-/// are not open: hold them with /dev/null before husk opens anything, so none of husk's own files
-/// (the log, the state directory: host paths, CVE-2024-21626's class) lands on one and is passed.
-pub fn reserve_passed_fds(cli: &Cli) {
+/// fds 3.. that reach the container, checked and held before husk opens anything, so that
+/// none of husk's own files (the log, the state directory: host paths, CVE-2024-21626's class)
+/// lands on a number the container is promised and is passed in its place:
+/// - LISTEN_FDS (create/run) the caller promised but did not open are held with /dev/null;
+/// - `--preserve-fds N` must name open fds, as in runc main ("unable to stat preserved-fd"),
+///   checked one by one up to the first missing: a huge N (4294967295 wrapped `3 + N` to 2 and
+///   closed stderr) costs as little as a small one.
+///
+/// The error is returned for main to report once the logger is set up.
+pub fn check_passed_fds(cli: &Cli) -> Result<()> {
     let listen = || {
         let for_us = std::env::var("LISTEN_PID").ok().and_then(|v| v.parse::<u32>().ok()) == Some(std::process::id());
         if for_us {
@@ -440,15 +446,34 @@ pub fn reserve_passed_fds(cli: &Cli) {
             0
         }
     };
-    let n = match &cli.command {
-        Some(Command::Create(a)) | Some(Command::Run { create: a, .. }) => a.preserve_fds.saturating_add(listen()),
-        Some(Command::Exec(a)) => a.preserve_fds,
-        _ => 0,
+    let (listen, preserve) = match &cli.command {
+        Some(Command::Create(a)) | Some(Command::Run { create: a, .. }) => (listen(), a.preserve_fds),
+        Some(Command::Exec(a)) => (0, a.preserve_fds),
+        _ => return Ok(()),
     };
-    if n == 0 {
-        return;
+    let first = 3 + u64::from(listen);
+    for i in 0..u64::from(preserve) {
+        if !fd_is_open(first + i) {
+            return Err(Error::msg(format!(
+                "--preserve-fds {preserve}: unable to stat preserved-fd {i} (of {preserve}): fd {} is not open",
+                first + i
+            )));
+        }
     }
-    let end = 3u32.saturating_add(n).min(65536) as i32;
+    if listen > 0 {
+        hold_missing_fds(3, first.min(65536) as i32);
+    }
+    Ok(())
+}
+
+fn fd_is_open(fd: u64) -> bool {
+    let Ok(fd) = i32::try_from(fd) else { return false };
+    // SAFETY: F_GETFD only queries the fd table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Hold every fd in `from..end` that is not open with /dev/null.
+fn hold_missing_fds(from: i32, end: i32) {
     let Ok(null) = std::fs::File::open("/dev/null") else { return };
     // SAFETY: F_DUPFD_CLOEXEC makes a new fd above the range, owned here and closed below; F_GETFD
     // only queries; dup2 onto a number that is not open creates it without touching any fd a Rust
@@ -460,7 +485,7 @@ pub fn reserve_passed_fds(cli: &Cli) {
         if src < 0 {
             return;
         }
-        for fd in 3..end {
+        for fd in from..end {
             if libc::fcntl(fd, libc::F_GETFD) < 0 {
                 libc::dup2(src, fd);
             }

@@ -27,8 +27,8 @@ fn main() -> ExitCode {
         }
     };
     // Before husk opens anything: fds the caller promised but did not open must not be filled
-    // by husk's own files and handed to the container as "preserved".
-    cli::reserve_passed_fds(&cli);
+    // by husk's own files and handed to the container as "preserved". Reported once the log is.
+    let passed_fds = cli::check_passed_fds(&cli);
     let is_exec = matches!(cli.command, Some(cli::Command::Exec(_)));
     let logger = match cli::logger(&cli) {
         Ok(l) => l,
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     };
     let logger = std::sync::Arc::new(logger);
     let _ = tracing::subscriber::set_global_default(ArcSubscriber(logger.clone()));
-    match cli::dispatch(cli) {
+    match passed_fds.and_then(|()| cli::dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // runc's wording and status for a failed exec: callers tell it from the process's

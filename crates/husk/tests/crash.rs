@@ -183,13 +183,13 @@ fn exec_killed_at_every_step() {
 fn kill_after(ctx: &Ctx, args: &[&str], delay: Duration) -> Option<i32> {
     let mut c = ctx.cmd();
     c.args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-    let mut child = c.spawn().unwrap();
+    let mut child = common::spawn(&mut c);
     let start = Instant::now();
     while start.elapsed() < delay {
         std::hint::spin_loop();
     }
-    let _ = child.kill();
-    child.wait().unwrap().signal()
+    child.kill();
+    child.wait().signal()
 }
 
 /// Kill the call made by `args` at 48 points spread over the time one whole call takes (timed

@@ -77,14 +77,14 @@ fn run_killed_is_128_plus_signal() {
     let mut c = ctx.cmd();
     c.args(["run", "--bundle", ctx.bundle.to_str().unwrap(), &id]);
     c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-    let mut child = c.spawn().unwrap();
+    let mut child = spawn_for(&mut c, BACKGROUND);
     let running = wait_for(10, || ctx.husk(&["state", &id]).stdout.contains("\"running\""));
     if !running {
-        let _ = child.kill();
+        child.kill();
         panic!("container never ran");
     }
     ctx.husk(&["kill", &id, "KILL"]).ok();
-    let st = child.wait().unwrap();
+    let st = child.wait();
     assert_eq!(st.code(), Some(137), "{st:?}");
 }
 

@@ -180,8 +180,8 @@ struct HostLink(String);
 impl HostLink {
     #[track_caller]
     fn veth(name: &str, cidr: &str) -> HostLink {
-        let _ = std::process::Command::new("ip").args(["link", "del", name]).output();
-        let ok = |args: &[&str]| std::process::Command::new("ip").args(args).status().unwrap().success();
+        output(std::process::Command::new("ip").args(["link", "del", name]));
+        let ok = |args: &[&str]| status(std::process::Command::new("ip").args(args)).success();
         let peer = format!("{name}p");
         assert!(ok(&["link", "add", name, "type", "veth", "peer", "name", &peer]), "ip link add {name} type veth");
         let link = HostLink(name.to_string());
@@ -190,13 +190,13 @@ impl HostLink {
     }
 
     fn on_host(&self) -> bool {
-        std::process::Command::new("ip").args(["link", "show", &self.0]).output().unwrap().status.success()
+        output(std::process::Command::new("ip").args(["link", "show", &self.0])).status.success()
     }
 }
 
 impl Drop for HostLink {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["link", "del", &self.0]).output();
+        output(std::process::Command::new("ip").args(["link", "del", &self.0]));
     }
 }
 
@@ -208,7 +208,7 @@ fn net_devices_moved_into_container() {
     let a = HostLink::veth(&format!("hk{pid}"), &format!("10.200.{x}.1/24"));
     let b = HostLink::veth(&format!("hj{pid}"), &format!("10.201.{x}.1/24"));
     let v6 = format!("2001:db8:{x}::1/64");
-    let st = std::process::Command::new("ip").args(["-6", "addr", "add", &v6, "dev", &a.0]).status().unwrap();
+    let st = status(std::process::Command::new("ip").args(["-6", "addr", "add", &v6, "dev", &a.0]));
     assert!(st.success(), "ip -6 addr add {v6}");
     ctx.config["linux"]["netDevices"] = json!({ &a.0: {"name": "eth7"}, &b.0: {"name": "net%d"} });
     ctx.sh("ip addr show eth7; ip addr show net0; ls /sys/class/net");

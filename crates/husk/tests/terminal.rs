@@ -32,7 +32,7 @@ fn type_in(master: &OwnedFd, text: &str) {
 }
 
 /// Run the runtime with `args` on the pty's slave as its controlling terminal and stdio.
-fn spawn_on_pty(ctx: &Ctx, slave: &OwnedFd, args: &[&str]) -> std::process::Child {
+fn spawn_on_pty(ctx: &Ctx, slave: &OwnedFd, args: &[&str]) -> Guarded {
     let mut c = std::process::Command::new(bin());
     c.arg("--root").arg(&ctx.root).args(args).current_dir(&ctx.dir);
     let s = slave.as_raw_fd();
@@ -49,11 +49,11 @@ fn spawn_on_pty(ctx: &Ctx, slave: &OwnedFd, args: &[&str]) -> std::process::Chil
             Ok(())
         });
     }
-    c.spawn().unwrap()
+    spawn_for(&mut c, BACKGROUND)
 }
 
 /// Type commands into a shell on the pty and read its answers; the runtime's exit code.
-fn drive_shell(master: &OwnedFd, slave: &OwnedFd, mut child: std::process::Child, cooked: &libc::termios) -> i32 {
+fn drive_shell(master: &OwnedFd, slave: &OwnedFd, mut child: Guarded, cooked: &libc::termios) -> i32 {
     let out = read_until(master.as_fd(), |s| s.contains("# "));
     assert!(out.contains("# "), "no shell prompt: {out:?}");
     assert_eq!(
@@ -72,7 +72,7 @@ fn drive_shell(master: &OwnedFd, slave: &OwnedFd, mut child: std::process::Child
     let out = read_until(master.as_fd(), |s| s.contains("size:33 99"));
     assert!(out.contains("size:33 99"), "resized: {out:?}");
     type_in(master, "exit 3\r");
-    let st = child.wait().unwrap();
+    let st = child.wait();
     assert!(same_termios(&termios(slave), cooked), "the caller's terminal is restored");
     st.code().unwrap_or(-1)
 }

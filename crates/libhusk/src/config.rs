@@ -32,7 +32,8 @@ impl Bundle {
     pub fn load(dir: &Path) -> Result<Bundle> {
         let dir = std::path::absolute(dir).map_err(|e| Error::from(e).context(dir.display()))?;
         let path = dir.join("config.json");
-        let data = std::fs::read(&path).map_err(|e| Error::from(e).context(format!("open {}", path.display())))?;
+        // A regular file of bounded size: not a fifo that blocks, not /dev/zero (smallfile.rs).
+        let data = crate::smallfile::read_document(&path)?;
         let spec = parse_spec(&data).map_err(|e| e.context(path.display()))?;
         let (rootfs, rootfs_fd) = open_rootfs(&dir, &spec)?;
         Ok(Bundle { dir, rootfs, rootfs_fd, spec })
@@ -124,28 +125,47 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     if !process.cwd().is_absolute() {
         return Err(Error::field("process.cwd", format!("{:?} is not an absolute path", process.cwd())));
     }
-    validate_env(process.env().as_deref().unwrap_or_default())
+    check_user(process.user())?;
+    check_env(process.env().as_deref().unwrap_or_default(), |i| format!("process.env[{i}]"))
 }
 
-/// Every `process.env` entry is `NAME=VALUE` with a name, as runc's init requires (prepareEnv);
-/// refused here, before anything is made, in runc's words.
-pub fn validate_env(env: &[String]) -> Result<()> {
+/// The largest uid or gid husk gives a process: 2^31-1. `(uid_t)-1` (4294967295) means "leave
+/// it unchanged" to setresuid and setresgid, so a process given it would stay root. The user
+/// parsing of containerd and Docker (moby/sys/user) stops at 2^31-1 too; runc main refuses
+/// only 4294967295, at start ("cannot setuid to unmapped uid"); husk refuses the range, before
+/// anything is made, naming the field.
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// `id` within 0..=[`MAX_ID`], or an error naming `field`.
+pub fn check_id(field: impl std::fmt::Display, id: u32) -> Result<()> {
+    if id > MAX_ID {
+        return Err(Error::field(field, format!("{id} is out of range (0 to {MAX_ID})")));
+    }
+    Ok(())
+}
+
+/// process.user: uid, gid and every additional gid within [`MAX_ID`].
+pub fn check_user(user: &oci_spec::runtime::User) -> Result<()> {
+    check_id("process.user.uid", user.uid())?;
+    check_id("process.user.gid", user.gid())?;
+    for (i, g) in user.additional_gids().iter().flatten().enumerate() {
+        check_id(format!("process.user.additionalGids[{i}]"), *g)?;
+    }
+    Ok(())
+}
+
+/// Environment entries as runc main's init takes them: NAME=VALUE with a name, no NUL byte
+/// (execve would cut the entry there). `field(i)` names entry i in the error.
+pub fn check_env(env: &[String], field: impl Fn(usize) -> String) -> Result<()> {
     for (i, kv) in env.iter().enumerate() {
-        match kv.find('=') {
-            None => {
-                return Err(Error::field(
-                    format!("process.env[{i}]"),
-                    format!("{kv:?}: invalid environment variable: missing '='"),
-                ))
-            }
-            Some(0) => {
-                return Err(Error::field(
-                    format!("process.env[{i}]"),
-                    format!("{kv:?}: invalid environment variable: name cannot be empty"),
-                ))
-            }
-            Some(_) => {}
-        }
+        // runc main's words after the entry (its prepareEnv's errors).
+        let why = match kv.find('=') {
+            None => "missing '='",
+            Some(0) => "name cannot be empty",
+            Some(_) if kv.contains('\0') => "contains nul byte (\\x00)",
+            Some(_) => continue,
+        };
+        return Err(Error::field(field(i), format!("{kv:?}: invalid environment variable: {why}")));
     }
     Ok(())
 }
@@ -331,6 +351,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("process"), "{e}");
+    }
+
+    #[test]
+    fn ids_above_2_31_are_refused_by_field() {
+        let with_user = |user: &str| cfg_with(&format!(r#""process":{{"args":["sh"],"cwd":"/","user":{user}}}"#), "");
+        assert!(parse_spec(
+            with_user(r#"{"uid":2147483647,"gid":2147483647,"additionalGids":[0,2147483647]}"#).as_bytes()
+        )
+        .is_ok());
+        for (user, want) in [
+            (r#"{"uid":4294967295,"gid":0}"#, "process.user.uid: 4294967295 is out of range (0 to 2147483647)"),
+            (r#"{"uid":0,"gid":2147483648}"#, "process.user.gid: 2147483648 is out of range (0 to 2147483647)"),
+            (
+                r#"{"uid":0,"gid":0,"additionalGids":[1,4294967295]}"#,
+                "process.user.additionalGids[1]: 4294967295 is out of range (0 to 2147483647)",
+            ),
+        ] {
+            assert_eq!(parse_spec(with_user(user).as_bytes()).unwrap_err().to_string(), want);
+        }
+    }
+
+    #[test]
+    fn env_entries_are_name_value() {
+        let with_env = |env: &str| {
+            cfg_with(&format!(r#""process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}},"env":{env}}}"#), "")
+        };
+        assert!(parse_spec(with_env(r#"["A=1","B=","C==x"]"#).as_bytes()).is_ok());
+        for (env, want) in [
+            (r#"["A=1","B"]"#, r#"process.env[1]: "B": invalid environment variable: missing '='"#),
+            (r#"["=1"]"#, r#"process.env[0]: "=1": invalid environment variable: name cannot be empty"#),
+            (
+                r#"["A=x\u0000y"]"#,
+                r#"process.env[0]: "A=x\0y": invalid environment variable: contains nul byte (\x00)"#,
+            ),
+        ] {
+            assert_eq!(parse_spec(with_env(env).as_bytes()).unwrap_err().to_string(), want);
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -32,7 +33,7 @@ pub struct HostSnapshot {
     sysctls: Vec<(String, String)>,
     mounts: BTreeSet<String>,
     cgroup_tops: BTreeSet<String>,
-    canary: Child,
+    canary: Guarded,
     canary_file: PathBuf,
 }
 
@@ -88,13 +89,11 @@ fn read_sysctls() -> Vec<(String, String)> {
 impl HostSnapshot {
     /// Take the snapshot; `ctx` gives the place for the canary file (beside, not in, the bundle).
     pub fn take(ctx: &Ctx) -> HostSnapshot {
-        let canary = Command::new("sleep")
-            .arg("3600")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the canary sleep");
+        // It lives as long as the hostile case; the bound is only for a case that never ends.
+        let canary = spawn_for(
+            Command::new("sleep").arg("3600").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()),
+            Duration::from_secs(1800),
+        );
         let canary_file = ctx.dir.join("canary-outside-bundle");
         fs::write(&canary_file, b"untouched\n").unwrap();
         HostSnapshot {
@@ -116,7 +115,7 @@ impl HostSnapshot {
             }
         }
         match self.canary.try_wait() {
-            Ok(None) => {}
+            None => {}
             other => changed.push(format!("the canary process {} died: {other:?}", self.canary.id())),
         }
         match fs::read(&self.canary_file) {
@@ -131,16 +130,16 @@ impl HostSnapshot {
         for c in self.cgroup_tops.difference(&tops) {
             changed.push(format!("cgroup {c} went"));
         }
-        let _ = self.canary.kill();
-        let _ = self.canary.wait();
+        self.canary.kill();
+        self.canary.wait();
         assert!(changed.is_empty(), "the host changed:\n  {}", changed.join("\n  "));
     }
 }
 
 impl Drop for HostSnapshot {
     fn drop(&mut self) {
-        let _ = self.canary.kill();
-        let _ = self.canary.wait();
+        self.canary.kill();
+        self.canary.wait();
     }
 }
 

@@ -198,7 +198,12 @@ fn create_in(
     let (parent_end, child_end) = sync::pair()?;
     let (listen_fds, mut extra_env) = socket_activation();
     extra_env.extend(notify_env);
-    let keep_fds = 3 + listen_fds + opts.preserve_fds;
+    // The CLI has checked that every one of them is open (so the sum is small); wrapping would
+    // close stdio.
+    let keep_fds = 3u32
+        .checked_add(listen_fds)
+        .and_then(|n| n.checked_add(opts.preserve_fds))
+        .ok_or_else(|| Error::msg(format!("--preserve-fds {}: more fds than there can be", opts.preserve_fds)))?;
     let hooks = spec.hooks().as_ref();
     let prestart = hooks.and_then(|h| h.prestart().clone()).unwrap_or_default();
     let create_runtime = hooks.and_then(|h| h.create_runtime().clone()).unwrap_or_default();

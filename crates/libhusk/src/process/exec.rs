@@ -37,7 +37,7 @@ pub fn lookup(name: &str, env: &[String]) -> Result<PathBuf> {
 /// The environment as runc's init makes it (prepareEnv): one entry per name, the last one given
 /// winning, in the place of that last one (so PATH for the program lookup is the last PATH);
 /// HOME from the container's /etc/passwd for `uid` when none is given or the last is empty.
-/// Entries were checked for the `NAME=VALUE` form with the config (`config::validate_env`).
+/// Entries were checked for the `NAME=VALUE` form with the config (`config::check_env`).
 pub fn prepare_env(env: Vec<String>, uid: u32) -> Vec<String> {
     let mut seen = std::collections::HashSet::with_capacity(env.len());
     let mut home = false;

@@ -124,7 +124,11 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     };
     let mut user_manager =
         if cgroups.v2.is_some() && opts.cgroup.is_empty() { state.cgroup.user_manager()? } else { None };
-    let keep_fds = 3 + opts.preserve_fds;
+    // The CLI has checked that every one of them is open; wrapping would close stdio.
+    let keep_fds = opts
+        .preserve_fds
+        .checked_add(3)
+        .ok_or_else(|| Error::msg(format!("--preserve-fds {}: more fds than there can be", opts.preserve_fds)))?;
     let (forked, attach_later) = clone_child(&cgroups, user_manager.is_some());
     let (child, child_pidfd) = match forked? {
         Forked::Child => {

@@ -43,7 +43,8 @@ pub fn build(spec: &ProcessSpec, defaults: &Process) -> Result<Process> {
 
 fn from_file(path: &Path, defaults: &Process) -> Result<Process> {
     let what = format!("--process {}", path.display());
-    let data = std::fs::read(path).map_err(|e| Error::from(e).context(&what))?;
+    // A regular file of bounded size (smallfile.rs), like config.json.
+    let data = crate::smallfile::read_document(path).map_err(|e| e.context("--process"))?;
     from_json(&data, &what, defaults)
 }
 
@@ -109,6 +110,9 @@ fn from_flags(f: &ProcessFlags, defaults: &Process) -> Result<Process> {
     if !f.caps.is_empty() {
         p.set_capabilities(Some(add_caps(p.capabilities().clone().unwrap_or_else(no_caps), &f.caps)?));
     }
+    // runc main refuses `-e A` (no '='; its init's "invalid environment variable"), it does not
+    // take A's value from its own environment.
+    crate::config::check_env(&f.env, |i| format!("--env {:?}", f.env[i]))?;
     p.set_env(Some(merge_env(p.env().clone().unwrap_or_default(), &f.env)));
     // runc: an exec'd process has a terminal only when asked for, whatever the container has.
     p.set_terminal(Some(f.tty));
@@ -121,6 +125,9 @@ fn from_flags(f: &ProcessFlags, defaults: &Process) -> Result<Process> {
         if let Some(gid) = gid {
             p.user_mut().set_gid(gid);
         }
+    }
+    for g in &f.additional_gids {
+        crate::config::check_id(format!("--additional-gids {g}"), *g)?;
     }
     if !f.additional_gids.is_empty() {
         let mut gids = p.user().additional_gids().clone().unwrap_or_default();
@@ -179,15 +186,18 @@ pub fn merge_env(mut env: Vec<String>, add: &[String]) -> Vec<String> {
     env
 }
 
-/// `-u uid[:gid]`, strictly: decimal digits only, each within u32 (CVE-2026-30892 was a lax
-/// parse of exactly this that ran processes as the wrong user).
+/// `-u uid[:gid]`, strictly: decimal digits only, each within 0..=2^31-1 (CVE-2026-30892 was a
+/// lax parse of exactly this that ran processes as the wrong user; 4294967295 is "unchanged" to
+/// setresuid, see `config::MAX_ID`).
 pub fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
     let bad = || Error::msg(format!("--user {text:?}: want uid[:gid], decimal numbers"));
     let num = |s: &str| -> Result<u32> {
         if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        s.parse::<u32>().map_err(|_| bad())
+        let id = s.parse::<u32>().map_err(|_| bad())?;
+        crate::config::check_id(format!("--user {text:?}"), id)?;
+        Ok(id)
     };
     match text.split_once(':') {
         None => Ok((num(text)?, None)),
@@ -202,7 +212,8 @@ fn validate(p: &Process) -> Result<()> {
     if !p.cwd().is_absolute() {
         return Err(Error::field("process.cwd", format!("{:?} is not an absolute path", p.cwd())));
     }
-    crate::config::validate_env(p.env().as_deref().unwrap_or_default())?;
+    crate::config::check_user(p.user())?;
+    crate::config::check_env(p.env().as_deref().unwrap_or_default(), |i| format!("process.env[{i}]"))?;
     crate::lsm::check_process(p)
 }
 
@@ -214,7 +225,15 @@ mod tests {
     fn user_parsing_is_strict() {
         assert_eq!(parse_user("1000").unwrap(), (1000, None));
         assert_eq!(parse_user("0:0").unwrap(), (0, Some(0)));
-        assert_eq!(parse_user("4294967295:7").unwrap(), (u32::MAX, Some(7)));
+        assert_eq!(parse_user("2147483647:7").unwrap(), (2147483647, Some(7)));
+        // (uid_t)-1 is "unchanged" to setresuid: the process would stay root.
+        for hostile in ["4294967295", "1000:4294967295", "2147483648"] {
+            let e = parse_user(hostile).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("--user {hostile:?}: ")) && e.ends_with("is out of range (0 to 2147483647)"),
+                "{e}"
+            );
+        }
         for bad in [
             "",
             ":",
@@ -254,6 +273,7 @@ mod tests {
                 let (a, b) = s.split_once(':').map_or((s.as_str(), None), |(a, b)| (a, Some(b)));
                 assert!(a.bytes().all(|c| c.is_ascii_digit()) && !a.is_empty(), "{s:?}");
                 assert_eq!(a.parse::<u32>().ok(), Some(u), "{s:?}");
+                assert!(u <= crate::config::MAX_ID && g.is_none_or(|g| g <= crate::config::MAX_ID), "{s:?}");
                 assert_eq!(b.map(|b| b.parse::<u32>().unwrap()), g, "{s:?}");
             }
         }
