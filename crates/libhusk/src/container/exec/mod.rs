@@ -19,7 +19,7 @@ use crate::namespaces::{self, NsPlan};
 use crate::process::join::{self, ExecConsole, JoinArgs};
 use crate::process::trampoline::Trampoline;
 use crate::process::{exec as program, sched, setup};
-use crate::seccomp::Prepared;
+use crate::seccomp::{self, Prepared};
 use crate::state::{self, ExecConfig, State, StateDir, Status};
 use crate::sync::{self, Msg};
 use crate::syscalls::{self, Forked};
@@ -93,6 +93,13 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     let cgroups = state.cgroup.for_exec(&opts.cgroup)?;
     // The filter create compiled and saved: no config.json, no libseccomp here.
     let filter = state.seccomp.as_ref().map(|r| Prepared::from_state(&dir.fd, r)).transpose()?;
+    // As in create: the agent is connected before the process exists.
+    let agent = match state.seccomp.as_ref().filter(|r| r.notify) {
+        Some(r) => Some(seccomp::notify::connect_agent(
+            r.listener_path.as_deref().ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?,
+        )?),
+        None => None,
+    };
     let trampoline = Trampoline::new()?;
     let (parent_end, child_end) = sync::pair()?;
     if let Some(cpus) = process.exec_cpu_affinity().as_ref().and_then(|a| a.initial().as_deref()) {
@@ -165,7 +172,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     drop(console);
     drop(cgroups);
     crate::crashpoint::here("exec:cloned");
-    let master = match wait_exec(&parent_end, &process, &state, pid) {
+    let master = match wait_exec(&parent_end, &process, &state, pid, agent) {
         Ok(master) => master,
         Err(e) => {
             let _ = rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty());
@@ -249,13 +256,16 @@ fn wait_exec(
     process: &oci_spec::runtime::Process,
     state: &State,
     pid: i32,
+    mut agent: Option<OwnedFd>,
 ) -> Result<Option<OwnedFd>> {
     let mut master = None;
     loop {
         match sync.recv_with_fd()? {
             (None, _) => return Ok(master),
             (Some(Msg::Console), fd) => master = fd,
-            (Some(Msg::SeccompFd), Some(fd)) => super::create::seccomp_to_agent(state, Status::Running, pid, &fd)?,
+            (Some(Msg::SeccompFd), Some(fd)) => {
+                super::create::seccomp_to_agent(state, Status::Running, pid, &fd, agent.take())?
+            }
             (Some(Msg::Error(text)), _) => return Err(Error::msg(text)),
             (Some(Msg::ExecFailed(errno)), _) => {
                 let arg0 = process.args().as_ref().and_then(|a| a.first()).cloned().unwrap_or_default();
