@@ -58,6 +58,9 @@ pub struct InitArgs<'a> {
 struct Final<'a> {
     program: exec::Program,
     last: setup::Last<'a>,
+    /// The process's environment, for startContainer hooks without their own (empty when
+    /// there are none).
+    hook_env: Vec<String>,
 }
 
 /// The child's entry point after clone3.
@@ -202,6 +205,10 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         env.push(format!("HOME={}", user::home_dir(process.user().uid())));
     }
     let program = exec::Program::new(&path, proc_args, &env)?;
+    let hook_env = match args.state.hooks.as_ref().and_then(|h| h.start_container().as_ref()) {
+        Some(h) if !h.is_empty() => env,
+        _ => Vec::new(),
+    };
 
     let mut keep = vec![args.sync.fd().as_raw_fd(), args.start_listener.as_raw_fd()];
     keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));
@@ -213,7 +220,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         seccomp: args.seccomp,
         sync: &args.sync,
     })?;
-    Ok(Final { program, last })
+    Ok(Final { program, last, hook_env })
 }
 
 /// The parent's cgroup fds, which our copy no longer needs: the rootfs setup has the caller's
@@ -322,7 +329,7 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final, tramp
     };
     drop(listener);
     crate::crashpoint::here("init:accepted");
-    let err = start_container_hooks(state).and_then(|()| {
+    let err = start_container_hooks(state, &last.hook_env).and_then(|()| {
         setup::reset_signals();
         // Last, so nothing husk still does needs what they forbid.
         last.last.apply()
@@ -336,9 +343,9 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final, tramp
     exit(exec::exec_failure_status(err.errno()))
 }
 
-fn start_container_hooks(state: &State) -> Result<()> {
+fn start_container_hooks(state: &State, env: &[String]) -> Result<()> {
     match state.hooks.as_ref().and_then(|h| h.start_container().as_ref()) {
-        Some(h) => hooks::run("startContainer", h, &hook_state(state, Status::Created)),
+        Some(h) => hooks::run_with_default_env("startContainer", h, &hook_state(state, Status::Created), env),
         None => Ok(()),
     }
 }
