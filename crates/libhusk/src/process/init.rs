@@ -16,7 +16,7 @@ use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NsPlan};
 use crate::process::setup::{self, exit, Finish};
 use crate::process::trampoline::Trampoline;
-use crate::process::{exec, user};
+use crate::process::{exec, sched, user};
 use crate::rootfs::{self, RootfsContext};
 use crate::seccomp::Prepared;
 use crate::state::{State, Status};
@@ -117,6 +117,9 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     if args.dumpable_until_mapped {
         setup::set_undumpable();
     }
+    // In every cgroup of the container by now (a systemd scope took us before `Go`): the
+    // caller's CPU affinity (a `taskset` around husk) is not the container's, as in runc.
+    sched::reset_affinity();
     crate::crashpoint::here("init:go");
 
     if args.plan.new_user {
@@ -214,7 +217,11 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));
     let last = setup::finish(&Finish {
         process,
-        linux,
+        placement: setup::Placement {
+            personality: linux.and_then(|l| l.personality().as_ref()),
+            memory_policy: linux.and_then(|l| l.memory_policy().as_ref()),
+            cpuset: setup::Placement::cpuset_in(linux),
+        },
         keep_below: args.keep_fds,
         also_keep: &keep,
         seccomp: args.seccomp,

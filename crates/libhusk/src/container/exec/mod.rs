@@ -156,6 +156,11 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
                 trampoline: trampoline.as_ref(),
                 seccomp: filter.as_ref(),
                 wait_for_cgroup: attach_later,
+                placement: setup::Placement {
+                    personality: config.personality.as_ref(),
+                    memory_policy: config.memory_policy.as_ref(),
+                    cpuset: config.cpuset,
+                },
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -287,7 +292,15 @@ pub fn send_pidfd(path: &std::path::Path, pidfd: &OwnedFd) -> Result<()> {
 /// What exec needs from a container's config, recorded in its state by `create`.
 pub(crate) fn exec_config(spec: &oci_spec::runtime::Spec, plan: &NsPlan, no_new_keyring: bool) -> Option<ExecConfig> {
     let process = spec.process().clone()?;
-    Some(ExecConfig { process, namespaces: plan.listed, no_new_keyring })
+    let linux = spec.linux().as_ref();
+    Some(ExecConfig {
+        process,
+        namespaces: plan.listed,
+        no_new_keyring,
+        personality: linux.and_then(|l| l.personality().clone()),
+        memory_policy: linux.and_then(|l| l.memory_policy().clone()),
+        cpuset: setup::Placement::cpuset_in(linux),
+    })
 }
 
 /// A state written before husk recorded `exec` (an older husk): read the bundle once.
