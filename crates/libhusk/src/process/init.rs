@@ -148,6 +148,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         if let Some(l) = linux {
             namespaces::write_time_offsets(l)?;
         }
+        namespaces::enter_time_ns_for_children()?;
     }
     if args.plan.unshare_pid() {
         enter_late_pid_namespace(&args.sync)?;
