@@ -109,8 +109,8 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     // its /proc/<pid>/exe (the husk binary) before it execs.
     setup::set_undumpable();
     let pid_ns = config.namespaces & libc::CLONE_NEWPID as u64;
-    // The container's time namespace is the one the init made for its children: older kernels
-    // (6.1) leave the init itself in husk's, newer ones move it there at its execve.
+    // The container's time namespace is the one the init made for its children (and entered
+    // itself since namespaces::enter_time_ns_for_children; an older husk's init did not).
     let time_ns = match config.namespaces & libc::CLONE_NEWTIME as u64 {
         0 => None,
         _ => Some(open_proc(&format!("/proc/{}/ns/time_for_children", state.init.pid))?),
