@@ -240,6 +240,49 @@ fn features_is_json() {
 }
 
 #[test]
+fn features_lists_memory_policies_and_unsafe_annotations() {
+    // runc 1.1 differs: neither field (runtime-spec 1.2/1.3).
+    if !is_husk() {
+        return;
+    }
+    let ctx = Ctx::new("featmpol");
+    let v: Value = serde_json::from_str(&ctx.husk(&["features"]).ok().stdout).unwrap();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap_or_else(|| panic!("not a list: {v}")).iter().map(|s| s.as_str().unwrap().into()).collect()
+    };
+    // Every mode and flag config-linux.md names, sorted as runc prints them.
+    assert_eq!(
+        strings(&v["linux"]["memoryPolicy"]["modes"]),
+        [
+            "MPOL_BIND",
+            "MPOL_DEFAULT",
+            "MPOL_INTERLEAVE",
+            "MPOL_LOCAL",
+            "MPOL_PREFERRED",
+            "MPOL_PREFERRED_MANY",
+            "MPOL_WEIGHTED_INTERLEAVE"
+        ]
+    );
+    assert_eq!(
+        strings(&v["linux"]["memoryPolicy"]["flags"]),
+        ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+    );
+    // runc main's list, so a manager filters the same annotations for either runtime.
+    assert_eq!(
+        strings(&v["potentiallyUnsafeConfigAnnotations"]),
+        ["bundle", "org.systemd.property.", "org.criu.config"]
+    );
+    // Listed means applied: a config with the last mode and every flag runs.
+    let mut ctx = Ctx::new("featmpol2");
+    if std::path::Path::new("/proc/self/numa_maps").exists() {
+        ctx.config["linux"]["memoryPolicy"] =
+            serde_json::json!({"mode": "MPOL_PREFERRED", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]});
+        let out = ctx.run_sh("cat /proc/self/numa_maps");
+        assert!(out.lines().any(|l| l.contains(" prefer=static:0 ") || l.contains(" prefer:0 ")), "{out}");
+    }
+}
+
+#[test]
 fn unknown_command_fails() {
     let ctx = Ctx::new("unkcmd");
     ctx.husk(&["no-such-command"]).fails();

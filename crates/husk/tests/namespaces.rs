@@ -172,6 +172,40 @@ fn time_namespace_offsets() {
     assert_ne!(l[3], host_ns("time"));
 }
 
+#[test]
+fn time_namespace_joined_before_start_has_its_offsets() {
+    // runc 1.1 differs: no time namespaces.
+    if !is_husk() {
+        return;
+    }
+    // A pod's sandbox is created first and the others join its namespaces: joining the time
+    // namespace of a container that is created but not started must give its clocks, not the
+    // host's (husk's init stayed in the host's until its execve).
+    let mut ctx = Ctx::new("timensjoin");
+    ctx.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
+    ctx.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 1_000_000, "nanosecs": 0}});
+    ctx.sh("exec sleep 100");
+    let sandbox = ctx.id();
+    ctx.create(&sandbox).ok();
+    let pid = ctx.state(&sandbox)["pid"].as_u64().unwrap();
+    assert_ne!(std::fs::read_link(format!("/proc/{pid}/ns/time")).unwrap().to_str().unwrap(), host_ns("time"));
+    let namespaces = ctx.config["linux"]["namespaces"].as_array_mut().unwrap();
+    namespaces.retain(|n| n["type"] != "time");
+    namespaces.push(json!({"type": "time", "path": format!("/proc/{pid}/ns/time")}));
+    ctx.config["linux"].as_object_mut().unwrap().remove("timeOffsets");
+    let host_uptime: f64 =
+        std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let out = ctx.run_sh("cut -d' ' -f1 /proc/uptime");
+    let up: f64 = out.trim().parse().unwrap();
+    assert!(up > host_uptime + 999_000.0, "uptime in the joined namespace {up} vs host {host_uptime}");
+    // Offsets for a joined namespace cannot be written (the first process fixed them): refused
+    // in runc's words.
+    ctx.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 5, "nanosecs": 0}});
+    let id = ctx.id();
+    ctx.run(&id)
+        .fails_with("linux.timeOffsets: time namespace enabled, but both namespace path and time offsets specified");
+}
+
 /// A veth pair on the host (this kernel has no dummy driver): the test moves `name`, its peer
 /// `<name>p` stays. Deleted on drop if still there; once moved, the pair dies with the container's
 /// network namespace.

@@ -225,8 +225,20 @@ fn validate(spec: &Spec) -> Result<()> {
     if has_maps && !has_user {
         return Err(Error::field("linux.uidMappings", "mappings need a user namespace in linux.namespaces"));
     }
-    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) && !seen.contains(&LinuxNamespaceType::Time) {
-        return Err(Error::field("linux.timeOffsets", "offsets need a time namespace in linux.namespaces"));
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+        if !seen.contains(&LinuxNamespaceType::Time) {
+            return Err(Error::field("linux.timeOffsets", "offsets need a time namespace in linux.namespaces"));
+        }
+        // A joined namespace has its offsets already (they are fixed once a process is in it).
+        let joined = linux.namespaces().iter().flatten().any(|ns| {
+            ns.typ() == LinuxNamespaceType::Time && ns.path().as_ref().is_some_and(|p| !p.as_os_str().is_empty())
+        });
+        if joined {
+            return Err(Error::field(
+                "linux.timeOffsets",
+                "time namespace enabled, but both namespace path and time offsets specified -- you may only provide one",
+            ));
+        }
     }
     if !seen.contains(&LinuxNamespaceType::Uts) {
         if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) {
@@ -388,6 +400,25 @@ mod tests {
         ] {
             assert_eq!(parse_spec(with_env(env).as_bytes()).unwrap_err().to_string(), want);
         }
+    }
+
+    #[test]
+    fn time_offsets_need_a_new_time_namespace() {
+        let offsets = r#""timeOffsets":{"monotonic":{"secs":1,"nanosecs":0}}"#;
+        let e = parse_spec(cfg(&format!(r#","linux":{{"namespaces":[{{"type":"mount"}}],{offsets}}}"#)).as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("linux.timeOffsets: offsets need a time namespace"), "{e}");
+        let joined = format!(
+            r#","linux":{{"namespaces":[{{"type":"mount"}},{{"type":"time","path":"/proc/1/ns/time"}}],{offsets}}}"#
+        );
+        let e = parse_spec(cfg(&joined).as_bytes()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("linux.timeOffsets: time namespace enabled, but both namespace path and time offsets"),
+            "{e}"
+        );
+        let new = format!(r#","linux":{{"namespaces":[{{"type":"mount"}},{{"type":"time"}}],{offsets}}}"#);
+        parse_spec(cfg(&new).as_bytes()).unwrap();
     }
 
     #[test]

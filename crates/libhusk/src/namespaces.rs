@@ -24,7 +24,7 @@ pub struct NsPlan {
     /// Namespaces to join, user first, with their index in `linux.namespaces` for errors.
     pub join: Vec<(usize, LinuxNamespaceType, PathBuf)>,
     /// A new time namespace is made by unshare in the init so its offsets can be written before
-    /// any process lives in it; the kernel moves the init into it at execve.
+    /// any process lives in it; the init then enters it itself ([`enter_time_ns_for_children`]).
     pub new_time: bool,
     pub new_user: bool,
     pub new_pid: bool,
@@ -199,6 +199,18 @@ pub fn write_time_offsets(linux: &Linux) -> Result<()> {
         text.push_str(&format!("{name} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
     }
     std::fs::write("/proc/self/timens_offsets", text).ctx(|| "linux.timeOffsets: write /proc/self/timens_offsets")
+}
+
+/// Enter the time namespace our unshare made for our children, once its offsets are written
+/// (the first process in it fixes them). Without this the init stays in husk's time namespace
+/// until its execve (older kernels: for good), so that another container joining
+/// `/proc/<init>/ns/time` before `start` (a pod's sandbox is one) would get the host's clocks;
+/// runc's init is forked after its unshare and is in the namespace from the start.
+pub fn enter_time_ns_for_children() -> Result<()> {
+    let fd = rustix::fs::open("/proc/self/ns/time_for_children", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .ctx(|| "linux.namespaces: open /proc/self/ns/time_for_children")?;
+    move_into_link_name_space(fd.as_fd(), Some(LinkNameSpaceType::Time))
+        .ctx(|| "linux.namespaces: enter the new time namespace")
 }
 
 /// A new network namespace has `lo` down; runc and crun bring it up, and so do we.

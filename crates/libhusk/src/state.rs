@@ -159,6 +159,14 @@ pub struct ExecConfig {
     pub namespaces: u64,
     #[serde(default)]
     pub no_new_keyring: bool,
+    /// `linux.personality` and `linux.memoryPolicy`, which runc applies to exec'd processes too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<oci_spec::runtime::LinuxMemoryPolicy>,
+    /// `linux.resources.cpu.cpus` is set (see `process::setup::Placement::cpuset`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cpuset: bool,
 }
 
 /// The OCI state as `state` prints it and hooks receive it, with runc's extra fields.

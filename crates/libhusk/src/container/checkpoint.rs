@@ -89,6 +89,7 @@ pub fn checkpoint(opts: &CheckpointOptions) -> Result<()> {
     let log = absolute(log_dir).join("dump.log");
 
     let mut o = base_opts(opts, &images, work.as_ref());
+    o.config_file = criu::config_file(state.annotations.get(criu::CONFIG_ANNOTATION).map(String::as_str));
     o.pid = Some(state.init.pid);
     o.root = Some(state.rootfs.to_string_lossy().into_owned());
     o.external = externals::dump_external_ns(&plan)?;

@@ -58,6 +58,14 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         Some(s) => Some(seccomp::prepare(s, Some(&opts.root.join(seccomp::cache::DIR_NAME)))?),
         None => None,
     };
+    // Connected before anything exists: a missing agent fails here (runc's words), and the
+    // notify fd goes over this connection once the init loaded the filter.
+    let agent = match (&filter, bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref())) {
+        (Some(f), Some(s)) if f.uses_notify() => Some(notify::connect_agent(
+            s.listener_path().as_deref().ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?,
+        )?),
+        _ => None,
+    };
     let plan = NsPlan::from_config(bundle.spec.linux().as_ref())?;
     if !plan.own_mount {
         crate::rootfs::check_without_mount_ns(&bundle.spec)?;
@@ -86,7 +94,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         let dir = undo.dir.as_ref().ok_or_else(|| Error::msg("state dir lost"))?;
         extra_env.push(crate::notify::prepare(&mut bundle.spec, dir)?);
     }
-    match create_in(opts, &bundle, &plan, filter.as_ref(), exec_config, extra_env, &mut undo) {
+    let seccomp = SeccompSetup { filter: filter.as_ref(), agent };
+    match create_in(opts, &bundle, &plan, seccomp, exec_config, extra_env, &mut undo) {
         Ok((pid, pidfd, console)) => {
             let state_dir = undo.dir.take().ok_or_else(|| Error::msg("state dir lost"))?;
             undo.cgroup = None;
@@ -97,6 +106,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// The container's compiled filter and, for a notify profile, the connection to its agent.
+struct SeccompSetup<'a> {
+    filter: Option<&'a Prepared>,
+    agent: Option<OwnedFd>,
 }
 
 /// Undoes a failed create: nothing may be left behind (process, cgroup, state).
@@ -132,13 +147,14 @@ fn create_in(
     opts: &CreateOptions,
     bundle: &Bundle,
     plan: &NsPlan,
-    filter: Option<&Prepared>,
+    seccomp: SeccompSetup,
     exec_config: Option<crate::state::ExecConfig>,
     notify_env: Vec<String>,
     undo: &mut Undo,
 ) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
+    let SeccompSetup { filter, mut agent } = seccomp;
     let dir = undo.dir.as_ref().ok_or_else(|| Error::msg("state dir lost"))?;
     let mut state = State::creating(&opts.id, bundle, exec_config)?;
     if let (Some(f), Some(s)) = (filter, linux.and_then(|l| l.seccomp().as_ref())) {
@@ -335,13 +351,13 @@ fn create_in(
 
     let sources = MountSources { spec, bundle: &bundle.dir, init: pid };
     if parent_hooks {
-        wait_for(&parent_end, sync::Msg::RunHooks, &state, &sources)?;
+        wait_for(&parent_end, sync::Msg::RunHooks, &state, &sources, &mut agent)?;
         let json = serde_json::to_vec(&state.oci_with(Status::Creating)).unwrap_or_default();
         hooks::run("prestart", &prestart, &json)?;
         hooks::run("createRuntime", &create_runtime, &json)?;
         parent_end.send(&sync::Msg::HooksDone)?;
     }
-    wait_for(&parent_end, sync::Msg::Ready, &state, &sources)?;
+    wait_for(&parent_end, sync::Msg::Ready, &state, &sources, &mut agent)?;
     crashpoint::here("create:ready");
     tracing::debug!("create {}: init {pid} ready, waiting for start", opts.id);
     let console = own_listener.as_ref().map(console::receive_master).transpose()?;
@@ -413,13 +429,22 @@ fn socket_activation() -> (u32, Vec<String>) {
 }
 
 /// Wait for `want` from the init (`RunHooks`, `Ready`), serving what it asks for meanwhile: a
-/// seccomp notify fd goes to the agent, a bind source it cannot reach is opened for it.
-fn wait_for(sync: &sync::Channel, want: sync::Msg, state: &State, sources: &MountSources) -> Result<()> {
+/// seccomp notify fd goes to the agent (connected before anything existed), a bind source it
+/// cannot reach is opened for it.
+fn wait_for(
+    sync: &sync::Channel,
+    want: sync::Msg,
+    state: &State,
+    sources: &MountSources,
+    agent: &mut Option<OwnedFd>,
+) -> Result<()> {
     loop {
         match sync.recv_with_fd()? {
             (Some(m), _) if m == want => return Ok(()),
             // runc sends the state as it is at this moment: still creating.
-            (Some(sync::Msg::SeccompFd), Some(fd)) => seccomp_to_agent(state, Status::Creating, state.init.pid, &fd)?,
+            (Some(sync::Msg::SeccompFd), Some(fd)) => {
+                seccomp_to_agent(state, Status::Creating, state.init.pid, &fd, agent.take())?
+            }
             (Some(sync::Msg::MountSource(i)), _) => match sources.open(i as usize) {
                 Ok(fd) => sync.send_with_fd(&sync::Msg::MountSourceFd, fd.as_fd())?,
                 Err(e) => sync.send(&sync::Msg::Error(e.to_string()))?,
@@ -458,11 +483,19 @@ impl MountSources<'_> {
 }
 
 /// A seccomp notify fd from the container process `pid` goes to the agent at `listenerPath`
-/// with the container's state, as runc sends it (for the init and exec'd processes alike).
-pub(crate) fn seccomp_to_agent(state: &State, status: Status, pid: i32, fd: &OwnedFd) -> Result<()> {
+/// with the container's state, as runc sends it (for the init and exec'd processes alike), over
+/// the connection made before the process was (`agent`).
+pub(crate) fn seccomp_to_agent(
+    state: &State,
+    status: Status,
+    pid: i32,
+    fd: &OwnedFd,
+    agent: Option<OwnedFd>,
+) -> Result<()> {
     let record = state.seccomp.as_ref().ok_or_else(|| Error::msg("seccomp notify fd without a filter"))?;
     let listener =
         record.listener_path.as_deref().ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?;
+    let agent = agent.ok_or_else(|| Error::msg("seccomp notify: a second notify fd for one process"))?;
     let container = notify::Container {
         oci_version: &state.oci_version,
         id: &state.id,
@@ -471,7 +504,7 @@ pub(crate) fn seccomp_to_agent(state: &State, status: Status, pid: i32, fd: &Own
         annotations: &state.annotations,
     };
     let payload = notify::payload(&container, pid, record.listener_metadata.as_deref());
-    notify::send_to_agent(listener, &payload, fd.as_fd())
+    notify::send_to_agent(agent, listener, &payload, fd.as_fd())
 }
 
 pub(crate) fn connect_start(dir: &StateDir) -> Result<OwnedFd> {

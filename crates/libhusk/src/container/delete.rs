@@ -62,7 +62,7 @@ pub(crate) fn destroy(dir: StateDir, state: &State, status: Status) -> Result<()
         // Nothing was left to kill.
         crate::crashpoint::here("delete:killed");
     } else {
-        kill_all(state, status == Status::Stopped)?;
+        kill_and_wait(state, status == Status::Stopped)?;
         crate::crashpoint::here("delete:killed");
         state.cgroup.destroy()?;
     }
@@ -82,7 +82,7 @@ pub(crate) fn destroy(dir: StateDir, state: &State, status: Status) -> Result<()
 /// SIGKILL the init and everything in the container's cgroup, then wait until they are gone.
 /// With `own_cgroup_only`, processes are killed only in a cgroup the container created (never in
 /// one it joined and shares).
-fn kill_all(state: &State, own_cgroup_only: bool) -> Result<()> {
+pub(crate) fn kill_and_wait(state: &State, own_cgroup_only: bool) -> Result<()> {
     let mut fds: Vec<OwnedFd> = Vec::new();
     if state.init.is_alive() {
         if let Some(fd) = Pid::from_raw(state.init.pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) {

@@ -209,6 +209,9 @@ fn restore_in(
         ext_mnt: externals::restore_map(&ext),
         join_ns,
         cg_root: cgroup_roots(swrk.pid())?,
+        config_file: criu::config_file(
+            spec.annotations().as_ref().and_then(|a| a.get(criu::CONFIG_ANNOTATION)).map(String::as_str),
+        ),
         ..Default::default()
     };
     o.inherit_fd = keys.into_iter().zip(numbers).map(|(key, fd)| InheritFd { key, fd }).collect();

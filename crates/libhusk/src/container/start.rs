@@ -62,7 +62,15 @@ fn start_container(root: &Path, id: &str) -> Result<(State, Option<NotifySocket>
     tracing::debug!("start {id}: running");
     if let Some(h) = state.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
         let json = serde_json::to_vec(&state.oci_with(Status::Running)).unwrap_or_default();
-        hooks::run_warning("poststart", h, &json);
+        if let Err(e) = hooks::run("poststart", h, &json) {
+            // runtime.md: generate an error and stop the container; runc main kills it and
+            // waits for it. It stays, stopped, for `delete` (which runs the poststop hooks);
+            // `run` deletes it at once.
+            if let Err(k) = super::delete::kill_and_wait(&state, true) {
+                tracing::warn!("kill after failed poststart: {k}");
+            }
+            return Err(e);
+        }
     }
     crate::crashpoint::here("start:done");
     Ok((state, notify))

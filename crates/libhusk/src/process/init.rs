@@ -15,6 +15,7 @@ use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NsPlan};
 use crate::process::exec;
+use crate::process::sched;
 use crate::process::setup::{self, exit, Finish};
 use crate::process::trampoline::Trampoline;
 use crate::rootfs::{self, RootfsContext};
@@ -62,6 +63,9 @@ struct Final<'a> {
     last: setup::Last<'a>,
     /// The labels went on already (before the trampoline was tried).
     applied: bool,
+    /// The process's environment, for startContainer hooks without their own (empty when
+    /// there are none).
+    hook_env: Vec<String>,
 }
 
 /// The child's entry point after clone3.
@@ -140,6 +144,9 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     if args.dumpable_until_mapped {
         setup::set_undumpable();
     }
+    // In every cgroup of the container by now (a systemd scope took us before `Go`): the
+    // caller's CPU affinity (a `taskset` around husk) is not the container's, as in runc.
+    sched::reset_affinity();
     crate::crashpoint::here("init:go");
     tracing::debug!("init: setting up the container");
 
@@ -169,6 +176,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         if let Some(l) = linux {
             namespaces::write_time_offsets(l)?;
         }
+        namespaces::enter_time_ns_for_children()?;
     }
     if args.plan.unshare_pid() {
         enter_late_pid_namespace(&args.sync)?;
@@ -247,19 +255,27 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     let path = exec::lookup(&proc_args[0], &env)?;
     let program = exec::Program::new(&path, proc_args, &env)?;
     tracing::debug!("init: program {}", path.display());
+    let hook_env = match args.state.hooks.as_ref().and_then(|h| h.start_container().as_ref()) {
+        Some(h) if !h.is_empty() => env,
+        _ => Vec::new(),
+    };
 
     let mut keep = vec![args.sync.fd().as_raw_fd(), args.start_listener.as_raw_fd()];
     keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));
     let last = setup::finish(&Finish {
         process,
-        linux,
+        placement: setup::Placement {
+            personality: linux.and_then(|l| l.personality().as_ref()),
+            memory_policy: linux.and_then(|l| l.memory_policy().as_ref()),
+            cpuset: setup::Placement::cpuset_in(linux),
+        },
         keep_below: args.keep_fds,
         also_keep: &keep,
         seccomp: args.seccomp,
         sync: &args.sync,
         setgroups_allowed: None,
     })?;
-    Ok(Final { program, last, applied: false })
+    Ok(Final { program, last, applied: false, hook_env })
 }
 
 /// The parent's cgroup fds, which our copy no longer needs: the rootfs setup has the caller's
@@ -368,7 +384,7 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final, tramp
     };
     drop(listener);
     crate::crashpoint::here("init:accepted");
-    let err = start_container_hooks(state).and_then(|()| {
+    let err = start_container_hooks(state, &last.hook_env).and_then(|()| {
         if last.applied {
             return Ok(());
         }
@@ -385,9 +401,9 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final, tramp
     exit(exec::exec_failure_status(err.errno()))
 }
 
-fn start_container_hooks(state: &State) -> Result<()> {
+fn start_container_hooks(state: &State, env: &[String]) -> Result<()> {
     match state.hooks.as_ref().and_then(|h| h.start_container().as_ref()) {
-        Some(h) => hooks::run("startContainer", h, &hook_state(state, Status::Created)),
+        Some(h) => hooks::run_with_default_env("startContainer", h, &hook_state(state, Status::Created), env),
         None => Ok(()),
     }
 }

@@ -56,6 +56,8 @@ pub struct JoinArgs<'a> {
     pub seccomp: Option<&'a Prepared>,
     /// Born outside the container's cgroup: wait for `Go`, once the parent had us moved in.
     pub wait_for_cgroup: bool,
+    /// The container's personality, memory policy and cpuset, as the init has them.
+    pub placement: setup::Placement<'a>,
 }
 
 pub fn run(args: JoinArgs) -> ! {
@@ -89,8 +91,17 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .ctx(|| format!("process.oomScoreAdj: set {adj}"))?;
     }
-    if let Some(cpus) = process.exec_cpu_affinity().as_ref().and_then(|a| a.cpu_affinity_final().as_deref()) {
-        sched::set_affinity("process.execCPUAffinity.final", cpus)?;
+    // In the container's cgroup now (runc main's order: `initial` before, `final` after).
+    let affinity = process.exec_cpu_affinity().as_ref();
+    let given = |s: Option<&String>| s.is_some_and(|s| !s.is_empty());
+    match affinity {
+        Some(a) if given(a.cpu_affinity_final().as_ref()) => {
+            sched::set_affinity("process.execCPUAffinity.final", a.cpu_affinity_final().as_deref().unwrap_or(""))?
+        }
+        // The spec: without `final`, the kernel decides what follows `initial`.
+        Some(a) if given(a.initial().as_ref()) => {}
+        // Not husk's caller's affinity (a `taskset` around `husk exec`): every CPU the cgroup has.
+        _ => sched::reset_affinity(),
     }
     // Read while /proc is still ours: in the container's mount namespace /proc is a procfs of
     // its pid namespace, which we are not in.
@@ -137,7 +148,7 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
     keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));
     let last = setup::finish(&Finish {
         process,
-        linux: None,
+        placement: args.placement,
         keep_below: args.keep_fds,
         also_keep: &keep,
         seccomp: args.seccomp,

@@ -13,7 +13,7 @@
 
 use std::os::fd::{AsFd, RawFd};
 
-use oci_spec::runtime::{Linux, Process};
+use oci_spec::runtime::{Linux, LinuxMemoryPolicy, LinuxPersonality, Process};
 
 use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
@@ -22,11 +22,30 @@ use crate::process::{rlimits, sched, user};
 use crate::seccomp::{self, LoadPoint, Prepared};
 use crate::sync::{Channel, Msg};
 
+/// Container-wide settings applied to every container process, the init and exec'd ones alike
+/// (as runc main's setns init does).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Placement<'a> {
+    pub personality: Option<&'a LinuxPersonality>,
+    pub memory_policy: Option<&'a LinuxMemoryPolicy>,
+    /// `linux.resources.cpu.cpus` is set: a scheduler the kernel refuses for it (SCHED_DEADLINE
+    /// needs every CPU of its root domain) gets runc's explanation.
+    pub cpuset: bool,
+}
+
+impl Placement<'_> {
+    pub fn cpuset_in(linux: Option<&Linux>) -> bool {
+        linux
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.cpu().as_ref())
+            .and_then(|c| c.cpus().as_ref())
+            .is_some_and(|c| !c.trim().is_empty())
+    }
+}
+
 pub struct Finish<'a, 's> {
     pub process: &'a Process,
-    /// Container-wide settings applied to the init (personality, memory policy); `None` for
-    /// an exec'd process, which inherits neither from the container in runc either.
-    pub linux: Option<&'a Linux>,
+    pub placement: Placement<'a>,
     /// fds `0..keep_below` reach the program (stdio, LISTEN_FDS, --preserve-fds).
     pub keep_below: u32,
     /// husk's own fds that must survive until the execve (they are close-on-exec).
@@ -76,7 +95,7 @@ pub fn finish<'s>(f: &Finish<'_, 's>) -> Result<Last<'s>> {
     if let Some(rl) = process.rlimits() {
         rlimits::apply(rl)?;
     }
-    apply_placement(process, f.linux)?;
+    apply_placement(process, &f.placement)?;
     close_fds(f.keep_below, f.also_keep)?;
     enter_cwd(process.cwd())?;
     // Opened while we may still mount the private procfs they are opened through.
@@ -114,17 +133,17 @@ fn load_seccomp(f: &Finish<'_, '_>) -> Result<()> {
 
 /// Scheduler, I/O priority, personality and NUMA policy: before the capability drop, since
 /// real-time policies need CAP_SYS_NICE.
-fn apply_placement(process: &Process, linux: Option<&Linux>) -> Result<()> {
+fn apply_placement(process: &Process, placement: &Placement) -> Result<()> {
     if let Some(s) = process.scheduler() {
-        sched::apply_scheduler(s)?;
+        sched::apply_scheduler(s, placement.cpuset)?;
     }
     if let Some(p) = process.io_priority() {
         sched::apply_io_priority(p)?;
     }
-    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
+    if let Some(p) = placement.personality {
         sched::apply_personality(p)?;
     }
-    if let Some(m) = linux.and_then(|l| l.memory_policy().as_ref()) {
+    if let Some(m) = placement.memory_policy {
         sched::apply_memory_policy(m)?;
     }
     Ok(())

@@ -21,7 +21,7 @@ use crate::namespaces::NsPlan;
 use crate::process::join::{self, ExecConsole, JoinArgs};
 use crate::process::trampoline::Trampoline;
 use crate::process::{exec as program, sched, setup};
-use crate::seccomp::Prepared;
+use crate::seccomp::{self, Prepared};
 use crate::state::{self, ExecConfig, State, StateDir, Status};
 use crate::sync::{self, Msg};
 use crate::syscalls::{self, Forked};
@@ -95,6 +95,13 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     let cgroups = state.cgroup.for_exec(&opts.cgroup)?;
     // The filter create compiled and saved: no config.json, no libseccomp here.
     let filter = state.seccomp.as_ref().map(|r| Prepared::from_state(&dir.fd, r)).transpose()?;
+    // As in create: the agent is connected before the process exists.
+    let agent = match state.seccomp.as_ref().filter(|r| r.notify) {
+        Some(r) => Some(seccomp::notify::connect_agent(
+            r.listener_path.as_deref().ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?,
+        )?),
+        None => None,
+    };
     let trampoline = Trampoline::new()?;
     let (parent_end, child_end) = sync::pair()?;
     if let Some(cpus) = process.exec_cpu_affinity().as_ref().and_then(|a| a.initial().as_deref()) {
@@ -104,8 +111,8 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     // /proc/<pid>/exe (the husk binary) before it execs. It stays in our pid namespace, which the
     // container cannot see into (see trampoline.rs).
     setup::set_undumpable();
-    // The container's time namespace is the one the init made for its children: older kernels
-    // (6.1) leave the init itself in husk's, newer ones move it there at its execve.
+    // The container's time namespace is the one the init made for its children (and entered
+    // itself since namespaces::enter_time_ns_for_children; an older husk's init did not).
     let time_ns = match config.namespaces & libc::CLONE_NEWTIME as u64 {
         0 => None,
         _ => Some(open_proc(&format!("/proc/{}/ns/time_for_children", state.init.pid))?),
@@ -150,6 +157,11 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
                 trampoline: trampoline.as_ref(),
                 seccomp: filter.as_ref(),
                 wait_for_cgroup: attach_later,
+                placement: setup::Placement {
+                    personality: config.personality.as_ref(),
+                    memory_policy: config.memory_policy.as_ref(),
+                    cpuset: config.cpuset,
+                },
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -167,7 +179,7 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     drop(cgroups);
     crate::crashpoint::here("exec:cloned");
     tracing::debug!("exec {}: process cloned as pid {child}", state.id);
-    let started = wait_exec(&parent_end, &process, &state);
+    let started = wait_exec(&parent_end, &process, &state, agent);
     // Our child is done either way: it forked the program's process and exited, or failed.
     let _ = rustix::process::waitpid(Pid::from_raw(child), rustix::process::WaitOptions::empty());
     drop(child_pidfd);
@@ -235,6 +247,7 @@ fn wait_exec(
     sync: &sync::Channel,
     process: &oci_spec::runtime::Process,
     state: &State,
+    mut agent: Option<OwnedFd>,
 ) -> Result<(i32, Option<OwnedFd>)> {
     let mut master = None;
     let mut pid = None;
@@ -252,7 +265,7 @@ fn wait_exec(
             (Some(Msg::Pid(p)), _) => {
                 pid = Some(p);
                 if let Some(fd) = notify_fd.take() {
-                    super::create::seccomp_to_agent(state, Status::Running, p, &fd)?;
+                    super::create::seccomp_to_agent(state, Status::Running, p, &fd, agent.take())?;
                 }
             }
             (Some(Msg::CloneFailed(errno)), _) => {
@@ -289,7 +302,15 @@ pub fn send_pidfd(path: &std::path::Path, pidfd: &OwnedFd) -> Result<()> {
 /// What exec needs from a container's config, recorded in its state by `create`.
 pub(crate) fn exec_config(spec: &oci_spec::runtime::Spec, plan: &NsPlan, no_new_keyring: bool) -> Option<ExecConfig> {
     let process = spec.process().clone()?;
-    Some(ExecConfig { process, namespaces: plan.listed, no_new_keyring })
+    let linux = spec.linux().as_ref();
+    Some(ExecConfig {
+        process,
+        namespaces: plan.listed,
+        no_new_keyring,
+        personality: linux.and_then(|l| l.personality().clone()),
+        memory_policy: linux.and_then(|l| l.memory_policy().clone()),
+        cpuset: setup::Placement::cpuset_in(linux),
+    })
 }
 
 /// A state written before husk recorded `exec` (an older husk): read the bundle once.

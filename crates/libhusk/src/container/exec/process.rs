@@ -1,5 +1,7 @@
 //! The exec'd process: a process JSON (`--process FILE`, as containerd and Podman pass it) or
 //! runc's flags applied over the container's own `process`, recorded in its state by `create`.
+//! A process JSON takes what it leaves out of capabilities, rlimits, LSM labels, scheduler, I/O
+//! priority and `execCPUAffinity` from the container, as runc main does.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -27,7 +29,8 @@ pub struct ProcessFlags {
 #[derive(Debug, Clone)]
 pub enum ProcessSpec {
     /// `--process FILE`: the whole process; fields it leaves out come from the container (as in
-    /// runc: capabilities, rlimits, AppArmor profile, SELinux label).
+    /// runc: capabilities, rlimits, AppArmor profile, SELinux label, scheduler, I/O priority,
+    /// execCPUAffinity).
     File(PathBuf),
     Flags(ProcessFlags),
 }
@@ -77,6 +80,16 @@ fn from_json(data: &[u8], what: &str, defaults: &Process) -> Result<Process> {
     }
     if p.selinux_label().as_ref().is_none_or(|s| s.is_empty()) {
         p.set_selinux_label(defaults.selinux_label().clone());
+    }
+    // runc main takes these from the container too when the process leaves them out.
+    if p.scheduler().is_none() {
+        p.set_scheduler(defaults.scheduler().clone());
+    }
+    if p.io_priority().is_none() {
+        p.set_io_priority(*defaults.io_priority());
+    }
+    if p.exec_cpu_affinity().is_none() {
+        p.set_exec_cpu_affinity(defaults.exec_cpu_affinity().clone());
     }
     Ok(p)
 }
