@@ -126,7 +126,7 @@ fn capture_raw(ctx: &Ctx, args: &[&str]) -> (Vec<u8>, i32) {
     let start = std::time::Instant::now();
     let code = loop {
         read_now(&mut got);
-        if let Some(st) = child.try_wait().unwrap() {
+        if let Some(st) = child.try_wait() {
             break st.code().unwrap_or(-1);
         }
         assert!(
