@@ -344,7 +344,7 @@ fn join_a_user_namespace_owned_by_another_user() {
     holder.args(["-U", "-r", "sleep", "100"]).stdin(std::process::Stdio::null());
     std::os::unix::process::CommandExt::uid(&mut holder, u.uid);
     std::os::unix::process::CommandExt::gid(&mut holder, u.gid);
-    let mut holder = holder.spawn().unwrap();
+    let mut holder = spawn(&mut holder);
     let pid = holder.id();
     assert!(wait_for(10, || std::fs::read_to_string(format!("/proc/{pid}/uid_map"))
         .is_ok_and(|m| m.contains(&u.uid.to_string()))));

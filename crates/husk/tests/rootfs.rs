@@ -477,7 +477,7 @@ fn no_pivot_leaves_no_host_proc_or_sys_underneath() {
             libc::_exit(code)
         });
     }
-    let status = c.status().unwrap();
+    let status = status(&mut c);
     ctx.husk(&["delete", "--force", &id]).ok();
     match status.code() {
         Some(0) => {}

@@ -15,7 +15,7 @@ use serde_json::json;
 fn build_probe(ctx: &Ctx) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile/exe_probe.c");
     let out = ctx.rootfs().join("probe");
-    let st = Command::new("cc").args(["-static", "-O2", "-o"]).arg(&out).arg(&src).status().expect("run cc");
+    let st = status(Command::new("cc").args(["-static", "-O2", "-o"]).arg(&out).arg(&src));
     assert!(st.success(), "cc -static exe_probe.c");
 }
 

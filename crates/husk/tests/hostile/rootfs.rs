@@ -64,7 +64,7 @@ fn rootfs_swapped_while_creating_is_not_entered() {
     let mut ctx = Ctx::new("hostile-rootswap");
     fs::write(ctx.rootfs().join("marker"), "original\n").unwrap();
     let impostor = ctx.dir.join("impostor");
-    let st = std::process::Command::new("cp").arg("-a").arg(ctx.rootfs()).arg(&impostor).status().unwrap();
+    let st = status(std::process::Command::new("cp").arg("-a").arg(ctx.rootfs()).arg(&impostor));
     assert!(st.success());
     fs::write(impostor.join("marker"), "impostor\n").unwrap();
     let hook = ctx.dir.join("swap.sh");
