@@ -59,7 +59,7 @@ if [ ! -s "$dir/config.json" ]; then
     trap 'rm -rf "$tmp"' EXIT
     made=
     if [ -n "${HUSK_BIN:-}" ] && [ -x "$HUSK_BIN" ]; then
-        if (cd "$tmp" && "$HUSK_BIN" spec) >/dev/null 2>&1 && [ -s "$tmp/config.json" ]; then
+        if (cd "$tmp" && timeout -k 5 60 "$HUSK_BIN" spec) >/dev/null 2>&1 && [ -s "$tmp/config.json" ]; then
             made=1
         else
             rm -f "$tmp/config.json"

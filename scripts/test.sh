@@ -16,15 +16,10 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-# busybox-static: the test rootfs; jq: scripts; iproute2: `ip netns` for the join-netns test;
-# build-essential: the linker cargo needs; libseccomp-dev: the static libseccomp husk links;
-# containerd, podman, containernetworking-plugins (Podman's and the CRI pod's bridge), docker.io,
-# python3-grpcio and protobuf-compiler (the CRI client): the real-client tests (tests/clients.rs,
-# scripts/clients/); python3: the servers in
-# tests/activation.rs (the host's /usr, bind-mounted into the container);
-# criu: the checkpoint/restore error paths (tests/checkpoint.rs; criu_* tests run in the guest).
-apt_need busybox-static jq iproute2 build-essential libseccomp-dev containerd podman \
-    containernetworking-plugins docker.io python3-grpcio protobuf-compiler python3 criu
+# What the tests need, one list with the reason for each: scripts/test-packages.txt
+# (tests/suite.rs checks that every command the suite runs comes from it).
+# shellcheck disable=SC2046
+apt_need $(sed 's/#.*//' scripts/test-packages.txt)
 ensure_cargo
 
 cargo build --release --workspace
@@ -35,7 +30,7 @@ export HUSK_BIN="${HUSK_BIN:-$(release_bin husk)}"
 # scripts/mkbundle.sh takes the default config from `$HUSK_BIN spec`; runc is the fallback while
 # that does not work yet.
 probe=$(mktemp -d)
-if ! (cd "$probe" && "$HUSK_BIN" spec >/dev/null 2>&1 && [ -s config.json ]); then
+if ! (cd "$probe" && timeout -k 5 60 "$HUSK_BIN" spec >/dev/null 2>&1 && [ -s config.json ]); then
     apt_need runc
 fi
 rm -rf "$probe"

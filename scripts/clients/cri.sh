@@ -78,6 +78,7 @@ cat >"$work/cni/10-husk.conflist" <<JSON
  "ranges": [[{"subnet": "$subnet.0/24", "gateway": "$subnet.1"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
  {"type": "loopback"}]}
 JSON
+netns_dir_shared # before this manager makes a netns (lib.sh)
 start_containerd
 protoc -I scripts/clients/cri --python_out="$work/pb" scripts/clients/cri/api.proto
 HUSK_BIN=$husk scripts/mkbundle.sh "$work/bundle" >/dev/null

@@ -41,6 +41,7 @@ teardown() {
     [ -z "$plugins_dir" ] || rmdir "$plugins_dir/plugins" "$plugins_dir" 2>/dev/null || true
 }
 trap 'teardown; rm -rf "$work"' EXIT
+netns_dir_shared # before this manager makes a netns (lib.sh)
 ip netns add "$netns"
 ip -n "$netns" link set lo up
 # The trust key would go to /etc/docker/key.json.

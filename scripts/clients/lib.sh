@@ -56,6 +56,26 @@ umount_under() {
     awk -v d="$1" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 }
 
+# netns_dir_shared: make /run/netns a shared mount point of its own, as `ip netns add` and
+# Podman do the first time they make a named network namespace (a bind mount of /run/netns on
+# itself, recursive, then made shared) -- but before any manager mounts a namespace there. Done
+# while one is mounted in the plain directory, their recursive bind copies that mount into the
+# new /run/netns and hides the original under it: the manager's unmount then takes the copy,
+# and its unlink fails with EBUSY, since the hidden original is still a mount point in this
+# mount namespace. That is how cri.sh failed on a fresh machine ("failed to remove netns:
+# unlinkat /run/netns/cni-...: device or resource busy"): podman.sh and docker.sh, running
+# beside it, made their first netns while the pod's was mounted. Not husk's: it makes no mount
+# in the host's namespace and holds nothing of the pod's netns after create. Idempotent, and
+# serialized between the scripts running at once.
+netns_dir_shared() {
+    mkdir -p /run/netns /run/lock
+    (
+        flock 9
+        mountpoint -q /run/netns || mount --bind /run/netns /run/netns
+        mount --make-shared /run/netns
+    ) 9>/run/lock/husk-netns-dir.lock
+}
+
 # A private containerd from $work/config.toml (containerd.sh, cri.sh): its pid in
 # $work/containerd.pid, its log in $work/containerd.log; stopped with up to 5 s to exit.
 start_containerd() {

@@ -58,6 +58,7 @@ cat >"$work/cni/husk.conflist" <<JSON
  "isGateway": true, "ipam": {"type": "host-local", "dataDir": "$work/cni-ipam",
  "ranges": [[{"subnet": "$subnet.0/24", "gateway": "$subnet.1"}]], "routes": [{"dst": "0.0.0.0/0"}]}}]}
 JSON
+netns_dir_shared # before this manager makes a netns (lib.sh)
 ip netns add "$netns"
 HUSK_BIN=$husk scripts/mkbundle.sh "$work/bundle" >/dev/null
 scripts/clients/oci-image.sh "$work/bundle/rootfs" "$work/image.tar" docker.io/library/huskbox:latest

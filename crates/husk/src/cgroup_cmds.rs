@@ -1,13 +1,13 @@
 //! The cgroup commands' command lines: `update`, `pause`, `resume`, `ps`, `events`, with runc's
 //! flags and value syntax (go-units sizes like `64M`, Go durations like `5s`).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 use clap::Args;
 use libhusk::container::{self, RdtUpdate};
-use libhusk::{Error, Result};
+use libhusk::{smallfile, Error, Result};
 use serde_json::{json, Map, Value};
 
 #[derive(Args, Debug, Clone)]
@@ -149,15 +149,14 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 /// The resources an `update` asks for, as LinuxResources JSON: the `-r` file, or the flags.
 fn requested(a: &UpdateArgs) -> Result<String> {
     if let Some(src) = &a.resources {
-        let mut text = String::new();
-        if src == "-" {
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| Error::from(e).context("--resources: read stdin"))?;
+        // Bounded, and a file must be a regular one (libhusk's smallfile.rs): `-r /dev/zero`
+        // or a fifo is refused, `-r -` fed endless or binary input stops at its first bad byte.
+        let data = if src == "-" {
+            smallfile::read_document_from(std::io::stdin().lock(), "--resources: stdin")?
         } else {
-            text = std::fs::read_to_string(src).map_err(|e| Error::from(e).context(format!("--resources {src}")))?;
-        }
-        return Ok(text);
+            smallfile::read_document(Path::new(src)).map_err(|e| e.context("--resources"))?
+        };
+        return String::from_utf8(data).map_err(|_| Error::msg(format!("--resources {src}: invalid JSON: not UTF-8")));
     }
     let mut memory = Map::new();
     for (key, flag, v) in [

@@ -17,6 +17,9 @@ pub struct Cli {
     /// non-root user, as runc)
     #[arg(long, global = true, default_value_os_t = libhusk::rootless::default_root())]
     pub root: PathBuf,
+    /// Whether --root was given (`list` fails on a named root that does not exist, as runc).
+    #[arg(skip)]
+    pub root_given: bool,
     /// Log file (default: stderr)
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -225,6 +228,20 @@ pub enum Command {
     Restore(crate::checkpoint::RestoreArgs),
 }
 
+/// Parse the (normalized) command line; as clap's derive does, and notes whether --root was
+/// given, which clap's default hides.
+pub fn parse(args: Vec<OsString>) -> std::result::Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut matches = Cli::command().try_get_matches_from(args)?;
+    // Asked before the derive takes the values out; a global flag given after the subcommand
+    // is in the subcommand's matches.
+    let given = |m: &clap::ArgMatches| m.value_source("root") == Some(clap::parser::ValueSource::CommandLine);
+    let root_given = given(&matches) || matches.subcommand().is_some_and(|(_, m)| given(m));
+    let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
+    cli.root_given = root_given;
+    Ok(cli)
+}
+
 /// Long flags that runc (urfave/cli) also takes with a single dash, e.g. `-no-subreaper`.
 const LONG_FLAGS: &[&str] = &[
     "root",
@@ -293,13 +310,22 @@ const VALUE_FLAGS: &[&str] = &[
     "cgroup",
 ];
 
-/// Rewrite `-no-subreaper` / `-bundle=x` to their `--` forms. Stops at `--`, and for `exec` at
-/// the container id, so the container's command line is never touched.
+/// runc's commands that stop parsing flags after their first positional argument, the container
+/// id (urfave/cli's StopOnNthArg(1)): what follows is the container's command line (`exec`),
+/// ps(1)'s options (`ps`) or the signal (`kill`), however it looks.
+const STOP_AFTER_ID: &[&str] = &["exec", "ps", "kill"];
+
+/// Rewrite `-no-subreaper` / `-bundle=x` to their `--` forms: only husk's own long flags, and
+/// only where runc's parser reads flags. It stops at `--`, and for `exec`, `ps` and `kill` at the
+/// container id; after that id a `--` is put in, so that clap too takes the rest as it is
+/// (`ps ID -all`, `exec ID ls -all`, `kill ID -all` are never husk's `--all`).
 pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut passthrough = false;
     let mut value_next = false;
     let mut command: Option<OsString> = None;
+    // After the id of a STOP_AFTER_ID command: the next argument starts the passthrough.
+    let mut stop_next = false;
     let long = |n: &str| {
         LONG_FLAGS.contains(&n)
             || crate::cgroup_cmds::LONG_FLAGS.contains(&n)
@@ -307,6 +333,14 @@ pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
     };
     for (i, arg) in args.enumerate() {
         if i == 0 || passthrough {
+            out.push(arg);
+            continue;
+        }
+        if std::mem::take(&mut stop_next) {
+            passthrough = true;
+            if arg != "--" {
+                out.push(OsString::from("--"));
+            }
             out.push(arg);
             continue;
         }
@@ -332,8 +366,7 @@ pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
         }
         match &command {
             None => command = Some(arg.clone()),
-            // The container id of `exec`: what follows is the container's command.
-            Some(c) if c == "exec" => passthrough = true,
+            Some(c) if STOP_AFTER_ID.iter().any(|x| c == x) => stop_next = true,
             Some(_) => {}
         }
         out.push(arg);
@@ -342,8 +375,21 @@ pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
 }
 
 /// clap's usage error as one line: the message without its usage block, lines joined, control
-/// characters from the arguments escaped.
+/// characters from the arguments escaped. A flag given without its value is said in runc's
+/// words, `flag needs an argument: --flag`, which callers match: Podman and CRI-O probe
+/// `restore --lsm-mount-context` and look for exactly that.
 pub fn usage_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() == ErrorKind::InvalidValue {
+        if let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) =
+            (e.get(ContextKind::InvalidArg), e.get(ContextKind::InvalidValue))
+        {
+            if value.is_empty() {
+                let flag = arg.split_whitespace().next().unwrap_or(arg);
+                return Error::msg(format!("flag needs an argument: {flag} (see husk --help)")).message().to_string();
+            }
+        }
+    }
     let text = e.render().to_string();
     let head = text.split("\nUsage:").next().unwrap_or(&text);
     let head = head.trim().strip_prefix("error: ").unwrap_or(head.trim());
@@ -382,10 +428,16 @@ fn create_options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
     }
 }
 
-/// fds 3.. that reach the container (`--preserve-fds N`, and LISTEN_FDS for create/run) but
-/// are not open: hold them with /dev/null before husk opens anything, so none of husk's own files
-/// (the log, the state directory: host paths, CVE-2024-21626's class) lands on one and is passed.
-pub fn reserve_passed_fds(cli: &Cli) {
+/// fds 3.. that reach the container, checked and held before husk opens anything, so that
+/// none of husk's own files (the log, the state directory: host paths, CVE-2024-21626's class)
+/// lands on a number the container is promised and is passed in its place:
+/// - LISTEN_FDS (create/run) the caller promised but did not open are held with /dev/null;
+/// - `--preserve-fds N` must name open fds, as in runc main ("unable to stat preserved-fd"),
+///   checked one by one up to the first missing: a huge N (4294967295 wrapped `3 + N` to 2 and
+///   closed stderr) costs as little as a small one.
+///
+/// The error is returned for main to report once the logger is set up.
+pub fn check_passed_fds(cli: &Cli) -> Result<()> {
     let listen = || {
         let for_us = std::env::var("LISTEN_PID").ok().and_then(|v| v.parse::<u32>().ok()) == Some(std::process::id());
         if for_us {
@@ -394,15 +446,34 @@ pub fn reserve_passed_fds(cli: &Cli) {
             0
         }
     };
-    let n = match &cli.command {
-        Some(Command::Create(a)) | Some(Command::Run { create: a, .. }) => a.preserve_fds.saturating_add(listen()),
-        Some(Command::Exec(a)) => a.preserve_fds,
-        _ => 0,
+    let (listen, preserve) = match &cli.command {
+        Some(Command::Create(a)) | Some(Command::Run { create: a, .. }) => (listen(), a.preserve_fds),
+        Some(Command::Exec(a)) => (0, a.preserve_fds),
+        _ => return Ok(()),
     };
-    if n == 0 {
-        return;
+    let first = 3 + u64::from(listen);
+    for i in 0..u64::from(preserve) {
+        if !fd_is_open(first + i) {
+            return Err(Error::msg(format!(
+                "--preserve-fds {preserve}: unable to stat preserved-fd {i} (of {preserve}): fd {} is not open",
+                first + i
+            )));
+        }
     }
-    let end = 3u32.saturating_add(n).min(65536) as i32;
+    if listen > 0 {
+        hold_missing_fds(3, first.min(65536) as i32);
+    }
+    Ok(())
+}
+
+fn fd_is_open(fd: u64) -> bool {
+    let Ok(fd) = i32::try_from(fd) else { return false };
+    // SAFETY: F_GETFD only queries the fd table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Hold every fd in `from..end` that is not open with /dev/null.
+fn hold_missing_fds(from: i32, end: i32) {
     let Ok(null) = std::fs::File::open("/dev/null") else { return };
     // SAFETY: F_DUPFD_CLOEXEC makes a new fd above the range, owned here and closed below; F_GETFD
     // only queries; dup2 onto a number that is not open creates it without touching any fd a Rust
@@ -414,7 +485,7 @@ pub fn reserve_passed_fds(cli: &Cli) {
         if src < 0 {
             return;
         }
-        for fd in 3..end {
+        for fd in from..end {
             if libc::fcntl(fd, libc::F_GETFD) < 0 {
                 libc::dup2(src, fd);
             }
@@ -497,7 +568,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
 }
 
 fn list(cli: &Cli, format: &str, quiet: bool) -> Result<()> {
-    let containers = container::list(&cli.root)?;
+    let containers = container::list(&cli.root, cli.root_given)?;
     if quiet {
         for (s, _) in &containers {
             println!("{}", s.id);
@@ -505,13 +576,7 @@ fn list(cli: &Cli, format: &str, quiet: bool) -> Result<()> {
         return Ok(());
     }
     match format {
-        "json" => {
-            let all: Vec<_> = containers.iter().map(|(s, st)| container::oci_json(s, *st)).collect();
-            // runc prints null, not [], when there are none.
-            let text =
-                if all.is_empty() { "null".to_string() } else { serde_json::to_string(&all).unwrap_or_default() };
-            println!("{text}");
-        }
+        "json" => println!("{}", container::list_json(&containers)),
         "table" => {
             let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
             for (s, st) in &containers {
@@ -570,9 +635,62 @@ mod tests {
         // exec: flags before the id are ours, everything after it the container's.
         assert_eq!(
             norm(&["husk", "-root", "/r", "exec", "-cwd", "/tmp", "-tty", "ctr", "ls", "-format", "-all"]),
-            ["husk", "--root", "/r", "exec", "--cwd", "/tmp", "--tty", "ctr", "ls", "-format", "-all"]
+            ["husk", "--root", "/r", "exec", "--cwd", "/tmp", "--tty", "ctr", "--", "ls", "-format", "-all"]
         );
-        assert_eq!(norm(&["husk", "exec", "-e", "all", "ctr", "-all"]), ["husk", "exec", "-e", "all", "ctr", "-all"]);
+        assert_eq!(
+            norm(&["husk", "exec", "-e", "all", "ctr", "-all"]),
+            ["husk", "exec", "-e", "all", "ctr", "--", "-all"]
+        );
+        // ps and kill stop after the id too (runc's StopOnNthArg): ps(1)'s and the signal's.
+        assert_eq!(
+            norm(&["husk", "ps", "-format", "json", "ctr", "-all"]),
+            ["husk", "ps", "--format", "json", "ctr", "--", "-all"]
+        );
+        assert_eq!(norm(&["husk", "kill", "ctr", "-all"]), ["husk", "kill", "ctr", "--", "-all"]);
+        assert_eq!(norm(&["husk", "kill", "-all", "ctr", "KILL"]), ["husk", "kill", "--all", "ctr", "--", "KILL"]);
+        // A `--` of the caller's right after the id is the one clap reads.
+        assert_eq!(norm(&["husk", "exec", "ctr", "--", "ls"]), ["husk", "exec", "ctr", "--", "ls"]);
+        // Other commands read flags after their positionals, as runc's parser does.
+        assert_eq!(norm(&["husk", "delete", "ctr", "-force"]), ["husk", "delete", "ctr", "--force"]);
+    }
+
+    #[test]
+    fn what_follows_the_id_is_not_husks() {
+        let parse = |a: &[&str]| Cli::try_parse_from(normalize_args(a.iter().map(OsString::from)));
+        let Some(Command::Ps { ps_args, format, .. }) = parse(&["husk", "ps", "ctr", "-all"]).unwrap().command else {
+            panic!("not ps")
+        };
+        assert_eq!((ps_args, format.as_str()), (vec!["-all".to_string()], "table"));
+        let Some(Command::Ps { ps_args, .. }) = parse(&["husk", "ps", "ctr", "-f", "-e"]).unwrap().command else {
+            panic!("not ps")
+        };
+        assert_eq!(ps_args, ["-f", "-e"]);
+        let Some(Command::Kill { all, signal, .. }) = parse(&["husk", "kill", "ctr", "-all"]).unwrap().command else {
+            panic!("not kill")
+        };
+        assert_eq!((all, signal.as_deref()), (false, Some("-all")));
+        let Some(Command::Exec(a)) = parse(&["husk", "exec", "ctr", "ls", "-all", "--", "-x"]).unwrap().command else {
+            panic!("not exec")
+        };
+        assert_eq!(a.command, ["ls", "-all", "--", "-x"]);
+        let Some(Command::Exec(a)) = parse(&["husk", "exec", "ctr", "--", "ls"]).unwrap().command else {
+            panic!("not exec")
+        };
+        assert_eq!(a.command, ["ls"]);
+    }
+
+    #[test]
+    fn a_flag_without_its_value_is_said_in_runcs_words() {
+        let parse = |a: &[&str]| parse(normalize_args(a.iter().map(OsString::from))).unwrap_err();
+        for (args, flag) in [
+            (&["husk", "--root"][..], "--root"),
+            (&["husk", "exec", "--user"], "--user"),
+            (&["husk", "restore", "--lsm-mount-context"], "--lsm-mount-context"),
+            (&["husk", "restore", "-lsm-mount-context"], "--lsm-mount-context"),
+        ] {
+            let e = usage_error(&parse(args));
+            assert!(e.starts_with(&format!("flag needs an argument: {flag}")), "{args:?}: {e}");
+        }
     }
 
     #[test]
@@ -742,6 +860,15 @@ mod tests {
         assert!(!e.contains('\n'));
         let e = usage_error(&parse(&["husk", "state", "--bogus\nx", "id"]));
         assert!(e.contains("--bogus") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn notes_an_explicit_root() {
+        let p = |a: &[&str]| parse(normalize_args(a.iter().map(OsString::from))).unwrap().root_given;
+        assert!(!p(&["husk", "list"]));
+        assert!(p(&["husk", "--root", "/r", "list"]));
+        assert!(p(&["husk", "list", "--root=/r"]));
+        assert!(p(&["husk", "-root", "/r", "list"]));
     }
 
     #[test]

@@ -33,7 +33,14 @@ impl Logger {
 
     pub fn write(&self, level: Level, msg: &str) {
         let time = libhusk::state::now_rfc3339();
-        let level = level.as_str().to_ascii_lowercase();
+        // logrus's names, which runc writes and callers parse: `warning`, not `warn`.
+        let level = match level {
+            Level::ERROR => "error",
+            Level::WARN => "warning",
+            Level::INFO => "info",
+            Level::DEBUG => "debug",
+            Level::TRACE => "trace",
+        };
         let line = if self.json {
             serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
         } else {
@@ -66,10 +73,18 @@ impl Subscriber for Logger {
     }
     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        // Lets every disabled callsite (all `debug!` without --debug) cost one comparison.
+        Some(tracing::level_filters::LevelFilter::from_level(self.max))
+    }
     fn event(&self, event: &Event<'_>) {
         let mut msg = Message(String::new());
         event.record(&mut msg);
-        self.write(*event.metadata().level(), &msg.0);
+        let level = *event.metadata().level();
+        // In a container process husk cloned, the line goes to husk (see route_log).
+        if let libhusk::sync::LogRoute::Here = libhusk::sync::route_log(level, &msg.0) {
+            self.write(level, &msg.0);
+        }
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}

@@ -11,11 +11,9 @@ mod tty;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     let args = cli::normalize_args(std::env::args_os());
-    let cli = match cli::Cli::try_parse_from(args) {
+    let cli = match cli::parse(args) {
         Ok(c) => c,
         // --help and --version print as clap made them; a usage error is one line, like every
         // other error.
@@ -29,8 +27,8 @@ fn main() -> ExitCode {
         }
     };
     // Before husk opens anything: fds the caller promised but did not open must not be filled
-    // by husk's own files and handed to the container as "preserved".
-    cli::reserve_passed_fds(&cli);
+    // by husk's own files and handed to the container as "preserved". Reported once the log is.
+    let passed_fds = cli::check_passed_fds(&cli);
     let is_exec = matches!(cli.command, Some(cli::Command::Exec(_)));
     let logger = match cli::logger(&cli) {
         Ok(l) => l,
@@ -41,7 +39,7 @@ fn main() -> ExitCode {
     };
     let logger = std::sync::Arc::new(logger);
     let _ = tracing::subscriber::set_global_default(ArcSubscriber(logger.clone()));
-    match cli::dispatch(cli) {
+    match passed_fds.and_then(|()| cli::dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // runc's wording and status for a failed exec: callers tell it from the process's
@@ -62,6 +60,9 @@ struct ArcSubscriber(std::sync::Arc<logging::Logger>);
 impl tracing::Subscriber for ArcSubscriber {
     fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
         self.0.enabled(m)
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        self.0.max_level_hint()
     }
     fn new_span(&self, a: &tracing::span::Attributes<'_>) -> tracing::span::Id {
         self.0.new_span(a)

@@ -137,7 +137,7 @@ fn notify_socket_run_detached_waits_for_ready() {
     let mut run = ctx.spawn_cmd(c);
     assert!(wait_for(20, || shared.join("env").exists()), "the container did not start");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(run.child.try_wait().unwrap().is_none(), "run -d returned before the container was ready");
+    assert!(run.child.try_wait().is_none(), "run -d returned before the container was ready");
     assert!(r.got().is_empty(), "something was forwarded before READY: {:?}", r.got());
     std::fs::write(shared.join("go"), "").unwrap();
     run.wait().ok();

@@ -320,13 +320,13 @@ fn cgroup2_create_into_a_frozen_or_busy_cgroup_fails_at_once() {
         assert!(!dir.join("below").exists());
     }
     fs::write(dir.join("cgroup.freeze"), "0").unwrap();
-    let mut other = std::process::Command::new("sleep").arg("100").stdin(std::process::Stdio::null()).spawn().unwrap();
+    let mut other = spawn(std::process::Command::new("sleep").arg("100").stdin(std::process::Stdio::null()));
     fs::write(dir.join("cgroup.procs"), other.id().to_string()).unwrap();
     ctx.config["linux"].as_object_mut().unwrap().remove("cgroupsPath");
     ctx.create(&id).fails_with("container's cgroup is not empty: 1 process(es) found");
-    assert!(other.try_wait().unwrap().is_none(), "the process in the cgroup was killed");
-    other.kill().unwrap();
-    other.wait().unwrap();
+    assert!(other.try_wait().is_none(), "the process in the cgroup was killed");
+    other.kill();
+    other.wait();
     assert!(wait_for(5, || fs::remove_dir(&dir).is_ok()));
 }
 

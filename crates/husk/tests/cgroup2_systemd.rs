@@ -174,14 +174,14 @@ fn cgroup2_oom_event() {
     let out = ctx.dir.join("events.out");
     let mut c = ctx.cmd();
     c.args(["events", "--interval", "300ms", &id]).stdout(fs::File::create(&out).unwrap()).stderr(Stdio::null());
-    let mut child = c.spawn().unwrap();
+    let mut child = spawn_for(&mut c, BACKGROUND);
     let lines = || -> Vec<Value> {
         fs::read_to_string(&out).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     };
     assert!(wait_for(20, || !lines().is_empty()), "no stats event");
     fs::write(ctx.rootfs().join("tmp/go"), "").unwrap();
     let got = wait_for(60, || lines().iter().any(|e| e["type"] == "oom"));
-    let _ = child.kill();
+    child.kill();
     let _ = child.wait();
     assert!(got, "no oom event: {:?}", fs::read_to_string(&out));
 }
@@ -203,7 +203,7 @@ fn cgroup2_failed_create_leaves_no_cgroup() {
 }
 
 fn systemctl(args: &[&str]) -> (bool, String) {
-    let o = Command::new("systemctl").args(args).stdin(Stdio::null()).output().unwrap();
+    let o = output(Command::new("systemctl").args(args));
     (o.status.success(), String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
@@ -291,7 +291,7 @@ fn systemd_system_container_boots_and_halts() {
     let layers = ctx.dir.join("layers");
     fs::create_dir_all(&layers).unwrap();
     let sh = |cmd: &str| {
-        let st = Command::new("sh").args(["-c", cmd]).stdin(Stdio::null()).status().unwrap();
+        let st = status(Command::new("sh").args(["-c", cmd]).stdin(Stdio::null()));
         assert!(st.success(), "{cmd}");
     };
     let l = layers.display();
@@ -344,7 +344,7 @@ fn systemd_system_container_boots_and_halts() {
     ctx.husk(&["kill", &id, "SIGRTMIN+3"]).ok();
     let stopped = wait_for(180, || ctx.status(&id) == "stopped");
     ctx.husk(&["delete", "--force", &id]).ok();
-    let _ = Command::new("umount").arg("-R").arg(&layers).status();
+    status(Command::new("umount").arg("-R").arg(&layers));
     assert!(
         state == "running" || state == "degraded",
         "is-system-running: {o}\nfailed units:\n{units}\nsystemd's output:\n{}",

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// The container's cgroup directory for `controller`: its v1 hierarchy here, the cgroup2 dir on
@@ -37,12 +37,12 @@ fn sleeper(ctx: &mut Ctx, script: &str) -> (String, u64) {
 }
 
 /// Start the runtime in the background with output to a file (for `events`, which streams).
-fn spawn(ctx: &Ctx, args: &[&str]) -> (Child, PathBuf) {
+fn spawn(ctx: &Ctx, args: &[&str]) -> (Guarded, PathBuf) {
     let out = ctx.dir.join(format!("stream.{}", args.join("_").replace('/', "_")));
     let f = fs::File::create(&out).unwrap();
     let mut c = ctx.cmd();
     c.args(args).stdout(f).stderr(Stdio::null());
-    (c.spawn().unwrap(), out)
+    (spawn_for(&mut c, BACKGROUND), out)
 }
 
 fn lines_of(path: &Path) -> Vec<Value> {
@@ -106,10 +106,10 @@ fn update_from_a_file_and_from_stdin() {
         c.arg("update").args(&flag).arg(&id).stdin(Stdio::piped());
         let out = ctx.dir.join("upd.out");
         c.stdout(fs::File::create(&out).unwrap()).stderr(fs::File::create(ctx.dir.join("upd.err")).unwrap());
-        let mut child = c.spawn().unwrap();
+        let mut child = common::spawn(&mut c);
         let limit = if flag.len() == 1 { 23 } else { 29 };
-        child.stdin.take().unwrap().write_all(format!(r#"{{"pids": {{"limit": {limit}}}}}"#).as_bytes()).unwrap();
-        assert!(child.wait().unwrap().success(), "{}", fs::read_to_string(ctx.dir.join("upd.err")).unwrap());
+        child.stdin().unwrap().write_all(format!(r#"{{"pids": {{"limit": {limit}}}}}"#).as_bytes()).unwrap();
+        assert!(child.wait().success(), "{}", fs::read_to_string(ctx.dir.join("upd.err")).unwrap());
         assert_eq!(read("pids", &id, "pids.max"), limit.to_string(), "{flag:?}");
     }
     let limit = if v2() { "memory.max" } else { "memory.limit_in_bytes" };
@@ -253,7 +253,7 @@ fn events_stream_every_interval() {
     let (id, _) = sleeper(&mut ctx, "exec sleep 100");
     let (mut child, out) = spawn(&ctx, &["events", "--interval", "200ms", &id]);
     let got = wait_for(10, || lines_of(&out).len() >= 3);
-    let _ = child.kill();
+    child.kill();
     let _ = child.wait();
     assert!(got, "fewer than 3 stats events in 10 s: {:?}", fs::read_to_string(&out));
     assert!(lines_of(&out).iter().all(|e| e["type"] == "stats" && e["id"] == id.as_str()));
@@ -274,7 +274,7 @@ fn a_memory_limit_hit_is_an_oom_event() {
     assert!(wait_for(10, || !lines_of(&out).is_empty()), "no first stats event");
     fs::write(ctx.rootfs().join("tmp/go"), "").unwrap();
     let got = wait_for(20, || lines_of(&out).iter().any(|e| e["type"] == "oom"));
-    let _ = child.kill();
+    child.kill();
     let _ = child.wait();
     assert!(got, "no oom event: {:?}", fs::read_to_string(&out));
     let oom = lines_of(&out).into_iter().find(|e| e["type"] == "oom").unwrap();

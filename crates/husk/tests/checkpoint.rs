@@ -12,6 +12,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -219,4 +220,54 @@ fn features_say_checkpoint_is_supported() {
     let o = ctx.husk(&["features"]).ok();
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(v["annotations"]["org.opencontainers.runc.checkpoint.enabled"], "true", "{o}");
+}
+
+/// CRIU's configuration file as runc picks it (libcontainer/criu_linux.go): the annotation
+/// `org.criu.config` names one, an empty value none, no annotation `/etc/criu/runc.conf`. CRIU
+/// reads it over the RPC options: seen here in what it logs (the dump itself fails on this
+/// host's kernel, or works in the guest: the options reach CRIU either way).
+#[test]
+fn checkpoint_passes_criu_its_configuration_file() {
+    // runc 1.1 differs only in the log it leaves; the files are runc's too.
+    if !is_husk() || !output(Command::new("criu").arg("--version")).status.success() {
+        return;
+    }
+    let cases = [
+        // (annotation, what the dump's log shows)
+        (Some("custom"), "custom"),
+        (Some(""), "none"),
+        (None, "default"),
+    ];
+    for (annotation, want) in cases {
+        let mut ctx = Ctx::new("ckconf");
+        ctx.sh(COUNTER);
+        let conf = ctx.dir.join("criu.conf");
+        let custom_log = ctx.dir.join("custom-criu.log");
+        fs::write(&conf, format!("log-file {}\n", custom_log.display())).unwrap();
+        match annotation {
+            Some("custom") => ctx.config["annotations"] = json!({"org.criu.config": conf}),
+            Some(v) => ctx.config["annotations"] = json!({"org.criu.config": v}),
+            None => {}
+        }
+        let id = ctx.id();
+        ctx.run_with(&id, &["-d"]).ok();
+        let img = images(&ctx, "img");
+        let args = ["checkpoint", "--leave-running", "--image-path", img.to_str().unwrap(), &id];
+        let _ = criu(&ctx, &ctx.root, &args);
+        let dump_log = fs::read_to_string(img.join("dump.log")).unwrap_or_default();
+        let custom = fs::read_to_string(&custom_log).unwrap_or_default();
+        match want {
+            // The file's `log-file` won over husk's dump.log.
+            "custom" => assert!(custom.contains(&format!("Parsing config file {}", conf.display())), "{custom}"),
+            "none" => {
+                assert!(custom.is_empty() && !dump_log.is_empty(), "{custom}");
+                assert!(!dump_log.contains("Would overwrite RPC settings"), "{dump_log}");
+            }
+            _ => assert!(
+                dump_log.contains("Would overwrite RPC settings with values from /etc/criu/runc.conf"),
+                "{dump_log}"
+            ),
+        }
+        ctx.husk(&["delete", "--force", &id]).ok();
+    }
 }

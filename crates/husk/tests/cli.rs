@@ -113,6 +113,7 @@ fn root_is_respected() {
     let id = ctx.id();
     ctx.create(&id).ok();
     let other = ctx.dir.join("other-root");
+    std::fs::create_dir_all(&other).unwrap();
     let mut c = Command::new(bin());
     c.arg("--root").arg(&other).args(["state", &id]);
     ctx.exec(c).fails_with("does not exist");
@@ -239,6 +240,49 @@ fn features_is_json() {
 }
 
 #[test]
+fn features_lists_memory_policies_and_unsafe_annotations() {
+    // runc 1.1 differs: neither field (runtime-spec 1.2/1.3).
+    if !is_husk() {
+        return;
+    }
+    let ctx = Ctx::new("featmpol");
+    let v: Value = serde_json::from_str(&ctx.husk(&["features"]).ok().stdout).unwrap();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap_or_else(|| panic!("not a list: {v}")).iter().map(|s| s.as_str().unwrap().into()).collect()
+    };
+    // Every mode and flag config-linux.md names, sorted as runc prints them.
+    assert_eq!(
+        strings(&v["linux"]["memoryPolicy"]["modes"]),
+        [
+            "MPOL_BIND",
+            "MPOL_DEFAULT",
+            "MPOL_INTERLEAVE",
+            "MPOL_LOCAL",
+            "MPOL_PREFERRED",
+            "MPOL_PREFERRED_MANY",
+            "MPOL_WEIGHTED_INTERLEAVE"
+        ]
+    );
+    assert_eq!(
+        strings(&v["linux"]["memoryPolicy"]["flags"]),
+        ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+    );
+    // runc main's list, so a manager filters the same annotations for either runtime.
+    assert_eq!(
+        strings(&v["potentiallyUnsafeConfigAnnotations"]),
+        ["bundle", "org.systemd.property.", "org.criu.config"]
+    );
+    // Listed means applied: a config with the last mode and every flag runs.
+    let mut ctx = Ctx::new("featmpol2");
+    if std::path::Path::new("/proc/self/numa_maps").exists() {
+        ctx.config["linux"]["memoryPolicy"] =
+            serde_json::json!({"mode": "MPOL_PREFERRED", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]});
+        let out = ctx.run_sh("cat /proc/self/numa_maps");
+        assert!(out.lines().any(|l| l.contains(" prefer=static:0 ") || l.contains(" prefer:0 ")), "{out}");
+    }
+}
+
+#[test]
 fn unknown_command_fails() {
     let ctx = Ctx::new("unkcmd");
     ctx.husk(&["no-such-command"]).fails();
@@ -263,4 +307,75 @@ fn missing_id_fails() {
     for cmd in ["state", "start", "delete", "create"] {
         ctx.husk(&[cmd]).fails();
     }
+}
+
+#[test]
+fn a_flag_without_its_value() {
+    // Podman (CRRuntimeSupportsPodCheckpointRestore) and CRI-O run `restore --lsm-mount-context`
+    // and look for "flag needs an argument" in the output: then the runtime has the flag.
+    let ctx = Ctx::new("flagnoval");
+    for args in [&["restore", "--lsm-mount-context"][..], &["exec", "--user"], &["--root"]] {
+        let o = ctx.husk(args).fails_with("flag needs an argument");
+        assert_eq!(o.stderr_lines().len(), if is_husk() { 1 } else { o.stderr_lines().len() }, "{o}");
+    }
+}
+
+#[test]
+fn single_dash_words_after_the_id_are_not_flags() {
+    // runc main stops reading flags after the id of exec, ps and kill: `-all` there is the
+    // container's, ps(1)'s or a (bad) signal, never the runtime's `--all`.
+    // runc 1.1 differs: its parser reads flags after the id too, so `kill ID -all` sends
+    // SIGTERM to every process.
+    let mut ctx = Ctx::new("dashafterid");
+    ctx.sh("trap 'echo got-signal' TERM; echo ready; while :; do sleep 0.1; done");
+    let id = ctx.id();
+    let o = ctx.create(&id).ok();
+    ctx.husk(&["start", &id]).ok();
+    assert!(wait_for(10, || o.stdout_now().contains("ready")));
+    ctx.husk(&["kill", &id, "-all"]).fails();
+    let p = ctx.husk(&["ps", &id, "-e", "-all"]).ok();
+    assert!(p.stdout.starts_with("F S"), "ps(1) got -all (long format): {p}");
+    let e = ctx.husk(&["exec", &id, "echo", "-all"]).ok();
+    assert_eq!(e.stdout, "-all\n");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!o.stdout_now().contains("got-signal"), "kill ID -all signalled the container: {}", o.stdout_now());
+    assert_eq!(ctx.status(&id), "running");
+}
+
+#[test]
+fn debug_lines_reach_the_log() {
+    // --debug: debug-level lines about what the runtime does, in either format, including
+    // those of the container's own init (which husk writes for it, as runc's log pipe does).
+    let mut ctx = Ctx::new("debuglog");
+    ctx.sh("true");
+    for format in ["text", "json"] {
+        let id = ctx.id();
+        let log = ctx.dir.join(format!("debug.{format}"));
+        ctx.global =
+            vec!["--debug".into(), "--log".into(), log.to_str().unwrap().into(), "--log-format".into(), format.into()];
+        ctx.run(&id).ok();
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let debug: Vec<String> = text
+            .lines()
+            .filter_map(|l| match format {
+                "json" => {
+                    let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+                    (v["level"] == "debug").then(|| v["msg"].as_str().unwrap_or("").to_string())
+                }
+                _ => l.contains("level=debug").then(|| l.to_string()),
+            })
+            .collect();
+        assert!(debug.len() >= 3, "{format}: {text}");
+        if is_husk() {
+            assert!(debug.iter().any(|l| l.contains(&id)), "{format}: a line names the container: {text}");
+            assert!(debug.iter().any(|l| l.contains("init: ")), "{format}: the init's own lines: {text}");
+        }
+    }
+    // Without --debug, none.
+    let id = ctx.id();
+    let log = ctx.dir.join("quiet.log");
+    ctx.global = vec!["--log".into(), log.to_str().unwrap().into()];
+    ctx.run(&id).ok();
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(!text.contains("level=debug"), "{text}");
 }

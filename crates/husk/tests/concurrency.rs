@@ -191,6 +191,8 @@ fn list_while_creating_and_deleting() {
     let parent = ctx.id();
     let ids: Vec<String> = (0..16).map(|_| ctx.id()).collect();
     let bundles: Vec<PathBuf> = ids.iter().map(|id| own_bundle(&ctx, id, &parent)).collect();
+    // A --root named on the command line must exist (runc main): as a manager's would.
+    fs::create_dir_all(&ctx.root).unwrap();
     let before = ctx.audit();
     let done = AtomicBool::new(false);
     let lists = AtomicUsize::new(0);

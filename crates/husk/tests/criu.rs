@@ -163,13 +163,13 @@ fn criu_bind_mount_comes_back_from_the_new_source() {
 
     // Another host's copy of the bundle: the rootfs lacks the mount point, the data is elsewhere.
     let bundle2 = ctx.dir.join("bundle2");
-    let st = Command::new("cp").arg("-a").arg(&ctx.bundle).arg(&bundle2).status().unwrap();
+    let st = status(Command::new("cp").arg("-a").arg(&ctx.bundle).arg(&bundle2));
     assert!(st.success());
     fs::remove_dir(bundle2.join("rootfs/data")).unwrap();
     // The volume's data moved along: the shell may have been checkpointed inside
     // `echo $i > /data/count`, with the file open, and CRIU reopens it on restore.
     let data2 = ctx.dir.join("data2");
-    let st = Command::new("cp").arg("-a").arg(&data).arg(&data2).status().unwrap();
+    let st = status(Command::new("cp").arg("-a").arg(&data).arg(&data2));
     assert!(st.success());
     let mut config: serde_json::Value =
         serde_json::from_slice(&fs::read(bundle2.join("config.json")).unwrap()).unwrap();

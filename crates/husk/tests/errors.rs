@@ -179,6 +179,27 @@ fn executable_missing_run() {
 }
 
 #[test]
+fn execve_failure_in_runcs_words() {
+    // A script whose interpreter is missing passes the lookup and fails at execve: runc main's
+    // `exec /run.sh: no such file or directory` (its linux.Exec's PathError), for run and exec.
+    let mut ctx = Ctx::new("nointerp");
+    fs::write(ctx.rootfs().join("run.sh"), "#!/no/such/interpreter\necho hi\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(ctx.rootfs().join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    ctx.config["process"]["args"] = json!(["/run.sh"]);
+    let id = ctx.id();
+    let o = ctx.run(&id).fails();
+    assert!(o.stderr.contains("exec /run.sh: no such file or directory"), "{o}");
+    let (id, _) = ctx.running("exec sleep 1000");
+    let o = ctx.husk(&["exec", &id, "/run.sh"]).fails();
+    assert!(o.stderr.contains("exec /run.sh: no such file or directory"), "{o}");
+    if is_husk() {
+        // runc 1.1 exits 1 here; runc main's `runc init` exits 255 when its execve fails.
+        assert_eq!(o.code, Some(255), "{o}");
+    }
+}
+
+#[test]
 fn relative_cwd() {
     let mut ctx = Ctx::new("relcwd");
     ctx.config["process"]["cwd"] = json!("tmp");

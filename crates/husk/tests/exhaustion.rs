@@ -19,7 +19,7 @@ struct MountGuard(PathBuf);
 impl MountGuard {
     fn new(args: &[&str], target: &Path) -> MountGuard {
         fs::create_dir_all(target).unwrap();
-        let st = Command::new("mount").args(args).arg(target).status().unwrap();
+        let st = status(Command::new("mount").args(args).arg(target));
         assert!(st.success(), "mount {args:?} {}", target.display());
         MountGuard(target.to_path_buf())
     }
@@ -27,7 +27,7 @@ impl MountGuard {
 
 impl Drop for MountGuard {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        status(Command::new("umount").arg("-l").arg(&self.0));
     }
 }
 
@@ -81,11 +81,12 @@ fn state_root_on_a_full_filesystem() {
         fs::create_dir_all(&root).unwrap();
         if fill {
             // Fill the data blocks; inodes are left.
-            let _ = Command::new("dd")
-                .args(["if=/dev/zero", "bs=4k", "count=1000"])
-                .arg(format!("of={}", mnt.join("fill").display()))
-                .stderr(std::process::Stdio::null())
-                .status();
+            status(
+                Command::new("dd")
+                    .args(["if=/dev/zero", "bs=4k", "count=1000"])
+                    .arg(format!("of={}", mnt.join("fill").display()))
+                    .stderr(std::process::Stdio::null()),
+            );
         }
         let id = ctx.id();
         let mut scope = ctx.audit_scope();
@@ -133,7 +134,7 @@ fn read_only_rootfs() {
     let rootfs = ctx.rootfs();
     let rootfs_s = rootfs.to_str().unwrap().to_string();
     let _bind = MountGuard::new(&["--bind", &rootfs_s], &rootfs);
-    let st = Command::new("mount").args(["-o", "remount,bind,ro", &rootfs_s]).status().unwrap();
+    let st = status(Command::new("mount").args(["-o", "remount,bind,ro", &rootfs_s]));
     assert!(st.success());
     assert!(fs::write(rootfs.join("probe"), "x").is_err(), "the rootfs is read-only");
     ctx.config["root"]["readonly"] = json!(false);

@@ -156,9 +156,68 @@ fn failing_create_runtime_hook_leaves_nothing() {
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     let o = ctx.create(&id).fails();
     assert_eq!(o.stderr_lines().len().min(1), 1, "an error is reported: {o}");
+    if is_husk() {
+        // runc's words first (runc 1.1 says "error running hook #0"), then the field.
+        assert!(o.stderr.contains("error running createRuntime hook #0: hooks.createRuntime[0]: "), "{o}");
+    }
     ctx.assert_nothing_left(&id, &mounts);
     let names: Vec<String> = read_log(&h).into_iter().map(|x| x.0).collect();
     assert_eq!(names.first().map(|s| s.as_str()), Some("createRuntime"), "{names:?}");
+}
+
+#[test]
+fn failing_poststart_hook_fails_start_and_stops_the_container() {
+    // runtime.md step 9: an error, and the container stopped (runc main kills it and waits);
+    // runc 1.1 differs: it only warns (and runs poststart during create).
+    let mut ctx = Ctx::new("poststartfail");
+    let h = setup(&mut ctx);
+    let mut bad = hook(&h, "poststart");
+    bad["args"].as_array_mut().unwrap().push(json!("3"));
+    ctx.config["hooks"] = json!({"poststart": [bad, hook(&h, "poststart2")], "poststop": [hook(&h, "poststop")]});
+    ctx.sh("exec sleep 100");
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    let pid = ctx.state(&id)["pid"].as_u64().unwrap() as u32;
+    let o = ctx.husk(&["start", &id]).fails();
+    if is_husk() {
+        assert!(o.stderr.contains("error running poststart hook #0: hooks.poststart[0]: "), "{o}");
+    }
+    // Stopped by the time start returns, its process gone; delete runs the poststop hooks.
+    assert_eq!(ctx.status(&id), "stopped");
+    assert!(!alive(pid), "the container's process still runs");
+    ctx.husk(&["delete", &id]).ok();
+    let names: Vec<String> = read_log(&h).into_iter().map(|x| x.0).collect();
+    assert_eq!(names, ["poststart", "poststop"], "the failed hook stops the list");
+
+    // `run -d`: the same error, and the container is gone.
+    let id = ctx.id();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    ctx.run_with(&id, &["-d"]).fails();
+    ctx.husk(&["state", &id]).fails_with("does not exist");
+    ctx.assert_nothing_left(&id, &mounts);
+}
+
+#[test]
+fn start_container_hook_without_env_gets_the_process_env() {
+    // runc's de facto behaviour (not the spec's): a startContainer hook with no env of its own
+    // runs with the container process's.
+    let mut ctx = Ctx::new("startenv");
+    let h = setup(&mut ctx);
+    ctx.config["process"]["env"].as_array_mut().unwrap().push(json!("HOOKVAR=from-the-process"));
+    ctx.config["hooks"] = json!({
+        "startContainer": [{"path": "/bin/hook.sh", "args": ["hook.sh", "startContainer", "/hooks/log"]}],
+        "prestart": [{"path": h.script, "args": ["hook.sh", "prestart", h.dir.join("log")]}]
+    });
+    ctx.sh("true");
+    let id = ctx.id();
+    ctx.run(&id).ok();
+    let log = read_log(&h);
+    let var = |n: &str| log.iter().find(|x| x.0 == n).map(|x| x.1.clone());
+    assert_eq!(var("startContainer").as_deref(), Some("from-the-process"), "{log:?}");
+    // Other hooks get exactly their own environment, none here.
+    if is_husk() {
+        assert_eq!(var("prestart").as_deref(), Some("unset"), "{log:?}");
+    }
 }
 
 #[test]

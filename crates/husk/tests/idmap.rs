@@ -209,3 +209,50 @@ fn features_report_idmap_and_the_recursive_options() {
         assert!(opts.contains(&o), "{o} missing from {opts:?}");
     }
 }
+
+/// A relative bind source is the bundle's, for idmapped mounts too (runc alike).
+#[test]
+fn idmapped_bind_mount_with_a_relative_source() {
+    let mut ctx = Ctx::new("idmrel");
+    let vol = volume(&ctx, "vol");
+    fs::rename(&vol, ctx.bundle.join("vol")).unwrap();
+    add_mount(
+        &mut ctx,
+        json!({"destination": "/idm", "type": "bind", "source": "vol", "options": ["rbind", "idmap"],
+        "uidMappings": map(0, 5000, 2000), "gidMappings": map(0, 7000, 2000)}),
+    );
+    assert_eq!(ctx.run_sh("stat -c '%u:%g' /idm/root-file /idm/u1234"), "5000:7000\n6234:8234\n");
+}
+
+/// `idmap` without mappings in a container that joins a user namespace by path takes that
+/// namespace as it is (runc 1.2+ passes the joined namespace to MOUNT_ATTR_IDMAP): host root's
+/// files are the container root's. Before: refused as having no user namespace.
+#[test]
+fn idmap_without_maps_takes_a_joined_user_namespace() {
+    let mut ctx = Ctx::new("idmjoin");
+    chown_rootfs(&ctx, 100000, 100000);
+    ctx.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    ctx.config["linux"]["uidMappings"] = map(0, 100000, 65536);
+    ctx.config["linux"]["gidMappings"] = map(0, 100000, 65536);
+    ctx.config["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "cgroup");
+    ctx.sh("exec sleep 100");
+    let a = ctx.id();
+    ctx.run_with(&a, &["-d"]).ok();
+    let pid = ctx.state(&a)["pid"].as_u64().unwrap();
+    let linux = &mut ctx.config["linux"];
+    linux.as_object_mut().unwrap().remove("uidMappings");
+    linux.as_object_mut().unwrap().remove("gidMappings");
+    linux["namespaces"] = json!([
+        {"type": "user", "path": format!("/proc/{pid}/ns/user")},
+        {"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}
+    ]);
+    let vol = volume(&ctx, "vol");
+    let n = add_mount(
+        &mut ctx,
+        json!({"destination": "/idm", "type": "bind", "source": vol, "options": ["rbind", "idmap"]}),
+    );
+    add_mount(&mut ctx, json!({"destination": "/plain", "type": "bind", "source": vol, "options": ["rbind"]}));
+    let out = ctx.run_sh("stat -c '%u:%g' /idm/root-file /idm/u1234 /plain/root-file; echo x > /idm/by-root");
+    assert_eq!(out, "0:0\n1234:1234\n65534:65534\n", "mounts[{n}] idmapped through the joined namespace");
+    assert_eq!(fs::metadata(vol.join("by-root")).unwrap().uid(), 0);
+}

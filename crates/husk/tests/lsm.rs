@@ -25,7 +25,7 @@ impl Profile {
              signal,\n  ptrace,\n  unix,\n  mount,\n  umount,\n  pivot_root,\n  deny /husk-denied/** w,\n}}\n"
         );
         fs::write(&file, text).unwrap();
-        let o = Command::new("apparmor_parser").arg("-r").arg(&file).output().expect("apparmor_parser");
+        let o = output(Command::new("apparmor_parser").arg("-r").arg(&file));
         assert!(o.status.success(), "apparmor_parser: {}", String::from_utf8_lossy(&o.stderr));
         Profile { name, file }
     }
@@ -33,7 +33,7 @@ impl Profile {
 
 impl Drop for Profile {
     fn drop(&mut self) {
-        let _ = Command::new("apparmor_parser").arg("-R").arg(&self.file).output();
+        output(Command::new("apparmor_parser").arg("-R").arg(&self.file));
     }
 }
 

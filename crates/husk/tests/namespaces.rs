@@ -172,6 +172,40 @@ fn time_namespace_offsets() {
     assert_ne!(l[3], host_ns("time"));
 }
 
+#[test]
+fn time_namespace_joined_before_start_has_its_offsets() {
+    // runc 1.1 differs: no time namespaces.
+    if !is_husk() {
+        return;
+    }
+    // A pod's sandbox is created first and the others join its namespaces: joining the time
+    // namespace of a container that is created but not started must give its clocks, not the
+    // host's (husk's init stayed in the host's until its execve).
+    let mut ctx = Ctx::new("timensjoin");
+    ctx.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
+    ctx.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 1_000_000, "nanosecs": 0}});
+    ctx.sh("exec sleep 100");
+    let sandbox = ctx.id();
+    ctx.create(&sandbox).ok();
+    let pid = ctx.state(&sandbox)["pid"].as_u64().unwrap();
+    assert_ne!(std::fs::read_link(format!("/proc/{pid}/ns/time")).unwrap().to_str().unwrap(), host_ns("time"));
+    let namespaces = ctx.config["linux"]["namespaces"].as_array_mut().unwrap();
+    namespaces.retain(|n| n["type"] != "time");
+    namespaces.push(json!({"type": "time", "path": format!("/proc/{pid}/ns/time")}));
+    ctx.config["linux"].as_object_mut().unwrap().remove("timeOffsets");
+    let host_uptime: f64 =
+        std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let out = ctx.run_sh("cut -d' ' -f1 /proc/uptime");
+    let up: f64 = out.trim().parse().unwrap();
+    assert!(up > host_uptime + 999_000.0, "uptime in the joined namespace {up} vs host {host_uptime}");
+    // Offsets for a joined namespace cannot be written (the first process fixed them): refused
+    // in runc's words.
+    ctx.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 5, "nanosecs": 0}});
+    let id = ctx.id();
+    ctx.run(&id)
+        .fails_with("linux.timeOffsets: time namespace enabled, but both namespace path and time offsets specified");
+}
+
 /// A veth pair on the host (this kernel has no dummy driver): the test moves `name`, its peer
 /// `<name>p` stays. Deleted on drop if still there; once moved, the pair dies with the container's
 /// network namespace.
@@ -180,8 +214,8 @@ struct HostLink(String);
 impl HostLink {
     #[track_caller]
     fn veth(name: &str, cidr: &str) -> HostLink {
-        let _ = std::process::Command::new("ip").args(["link", "del", name]).output();
-        let ok = |args: &[&str]| std::process::Command::new("ip").args(args).status().unwrap().success();
+        output(std::process::Command::new("ip").args(["link", "del", name]));
+        let ok = |args: &[&str]| status(std::process::Command::new("ip").args(args)).success();
         let peer = format!("{name}p");
         assert!(ok(&["link", "add", name, "type", "veth", "peer", "name", &peer]), "ip link add {name} type veth");
         let link = HostLink(name.to_string());
@@ -190,13 +224,13 @@ impl HostLink {
     }
 
     fn on_host(&self) -> bool {
-        std::process::Command::new("ip").args(["link", "show", &self.0]).output().unwrap().status.success()
+        output(std::process::Command::new("ip").args(["link", "show", &self.0])).status.success()
     }
 }
 
 impl Drop for HostLink {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["link", "del", &self.0]).output();
+        output(std::process::Command::new("ip").args(["link", "del", &self.0]));
     }
 }
 
@@ -208,7 +242,7 @@ fn net_devices_moved_into_container() {
     let a = HostLink::veth(&format!("hk{pid}"), &format!("10.200.{x}.1/24"));
     let b = HostLink::veth(&format!("hj{pid}"), &format!("10.201.{x}.1/24"));
     let v6 = format!("2001:db8:{x}::1/64");
-    let st = std::process::Command::new("ip").args(["-6", "addr", "add", &v6, "dev", &a.0]).status().unwrap();
+    let st = status(std::process::Command::new("ip").args(["-6", "addr", "add", &v6, "dev", &a.0]));
     assert!(st.success(), "ip -6 addr add {v6}");
     ctx.config["linux"]["netDevices"] = json!({ &a.0: {"name": "eth7"}, &b.0: {"name": "net%d"} });
     ctx.sh("ip addr show eth7; ip addr show net0; ls /sys/class/net");
@@ -296,4 +330,105 @@ fn join_user_namespace_and_create_others_in_it() {
     assert_eq!(l[4], "0", "{out}");
     // The new namespaces belong to the joined user namespace: hostname could be set in the uts one.
     assert_eq!(l[5], ctx.config["hostname"].as_str().unwrap(), "{out}");
+}
+
+/// Joining a user namespace an unprivileged user made (Podman's pause process, a user's
+/// sandbox): root's husk enters it, makes the container's other namespaces in it, and its
+/// files are that user's. The namespace maps only the user's own id here, so devpts takes no
+/// gid= the namespace cannot map.
+#[test]
+fn join_a_user_namespace_owned_by_another_user() {
+    let mut ctx = Ctx::new("usernsother");
+    let u = rootless::test_user().clone();
+    let mut holder = std::process::Command::new("unshare");
+    holder.args(["-U", "-r", "sleep", "100"]).stdin(std::process::Stdio::null());
+    std::os::unix::process::CommandExt::uid(&mut holder, u.uid);
+    std::os::unix::process::CommandExt::gid(&mut holder, u.gid);
+    let mut holder = spawn(&mut holder);
+    let pid = holder.id();
+    assert!(wait_for(10, || std::fs::read_to_string(format!("/proc/{pid}/uid_map"))
+        .is_ok_and(|m| m.contains(&u.uid.to_string()))));
+    ctx.config["linux"]["namespaces"] = json!([
+        {"type": "user", "path": format!("/proc/{pid}/ns/user")},
+        {"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}
+    ]);
+    for m in ctx.config["mounts"].as_array_mut().unwrap() {
+        if m["type"] == "devpts" {
+            m["options"].as_array_mut().unwrap().retain(|o| o != "gid=5");
+        }
+    }
+    ctx.config["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "cgroup");
+    ctx.config["root"]["readonly"] = json!(false);
+    let out = ctx.run_sh("cat /proc/self/uid_map; id -u; echo x >/tmp/made && echo wrote");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let l: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(l, [format!("0 {} 1", u.uid), "0".into(), "wrote".into()], "{out}");
+    let made = std::fs::metadata(ctx.rootfs().join("tmp/made")).unwrap();
+    assert_eq!(made.uid(), u.uid, "the container's root is the user");
+}
+
+/// No mount namespace at all: the container shares the host's, like runc runs it (hooks too),
+/// chrooted into the rootfs; `exec` lands in the same root. husk mounts nothing then (runc would
+/// make the config's mounts in the host's namespace, where they outlive the container): the
+/// host's mount table is unchanged, and what would need a mount is refused by field. Before:
+/// husk refused every config without a mount namespace.
+#[test]
+fn no_mount_namespace_runs_chrooted_and_mounts_nothing() {
+    let mut ctx = Ctx::new("nomntns");
+    fs_write(&ctx.rootfs().join("marker"), "inside\n");
+    let marker = ctx.dir.join("prestart-ran");
+    let hook = ctx.dir.join("prestart.sh");
+    write_script(&hook, &format!("#!/bin/sh\necho ran > {}\n", marker.display()));
+    ctx.config["hooks"] = json!({"prestart": [{"path": hook}]});
+    ctx.config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "mount");
+    ctx.config["mounts"] = json!([]);
+    ctx.config["root"]["readonly"] = json!(false);
+    let linux = ctx.config["linux"].as_object_mut().unwrap();
+    linux.remove("maskedPaths");
+    linux.remove("readonlyPaths");
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let key = ctx.dir.to_str().unwrap().to_string();
+    let count = |text: &str| text.lines().filter(|l| l.contains(&key)).count();
+    ctx.sh("cat /marker; exec sleep 60");
+    let id = ctx.id();
+    let o = ctx.run_with(&id, &["-d"]).ok();
+    let pid = ctx.state(&id)["pid"].as_u64().unwrap();
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap().to_string_lossy(), host_ns("mnt"));
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/root")).unwrap(), ctx.rootfs(), "chrooted into the rootfs");
+    assert!(wait_for(10, || o.stdout_now() == "inside\n"), "{}", o.stdout_now());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n", "the prestart hook ran");
+    let e = ctx.husk(&["exec", &id, "cat", "/marker"]).ok();
+    assert_eq!(e.stdout, "inside\n", "exec lands in the container's root");
+    assert_eq!(count(&std::fs::read_to_string("/proc/self/mountinfo").unwrap()), count(&mounts_before), "no mount");
+    ctx.husk(&["delete", "--force", &id]).ok();
+
+    // What would need a mount: refused by field, nothing made, nothing left.
+    let fields: [(&str, serde_json::Value); 4] = [
+        ("mounts", json!({"mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]})),
+        ("linux.maskedPaths", json!({"linux": {"maskedPaths": ["/proc/kcore"]}})),
+        ("linux.devices", json!({"linux": {"devices": [{"path": "/dev/x", "type": "c", "major": 1, "minor": 3}]}})),
+        ("root.readonly", json!({"root": {"readonly": true}})),
+    ];
+    for (field, extra) in fields {
+        let mut c = ctx.config.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            match v.as_object() {
+                Some(o) => o.iter().for_each(|(k2, v2)| c[k][k2] = v2.clone()),
+                None => c[k] = v.clone(),
+            }
+        }
+        let saved = std::mem::replace(&mut ctx.config, c);
+        let id = ctx.id();
+        let o = ctx.run(&id).fails();
+        ctx.config = saved;
+        if is_husk() {
+            assert!(o.stderr.contains(field) && o.stderr.contains("needs a mount namespace"), "{field}: {o}");
+        }
+        ctx.assert_nothing_left(&id, &mounts_before);
+    }
+}
+
+fn fs_write(p: &std::path::Path, s: &str) {
+    std::fs::write(p, s).unwrap();
 }

@@ -145,7 +145,8 @@ fn capabilities_nonroot_none() {
     let out = ctx.run_sh("cat /proc/self/status");
     let [inh, prm, eff, _bnd, amb] = caps_of(&out);
     assert_eq!((inh, prm, eff), (0, 0, 0), "{out}");
-    // runc's default spec lists ambient caps without inheritable ones: they cannot be raised.
+    // Nor ambient ones (runc 1.1's default spec lists some without inheritable ones: the
+    // kernel cannot raise those either).
     assert_eq!(amb, 0, "{out}");
 }
 
@@ -326,4 +327,76 @@ fn foreground_run_with_terminal_proxies_a_pty() {
     assert!(out.starts_with("/dev/pts/0\n"), "{o}");
     assert_eq!(out.lines().nth(1), Some("30 100"), "consoleSize applied: {o}");
     ctx.husk(&["state", &id]).fails_with("does not exist");
+}
+
+#[test]
+fn env_last_entry_wins_path_included() {
+    // runc's prepareEnv: one entry per name, the last one's value in the last one's place, so
+    // the program is looked up in the last PATH; an empty HOME is replaced from /etc/passwd.
+    let mut ctx = Ctx::new("envdedup");
+    ctx.config["process"]["env"] = json!(["PATH=/nope", "A=1", "HOME=", "PATH=/bin", "A=2"]);
+    ctx.config["process"]["args"] = json!(["env"]);
+    let id = ctx.id();
+    let o = ctx.run(&id).ok();
+    let mut lines: Vec<&str> = o.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["A=2", "HOME=/root", "PATH=/bin"], "{o}");
+}
+
+#[test]
+fn env_entry_without_equals_is_refused() {
+    // runc 1.1 differs: it passes such an entry on; runc main refuses it.
+    let mut ctx = Ctx::new("envbad");
+    for (env, why) in [("NOEQUALS", "missing '='"), ("=value", "name cannot be empty")] {
+        ctx.config["process"]["env"] = json!(["PATH=/bin", env]);
+        let id = ctx.id();
+        let o = ctx.create(&id).fails_with(why);
+        assert!(o.stderr.contains("invalid environment variable"), "{o}");
+        if is_husk() {
+            assert!(o.stderr.contains("process.env[1]"), "{o}");
+        }
+        ctx.husk(&["state", &id]).fails_with("does not exist");
+    }
+}
+
+#[test]
+fn unknown_capabilities_are_warned_about_and_left_out() {
+    // runc: `ignoring unknown or unavailable capabilities: [...]`, and the container runs.
+    let mut ctx = Ctx::new("capsunknown");
+    ctx.config["process"]["capabilities"] = json!({
+        "bounding": ["CAP_KILL", "CAP_FUTURE_THING"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL", "CAP_OTHER"]
+    });
+    let log = ctx.dir.join("husk.log");
+    ctx.global = vec!["--log".into(), log.to_str().unwrap().into()];
+    let out = ctx.run_sh("cat /proc/self/status");
+    let [_, prm, _, bnd, _] = caps_of(&out);
+    assert_eq!((prm, bnd), (caps_mask(&["CAP_KILL"]), caps_mask(&["CAP_KILL"])));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("ignoring unknown or unavailable capabilities: [CAP_FUTURE_THING CAP_OTHER]"), "{text}");
+    assert!(text.contains("level=warning"), "{text}");
+}
+
+#[test]
+fn ambient_capabilities_without_inheritable_are_warned_about() {
+    // runc main tries each ambient capability and warns when the kernel refuses (not
+    // inheritable): `can't raise ambient capability CAP_X: operation not permitted`. The warning
+    // is made by the container's process: it reaches husk's --log through husk.
+    // runc 1.1 differs: it says nothing.
+    let mut ctx = Ctx::new("capsamberr");
+    ctx.config["process"]["capabilities"] = json!({
+        "bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL", "CAP_CHOWN"],
+        "inheritable": ["CAP_CHOWN"], "ambient": ["CAP_KILL", "CAP_CHOWN"]
+    });
+    let log = ctx.dir.join("husk.log");
+    ctx.global = vec!["--log".into(), log.to_str().unwrap().into(), "--log-format".into(), "json".into()];
+    let out = ctx.run_sh("cat /proc/self/status");
+    assert_eq!(caps_of(&out)[4], caps_mask(&["CAP_CHOWN"]), "CapAmb: {out}");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let warnings: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert_eq!(warnings[0]["msg"], "can't raise ambient capability CAP_KILL: operation not permitted", "{text}");
 }

@@ -313,3 +313,345 @@ fn rootfs_relative_and_absolute() {
     ctx.config["root"]["path"] = json!(ctx.rootfs());
     assert_eq!(ctx.run_sh("echo abs-ok"), "abs-ok\n");
 }
+
+/// The mountinfo line of the container's `/`, as the container sees it.
+fn root_mountinfo(ctx: &mut Ctx, propagation: Option<&str>) -> String {
+    match propagation {
+        Some(p) => ctx.config["linux"]["rootfsPropagation"] = json!(p),
+        None => {
+            ctx.config["linux"].as_object_mut().unwrap().remove("rootfsPropagation");
+        }
+    }
+    let out = ctx.run_sh("cat /proc/self/mountinfo");
+    out.lines().find(|l| l.split(' ').nth(4) == Some("/")).unwrap_or_else(|| panic!("no / in {out}")).to_string()
+}
+
+/// The optional fields of a mountinfo line (between the mount options and ` - `).
+fn optional_fields(line: &str) -> Vec<String> {
+    let pre = line.split(" - ").next().unwrap();
+    pre.split(' ').skip(6).map(str::to_string).collect()
+}
+
+/// `linux.rootfsPropagation` as runc applies it: slave ones keep the container's `/` a slave of
+/// the host's peer group (the rootfs's parent mount is made slave, not private, so the host's
+/// mounts still propagate in); shared and unbindable are set on the container's `/` after
+/// pivot_root; private leaves it private. Before: `slave` gave a private `/` (the parent was
+/// made private) and `shared`/`unbindable` never reached the container's `/`.
+#[test]
+fn rootfs_propagation_as_runc_applies_it() {
+    let mut ctx = Ctx::new("rootprop");
+    // The test dirs sit on a shared mount (systemd's default), so a slave has a master.
+    let host = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let shared_host = host.lines().any(|l| l.split(' ').nth(4) == Some("/") && l.contains("shared:"));
+    for (prop, want) in [
+        (Some("shared"), "shared:"),
+        (Some("rshared"), "shared:"),
+        (Some("unbindable"), "unbindable"),
+        (Some("runbindable"), "unbindable"),
+        (Some("slave"), "master:"),
+        (Some("rslave"), "master:"),
+        (None, "master:"),
+    ] {
+        if want == "master:" && !shared_host {
+            continue;
+        }
+        if prop == Some("runbindable") {
+            // Every mount of the namespace is then unbindable, the host's cgroup directories the
+            // default `cgroup` mount binds too (runc fails the same way).
+            ctx.config["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "cgroup");
+        }
+        let line = root_mountinfo(&mut ctx, prop);
+        let fields = optional_fields(&line);
+        assert!(fields.iter().any(|f| f.starts_with(want)), "rootfsPropagation {prop:?}: want {want} on /: {line}");
+    }
+    for prop in ["private", "rprivate"] {
+        let line = root_mountinfo(&mut ctx, Some(prop));
+        assert!(optional_fields(&line).is_empty(), "rootfsPropagation {prop}: / must be private: {line}");
+    }
+}
+
+/// runc 1.2+: a tmpfs mounted over a directory of the image without `mode=` takes that
+/// directory's mode (not tmpfs's 1777), while one on a directory the runtime makes keeps
+/// tmpfs's default, and `mode=` always wins. Before: 1777 over the 0700 directory.
+#[test]
+fn tmpfs_without_mode_takes_the_directory_mode() {
+    let mut ctx = Ctx::new("tmpfsdirmode");
+    for (name, mode) in [("priv", 0o700), ("sticky", 0o1750)] {
+        fs::create_dir_all(ctx.rootfs().join(name)).unwrap();
+        fs::set_permissions(ctx.rootfs().join(name), std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        add_mount(&mut ctx, json!({"destination": format!("/{name}"), "type": "tmpfs", "source": "tmpfs"}));
+    }
+    add_mount(&mut ctx, json!({"destination": "/made/here", "type": "tmpfs", "source": "tmpfs"}));
+    let out = ctx.run_sh("stat -c %a /priv /sticky /made/here; grep -c ' /priv tmpfs' /proc/self/mounts");
+    assert_eq!(out, "700\n1750\n1777\n1\n");
+}
+
+/// A read-only tmpfs on /dev (and read-only tmpfs mounts in general) are made writable first and
+/// read-only once the rootfs is done, as runc does: the devices, /dev/pts, /dev/shm and the
+/// console go inside it. Before: mkdir /dev/pts on the read-only tmpfs failed (EROFS).
+#[test]
+fn read_only_dev_with_devpts_under_it() {
+    let mut ctx = Ctx::new("rodev");
+    for m in ctx.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    add_mount(&mut ctx, json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]}));
+    add_mount(&mut ctx, json!({"destination": "/scratch/sub", "type": "tmpfs", "source": "tmpfs"}));
+    let out = ctx.run_sh(
+        "grep -E ' /dev | /scratch ' /proc/self/mounts | cut -d' ' -f2,4 | cut -d, -f1; \
+         grep ' /dev/pts ' /proc/self/mounts | cut -d' ' -f3; test -c /dev/null && echo null-ok; \
+         touch /dev/x 2>/dev/null && echo DEV-WRITABLE; touch /scratch/x 2>/dev/null && echo SCRATCH-WRITABLE; \
+         touch /scratch/sub/x && echo sub-rw",
+    );
+    assert_eq!(out, "/dev ro\n/scratch ro\ndevpts\nnull-ok\nsub-rw\n");
+}
+
+/// maskedPaths as runc 1.2+ masks them: a path listed twice is masked once, and every masked
+/// directory shares one read-only tmpfs (one superblock, not one per directory). Before: two
+/// stacked mounts for the duplicate and a tmpfs per directory.
+#[test]
+fn masked_paths_duplicates_once_and_directories_share_one_tmpfs() {
+    let mut ctx = Ctx::new("maskshare");
+    for d in ["testdir", "testdir2", "testdir3"] {
+        fs::create_dir_all(ctx.rootfs().join(d)).unwrap();
+        fs::write(ctx.rootfs().join(d).join("secret"), "x").unwrap();
+    }
+    fs::write(ctx.rootfs().join("testfile"), "Forbidden information!\n").unwrap();
+    let masked = ctx.config["linux"]["maskedPaths"].as_array_mut().unwrap();
+    for p in ["/testdir", "/testfile", "/testdir2", "/testdir3", "/testdir", "/testfile", "/testdir/../testdir2"] {
+        masked.push(json!(p));
+    }
+    let out = ctx.run_sh(
+        "grep -c ' /testdir ' /proc/self/mounts; grep -c ' /testfile ' /proc/self/mounts; \
+         grep -c ' /testdir2 ' /proc/self/mounts; \
+         set -- $(stat -c %d /testdir /testdir2 /testdir3); [ \"$1\" = \"$2\" ] && [ \"$2\" = \"$3\" ] && echo one-tmpfs; \
+         ls -A /testdir2 | wc -l; cat /testfile | wc -c; touch /testdir3/x 2>/dev/null || echo ro",
+    );
+    let l: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(l, ["1", "1", "1", "one-tmpfs", "0", "0", "ro"], "{out}");
+}
+
+/// --no-pivot moves the rootfs over `/` and chroots: the old root's mounts stay underneath in the
+/// container's mount namespace. The host's procfs and sysfs among them, whole and unmasked, must
+/// be gone (runc's msMoveRoot): a whole procfs anywhere in a mount namespace is what lets the
+/// kernel allow a new, unmasked procfs mount there, and whatever gets below the container's
+/// root would find them. Seen from the host: enter the container's mount namespace, lift the
+/// container's root off the old one, enter again and look at the old root's /proc and /sys.
+/// Before: the host's /proc and /sys were there.
+#[test]
+fn no_pivot_leaves_no_host_proc_or_sys_underneath() {
+    let mut ctx = Ctx::new("nopivotproc");
+    ctx.sh("sleep 60");
+    let id = ctx.id();
+    ctx.run_with(&id, &["-d", "--no-pivot"]).ok();
+    let pid = ctx.state(&id)["pid"].as_u64().unwrap();
+    let ns = fs::File::open(format!("/proc/{pid}/ns/mnt")).unwrap();
+    let mut c = std::process::Command::new("/bin/true");
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&ns);
+    // SAFETY: only async-signal-safe syscalls between fork and _exit, on memory prepared before.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+            let code = (|| {
+                if libc::setns(raw, libc::CLONE_NEWNS) != 0 {
+                    return 2;
+                }
+                // The container's root, stacked on the old root: lift it off (in this throwaway
+                // container's namespace) and enter again, landing on the old root.
+                if libc::umount2(c"/".as_ptr(), libc::MNT_DETACH) != 0 {
+                    return 3;
+                }
+                if libc::setns(raw, libc::CLONE_NEWNS) != 0 {
+                    return 4;
+                }
+                let mut st: libc::statfs = std::mem::zeroed();
+                if libc::statfs(c"/proc".as_ptr(), &mut st) == 0 && st.f_type == libc::PROC_SUPER_MAGIC {
+                    return 10;
+                }
+                if libc::statfs(c"/sys".as_ptr(), &mut st) == 0 && st.f_type == libc::SYSFS_MAGIC {
+                    return 11;
+                }
+                0
+            })();
+            libc::_exit(code)
+        });
+    }
+    let status = status(&mut c);
+    ctx.husk(&["delete", "--force", &id]).ok();
+    match status.code() {
+        Some(0) => {}
+        Some(10) => panic!("the host's /proc is under the --no-pivot container's root"),
+        Some(11) => panic!("the host's /sys is under the --no-pivot container's root"),
+        other => panic!("the helper failed: {other:?}"),
+    }
+}
+
+/// runc refuses `[r]private` root propagation with --no-pivot: the host's mounts it keeps
+/// underneath would not follow the host's unmounts.
+#[test]
+fn no_pivot_refuses_private_root_propagation() {
+    let mut ctx = Ctx::new("nopivotpriv");
+    ctx.config["linux"]["rootfsPropagation"] = json!("rprivate");
+    let id = ctx.id();
+    let before = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let o = ctx.run_with(&id, &["--no-pivot"]).fails();
+    if is_husk() {
+        assert!(o.stderr.contains("linux.rootfsPropagation") && o.stderr.contains("pivot_root"), "{o}");
+    }
+    ctx.assert_nothing_left(&id, &before);
+}
+
+/// Run `script` in a container whose `/locked` binds `src` with `options`, in a private mount
+/// namespace of the runtime's own where `src` is a tmpfs mounted nosuid,nodev,noexec,noatime
+/// (nothing on the host). `userns`: the container has a user namespace, so the source's flags
+/// are locked (MNT_LOCK_*) in its mount namespace.
+fn run_with_locked_source(ctx: &mut Ctx, userns: bool, options: &[&str], script: &str) -> Out {
+    let src = ctx.dir.join("locked-src");
+    fs::create_dir_all(&src).unwrap();
+    if userns && !ctx.config["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "user") {
+        chown_rootfs(ctx, 100000, 100000);
+        ctx.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        ctx.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        ctx.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        ctx.config["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "cgroup");
+    }
+    let mounts = ctx.config["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| m["destination"] != "/locked");
+    mounts.push(json!({"destination": "/locked", "type": "bind", "source": src, "options": options}));
+    ctx.sh(script);
+    let id = ctx.id();
+    ctx.write_config(&id);
+    let script = format!(
+        "mount -t tmpfs -o nosuid,nodev,noexec,noatime,mode=755 tmpfs {} && exec \"$0\" --root {} run --bundle {} {}",
+        src.display(),
+        ctx.root.display(),
+        ctx.bundle.display(),
+        id
+    );
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c", &script]).arg(bin()).stdin(std::process::Stdio::null());
+    ctx.exec(c)
+}
+
+const LOCKED_OPTS: &str = "grep ' /locked ' /proc/self/mountinfo | cut -d' ' -f6";
+
+/// Bind mounts' flags as runc 1.2+ sets them (mount(8)'s `mount --bind -o`): no per-mount option
+/// keeps the source's flags; any option gives exactly the options asked for, the source's
+/// nosuid/nodev/noexec cleared (its atime kept unless one was asked for). Before: husk kept the
+/// source's flags under the ones asked for (ro,nosuid,nodev,noexec,noatime).
+#[test]
+fn bind_mount_flags_as_mount_bind_o() {
+    let mut ctx = Ctx::new("bindflags");
+    let o = run_with_locked_source(&mut ctx, false, &["bind"], LOCKED_OPTS).ok();
+    assert_eq!(o.stdout.trim(), "rw,nosuid,nodev,noexec,noatime", "no option: the source's flags: {o}");
+    let o = run_with_locked_source(&mut ctx, false, &["bind", "ro"], LOCKED_OPTS).ok();
+    assert_eq!(o.stdout.trim(), "ro,noatime", "ro alone: {o}");
+    let o = run_with_locked_source(&mut ctx, false, &["rbind", "nodev", "relatime"], LOCKED_OPTS).ok();
+    assert_eq!(o.stdout.trim(), "rw,nodev,relatime", "nodev,relatime: {o}");
+}
+
+/// The same in a user namespace, where the source's flags are locked: asking for ro keeps the
+/// locked ones (runc retries with them re-applied); asking to clear a locked flag, or for another
+/// atime than the locked one, fails naming it instead of making a mount other than asked for.
+/// Before: the last two failed with a bare EPERM.
+#[test]
+fn bind_mount_flags_of_a_locked_source() {
+    let mut ctx = Ctx::new("bindlocked");
+    let o = run_with_locked_source(&mut ctx, true, &["bind", "ro"], LOCKED_OPTS).ok();
+    assert_eq!(o.stdout.trim(), "ro,nosuid,nodev,noexec,noatime", "{o}");
+    let o = run_with_locked_source(&mut ctx, true, &["bind", "nosuid", "nodev", "noexec", "noatime"], LOCKED_OPTS).ok();
+    assert_eq!(o.stdout.trim(), "rw,nosuid,nodev,noexec,noatime", "{o}");
+    let n = ctx.config["mounts"].as_array().unwrap().len() - 1;
+    for (opts, want) in [
+        (&["bind", "suid"][..], "cannot clear locked flags nosuid"),
+        (&["bind", "ro", "exec", "dev"][..], "cannot clear locked flags nodev|noexec"),
+        (&["bind", "relatime"][..], "cannot change locked atime flags noatime"),
+    ] {
+        let o = run_with_locked_source(&mut ctx, true, opts, "echo RAN").fails();
+        assert!(!o.stdout.contains("RAN"), "{opts:?}: {o}");
+        if is_husk() {
+            assert!(
+                o.stderr.contains(&format!("mounts[{n}]")) && o.stderr.contains(want),
+                "{opts:?}: want {want:?}: {o}"
+            );
+        }
+    }
+}
+
+/// crun's mount options Podman may pass are implemented or refused by name, never dropped: a
+/// bind mount's filesystem options are refused (runc alike), crun's `idmap=uids=...;gids=...`
+/// gives the mount's mappings. Before: all of these passed, doing nothing.
+#[test]
+fn crun_mount_options_are_taken_or_refused_by_name() {
+    for (opt, want) in [
+        ("src-nofollow", "(crun's extension) is not supported"),
+        ("dest-nofollow", "(crun's extension) is not supported"),
+        ("copy-symlink", "(crun's extension) is not supported"),
+        ("size=1m", "is a filesystem option"),
+        ("uid=1000", "is a filesystem option"),
+    ] {
+        let mut ctx = Ctx::new("crunopts");
+        let src = ctx.dir.join("src");
+        fs::create_dir_all(&src).unwrap();
+        let n = ctx.config["mounts"].as_array().unwrap().len();
+        add_mount(&mut ctx, json!({"destination": "/v", "type": "bind", "source": src, "options": ["rbind", opt]}));
+        ctx.sh("echo RAN");
+        let id = ctx.id();
+        let before = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let o = ctx.run(&id);
+        if is_husk() {
+            let o = o.fails();
+            assert!(
+                o.stderr.contains(&format!("mounts[{n}]")) && o.stderr.contains(opt) && o.stderr.contains(want),
+                "{opt}: {o}"
+            );
+            assert_eq!(o.stderr_lines().len(), 1, "{o}");
+        }
+        ctx.assert_nothing_left(&id, &before);
+    }
+    // Superblock flags on a bind change nothing and pass (runc takes them too).
+    let mut ctx = Ctx::new("crunopts-sb");
+    let src = ctx.dir.join("src");
+    fs::create_dir_all(&src).unwrap();
+    add_mount(
+        &mut ctx,
+        json!({"destination": "/v", "type": "bind", "source": src, "options": ["rbind", "sync", "nolazytime"]}),
+    );
+    assert_eq!(ctx.run_sh("echo ran"), "ran\n");
+    // crun's idmap= syntax: filesystem ids 0.. shown as 5000.. (uids) and 7000.. (gids).
+    let mut ctx = Ctx::new("crunidmap");
+    let vol = ctx.dir.join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    fs::write(vol.join("root-file"), "r").unwrap();
+    add_mount(
+        &mut ctx,
+        json!({"destination": "/idm", "type": "bind", "source": vol, "options": ["rbind", "idmap=uids=0-5000-2000;gids=0-7000-2000"]}),
+    );
+    if is_husk() {
+        assert_eq!(ctx.run_sh("stat -c %u:%g /idm/root-file"), "5000:7000\n");
+    }
+}
+
+/// A bind source in a directory the container's user namespace may not enter (only its host
+/// owner may) is opened by husk, as root outside that namespace, for the init (runc's mount
+/// source requests). Before: `permission denied`.
+#[test]
+fn bind_source_the_user_namespace_cannot_reach() {
+    let mut ctx = Ctx::new("bindreach");
+    let private = ctx.dir.join("private");
+    fs::create_dir_all(private.join("vol")).unwrap();
+    fs::write(private.join("vol/file"), "reached\n").unwrap();
+    std::os::unix::fs::chown(&private, Some(1234), Some(1234)).unwrap();
+    fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    chown_rootfs(&ctx, 100000, 100000);
+    ctx.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    ctx.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    ctx.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    ctx.config["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "cgroup");
+    add_mount(
+        &mut ctx,
+        json!({"destination": "/vol", "type": "bind", "source": private.join("vol"), "options": ["rbind", "ro"]}),
+    );
+    assert_eq!(ctx.run_sh("cat /vol/file"), "reached\n");
+}

@@ -305,7 +305,7 @@ fn rootless_sysfs_mount_is_replaced_by_the_hosts() {
 fn rootless_mount_that_needs_root_is_refused_clearly() {
     let mut ctx = Ctx::rootless("rlext4");
     let img = ctx.dir.join("fs.img");
-    let st = Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img).arg("4M").status().unwrap();
+    let st = status(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img).arg("4M"));
     assert!(st.success());
     ctx.config["mounts"].as_array_mut().unwrap().push(json!({
         "destination": "/data", "type": "ext4", "source": img

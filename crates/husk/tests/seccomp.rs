@@ -488,11 +488,123 @@ fn seccomp_notify_agent_missing_fails_create() {
     let mut p = allow_but(json!([{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}]));
     p["listenerPath"] = json!(ctx.dir.join("nobody-listens.sock"));
     with_profile(&mut ctx, p);
+    // Checked before the container is made: not even its prestart hook runs.
+    let marker = ctx.dir.join("prestart-ran");
+    ctx.config["hooks"] = json!({"prestart": [{"path": "/bin/touch", "args": ["touch", marker]}]});
     let id = ctx.id();
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     let o = ctx.create(&id).fails();
     ctx.assert_nothing_left(&id, &mounts);
     if is_husk() {
-        assert!(o.stderr.contains("linux.seccomp.listenerPath"), "{o}");
+        // runc's words (runc connects only once the filter is loaded: its prestart hooks run).
+        assert!(o.stderr.contains("linux.seccomp.listenerPath: failed to connect with seccomp agent"), "{o}");
+        assert!(!marker.exists(), "the prestart hook ran before the agent was found missing");
     }
+}
+
+#[test]
+fn exec_with_no_new_privileges_loads_the_filter_after_the_fork() {
+    // The exec'd process is forked into the container's pid namespace by the exec trampoline
+    // (docs/exec.md); with noNewPrivileges the filter is loaded by that process right before its
+    // execve, so a profile may forbid the fork, the wait and everything else a runtime does.
+    let mut ctx = Ctx::new("sc-execlast");
+    ctx.config["process"]["noNewPrivileges"] = json!(true);
+    let forbidden = ["clone", "clone3", "fork", "vfork", "setsid", "ioctl", "sendto", "prctl", "fcntl", "close_range"];
+    with_profile(&mut ctx, allow_but(json!([{"names": forbidden, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}])));
+    let (id, _) = ctx.running("exec sleep 1000");
+    let o = ctx.husk(&["exec", &id, "cat", "/proc/self/status"]).ok();
+    assert!(o.stdout.contains("Seccomp:\t2"), "{o}");
+    let o = ctx.husk(&["exec", &id, "sh", "-c", "sleep 1 & wait"]).fails();
+    assert_ne!(o.code, Some(255), "the program ran, its fork was refused: {o}");
+}
+
+/// The host's python3 inside the container (its /usr bind-mounted read-only), to make any
+/// syscall by number.
+fn with_host_python(ctx: &mut Ctx) {
+    ctx.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]
+    }));
+    for (link, target) in [("lib", "usr/lib"), ("lib64", "usr/lib64")] {
+        std::os::unix::fs::symlink(target, ctx.rootfs().join(link)).unwrap();
+    }
+    ctx.config["process"]["env"] = json!(["PATH=/usr/bin:/bin"]);
+}
+
+/// The errno of each syscall number, made with no arguments, as the container sees it.
+const ERRNO_OF: &str = "import ctypes, sys\n\
+    libc = ctypes.CDLL(None, use_errno=True)\n\
+    out = []\n\
+    for n in sys.argv[1:]:\n\
+    \x20   ctypes.set_errno(0)\n\
+    \x20   r = libc.syscall(int(n))\n\
+    \x20   out.append('%s=%d' % (n, ctypes.get_errno() if r == -1 else 0))\n\
+    print(' '.join(out))\n";
+
+#[test]
+fn seccomp_syscalls_newer_than_the_profile_get_enosys() {
+    // Docker's current profile (moby's default.json) sets defaultErrnoRet 1, EPERM, and relies
+    // on the runtime to give syscalls newer than the profile ENOSYS (runc's patchbpf stub), so
+    // that a C library falls back to the older call. Podman's profile as converted here, with
+    // its defaultErrnoRet 38 left out, is that profile.
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        return;
+    }
+    let mut ctx = Ctx::new("sc-enosys");
+    with_host_python(&mut ctx);
+    let caps = default_caps(&ctx);
+    let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
+    let mut p = docker_default_profile(&caps);
+    p.as_object_mut().unwrap().remove("defaultErrnoRet");
+    with_profile(&mut ctx, p);
+    // 1000: above every syscall of x86_64 and of the profile; 103, syslog, below the largest
+    // the profile names but not allowed without CAP_SYSLOG: the default action, EPERM.
+    ctx.config["process"]["args"] = json!(["python3", "-c", ERRNO_OF, "1000", "103", "39"]);
+    let id = ctx.id();
+    let o = ctx.run(&id).ok();
+    assert_eq!(o.stdout.trim(), format!("1000={} 103={} 39=0", libc::ENOSYS, libc::EPERM), "{o}");
+}
+
+#[test]
+fn seccomp_flags_as_runc_sets_them() {
+    // runc 1.1 differs: no seccomp flags at all.
+    if !is_husk() {
+        return;
+    }
+    let features: Value = serde_json::from_str(&Ctx::new("sc-flagsf").husk(&["features"]).ok().stdout).unwrap();
+    let supported = &features["linux"]["seccomp"]["supportedFlags"];
+    let spec_allow =
+        if supported.as_array().unwrap().contains(&json!("SECCOMP_FILTER_FLAG_SPEC_ALLOW")) { 4 } else { 0 };
+    let cases = [
+        // No `flags`: SPEC_ALLOW where the kernel has it (runc main); `[]`: none at all.
+        (None, spec_allow),
+        (Some(json!([])), 0),
+        // TSYNC is known and ignored, as by runc.
+        (Some(json!(["SECCOMP_FILTER_FLAG_TSYNC"])), 0),
+        (Some(json!(["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_TSYNC"])), 2),
+        (Some(json!(["SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG"])), 6),
+    ];
+    for (flags, want) in cases {
+        let mut ctx = Ctx::new("sc-flagsv");
+        let mut p = allow_but(json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]));
+        if let Some(f) = &flags {
+            p["flags"] = f.clone();
+        }
+        with_profile(&mut ctx, p);
+        ctx.sh("mkdir /tmp/x 2>&1; true");
+        let id = ctx.id();
+        ctx.write_config(&id);
+        let o = ctx.husk(&["--debug", "run", "--bundle", ctx.bundle.to_str().unwrap(), &id]).ok();
+        assert!(o.stdout.contains("Operation not permitted"), "{flags:?}: {o}");
+        // runc's debug line (its tests read it too): what husk passes to seccomp(2).
+        assert!(o.stderr.contains(&format!("seccomp filter flags: {want}")), "{flags:?}: {o}");
+    }
+    // WAIT_KILLABLE_RECV without a listener: the kernel would refuse the filter (runc fails
+    // then); husk says so at create, naming the field.
+    let mut ctx = Ctx::new("sc-flagsw");
+    let mut p = allow_but(json!([{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]));
+    p["flags"] = json!(["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]);
+    with_profile(&mut ctx, p);
+    let id = ctx.id();
+    ctx.create(&id)
+        .fails_with("linux.seccomp.flags[1]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs an SCMP_ACT_NOTIFY");
 }

@@ -32,7 +32,7 @@ fn type_in(master: &OwnedFd, text: &str) {
 }
 
 /// Run the runtime with `args` on the pty's slave as its controlling terminal and stdio.
-fn spawn_on_pty(ctx: &Ctx, slave: &OwnedFd, args: &[&str]) -> std::process::Child {
+fn spawn_on_pty(ctx: &Ctx, slave: &OwnedFd, args: &[&str]) -> Guarded {
     let mut c = std::process::Command::new(bin());
     c.arg("--root").arg(&ctx.root).args(args).current_dir(&ctx.dir);
     let s = slave.as_raw_fd();
@@ -49,11 +49,11 @@ fn spawn_on_pty(ctx: &Ctx, slave: &OwnedFd, args: &[&str]) -> std::process::Chil
             Ok(())
         });
     }
-    c.spawn().unwrap()
+    spawn_for(&mut c, BACKGROUND)
 }
 
 /// Type commands into a shell on the pty and read its answers; the runtime's exit code.
-fn drive_shell(master: &OwnedFd, slave: &OwnedFd, mut child: std::process::Child, cooked: &libc::termios) -> i32 {
+fn drive_shell(master: &OwnedFd, slave: &OwnedFd, mut child: Guarded, cooked: &libc::termios) -> i32 {
     let out = read_until(master.as_fd(), |s| s.contains("# "));
     assert!(out.contains("# "), "no shell prompt: {out:?}");
     assert_eq!(
@@ -72,7 +72,7 @@ fn drive_shell(master: &OwnedFd, slave: &OwnedFd, mut child: std::process::Child
     let out = read_until(master.as_fd(), |s| s.contains("size:33 99"));
     assert!(out.contains("size:33 99"), "resized: {out:?}");
     type_in(master, "exit 3\r");
-    let st = child.wait().unwrap();
+    let st = child.wait();
     assert!(same_termios(&termios(slave), cooked), "the caller's terminal is restored");
     st.code().unwrap_or(-1)
 }
@@ -101,4 +101,120 @@ fn exec_tty_under_a_real_pty() {
     let child = spawn_on_pty(&ctx, &slave, &["exec", "-t", &id, "sh"]);
     assert_eq!(drive_shell(&master, &slave, child, &cooked), 3);
     assert_eq!(ctx.status(&id), "running");
+}
+
+/// Everything the runtime writes to the pty until it exits, bytes as they are (no `\r`
+/// stripped), and its exit code. The caller's pty is raw from the start (no OPOST), so a `\r`
+/// seen here was written by the runtime, i.e. came from the container's own pty.
+fn capture_raw(ctx: &Ctx, args: &[&str]) -> (Vec<u8>, i32) {
+    let (master, slave) = pty(24, 80);
+    let mut raw = termios(&slave);
+    unsafe { libc::cfmakeraw(&mut raw) };
+    assert_eq!(unsafe { libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &raw) }, 0);
+    let mut child = spawn_on_pty(ctx, &slave, args);
+    let fd = master.as_raw_fd();
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) };
+    let mut got = Vec::new();
+    let read_now = |got: &mut Vec<u8>| loop {
+        let mut b = [0u8; 4096];
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
+        if n <= 0 {
+            break;
+        }
+        got.extend_from_slice(&b[..n as usize]);
+    };
+    let start = std::time::Instant::now();
+    let code = loop {
+        read_now(&mut got);
+        if let Some(st) = child.try_wait() {
+            break st.code().unwrap_or(-1);
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "runtime hangs: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    read_now(&mut got);
+    (got, code)
+}
+
+#[test]
+fn run_terminal_output_is_newline_only() {
+    // runc clears ONLCR on the pty it proxies: `run -t`'s captured output has no `\r`.
+    // runc 1.1 differs: it clears it in a goroutine racing the program's first output, which
+    // a program as quick as printf wins (here every time).
+    let mut ctx = Ctx::new("ptyonlcr");
+    ctx.config["process"]["terminal"] = json!(true);
+    ctx.config["process"]["args"] = json!(["printf", "one\\ntwo\\n"]);
+    let id = ctx.id();
+    ctx.write_config(&id);
+    let b = ctx.bundle.to_str().unwrap().to_string();
+    let (out, code) = capture_raw(&ctx, &["run", "--bundle", &b, &id]);
+    assert_eq!(code, 0, "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(String::from_utf8_lossy(&out), "one\ntwo\n");
+}
+
+#[test]
+fn exec_tty_output_is_newline_only() {
+    // runc 1.1 differs: as in `run_terminal_output_is_newline_only`.
+    let mut ctx = Ctx::new("ptyonlcrexec");
+    let (id, _) = ctx.running("exec sleep 1000");
+    let (out, code) = capture_raw(&ctx, &["exec", "-t", &id, "printf", "one\\ntwo\\n"]);
+    assert_eq!(code, 0, "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(String::from_utf8_lossy(&out), "one\ntwo\n");
+}
+
+/// What the process sees of its terminal: owner and group of `tty`, and whether it may open it.
+const TTY_OWNER: &str = "ls -ln $(tty) | awk '{print $3, $4}'; echo hi > /dev/tty && echo reopened";
+
+#[test]
+fn run_terminal_belongs_to_the_process_user() {
+    // runc's fixStdioPermissions: the owner becomes the process's uid; the group stays devpts'
+    // gid=5 (tty) of the default config.
+    let mut ctx = Ctx::new("ptyowner");
+    ctx.config["process"]["terminal"] = json!(true);
+    ctx.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    ctx.config["process"]["args"] = json!(["sh", "-c", TTY_OWNER]);
+    let id = ctx.id();
+    ctx.write_config(&id);
+    let b = ctx.bundle.to_str().unwrap().to_string();
+    let (out, code) = capture_raw(&ctx, &["run", "--bundle", &b, &id]);
+    let out = String::from_utf8_lossy(&out).replace('\r', "");
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out, "1000 5\nhi\nreopened\n");
+}
+
+#[test]
+fn exec_tty_belongs_to_the_process_user() {
+    let mut ctx = Ctx::new("ptyownerexec");
+    let (id, _) = ctx.running("exec sleep 1000");
+    let (out, code) = capture_raw(&ctx, &["exec", "-t", "-u", "1000:1000", &id, "sh", "-c", TTY_OWNER]);
+    let out = String::from_utf8_lossy(&out).replace('\r', "");
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out, "1000 5\nhi\nreopened\n");
+    // Root's stays root's.
+    let (out, _) = capture_raw(&ctx, &["exec", "-t", &id, "sh", "-c", TTY_OWNER]);
+    assert_eq!(String::from_utf8_lossy(&out).replace('\r', ""), "0 5\nhi\nreopened\n");
+}
+
+#[test]
+fn exec_tty_takes_the_console_size() {
+    // consoleSize of the process (the container's, for `exec -t`; the JSON's, for --process)
+    // when the caller's stdin is no terminal to take a size from.
+    // runc 1.1 differs: its foreground `exec -t` needs a terminal of the caller's (`open
+    // /dev/tty: no such device or address` without one).
+    let mut ctx = Ctx::new("ptysizeexec");
+    ctx.config["process"]["consoleSize"] = json!({"height": 33, "width": 77});
+    let (id, _) = ctx.running("exec sleep 1000");
+    let o = ctx.husk(&["exec", "-t", &id, "stty", "size"]).ok();
+    assert_eq!(o.stdout.replace('\r', ""), "33 77\n", "{o}");
+    let p = ctx.dir.join("p.json");
+    let proc = json!({"terminal": true, "consoleSize": {"height": 21, "width": 55}, "cwd": "/",
+        "user": {"uid": 0, "gid": 0},
+        "env": ["PATH=/bin"], "args": ["stty", "size"]});
+    std::fs::write(&p, serde_json::to_vec(&proc).unwrap()).unwrap();
+    let o = ctx.husk(&["exec", "--process", p.to_str().unwrap(), &id]).ok();
+    assert_eq!(o.stdout.replace('\r', ""), "21 55\n", "{o}");
 }

@@ -76,20 +76,26 @@ fn in_namespaces(s: &Scenario, bundle: &Path, rootfs: &Path) -> i32 {
 fn container(s: &Scenario, bundle: &Path, rootfs: &Path) -> Result<(), String> {
     let spec: Spec = serde_json::from_value(s.spec.clone()).map_err(|e| format!("spec: {e}"))?;
     let cgroup = host_cgroup();
+    let rootfs_fd = fs::File::open(rootfs).map_err(|e| format!("open {}: {e}", rootfs.display()))?;
     let ctx = RootfsContext {
         spec: &spec,
         bundle,
         rootfs,
+        rootfs_fd: std::os::fd::AsFd::as_fd(&rootfs_fd),
         no_pivot: s.no_pivot,
+        own_mount_ns: true,
         in_userns: s.in_userns,
         in_cgroupns: false,
         cgroup: &cgroup,
+        userns: rootfs::idmap::Userns::None,
         idmapped: &[],
+        source_broker: None,
     };
-    let steps = rootfs::prepare(&ctx)
-        .and_then(|_| rootfs::apply_sysctls(&ctx))
-        .and_then(|_| rootfs::pivot(&ctx))
-        .and_then(|_| rootfs::finalize(&ctx));
+    let steps = rootfs::prepare(&ctx).and_then(|prepared| {
+        rootfs::apply_sysctls(&ctx)?;
+        rootfs::pivot(&ctx, &prepared)?;
+        rootfs::finalize(&ctx, prepared)
+    });
     match (steps, s.expect_err) {
         (Ok(()), None) => (s.inside)(),
         (Err(e), Some(want)) if e.to_string().contains(want) => {

@@ -66,19 +66,30 @@ pub fn last_cap() -> u32 {
     }
 }
 
-/// A set as a 64-bit mask. Names the kernel does not know are skipped, as runc skips them, so a
-/// config written for a newer kernel still runs.
-fn mask(set: &Option<Capabilities>, last: u32) -> u64 {
+/// A set as a 64-bit mask. Names the kernel does not know are skipped (into `ignored`), as runc
+/// skips them, so a config written for a newer kernel still runs.
+fn mask(set: &Option<Capabilities>, last: u32, ignored: &mut std::collections::BTreeSet<String>) -> u64 {
     let mut bits = 0u64;
     for cap in set.iter().flatten() {
         let name = cap.to_string();
         let name = if name.starts_with("CAP_") { name } else { format!("CAP_{name}") };
         match NAMES.iter().position(|n| *n == name) {
             Some(n) if n as u32 <= last => bits |= 1 << n,
-            _ => tracing::warn!("ignoring capability {name}: unknown to this kernel"),
+            _ => {
+                ignored.insert(name);
+            }
         }
     }
     bits
+}
+
+/// runc's one warning for the capability names it leaves out (runc main, capabilities.New):
+/// those no kernel has (left out when the config is read) and those this kernel lacks.
+pub fn warn_ignored(names: &std::collections::BTreeSet<String>) {
+    if !names.is_empty() {
+        let list: Vec<&str> = names.iter().map(String::as_str).collect();
+        tracing::warn!("ignoring unknown or unavailable capabilities: [{}]", list.join(" "));
+    }
 }
 
 pub struct CapSets {
@@ -91,19 +102,40 @@ pub struct CapSets {
 }
 
 impl CapSets {
-    /// Missing `process.capabilities` means no capabilities at all, as in runc.
+    /// Missing `process.capabilities` means no capabilities at all, as in runc. Warns, with
+    /// runc's words, about names this kernel lacks and about ambient capabilities the kernel
+    /// will refuse to raise (not both permitted and inheritable).
     pub fn from_config(caps: Option<&LinuxCapabilities>) -> CapSets {
         let last = last_cap();
-        match caps {
-            None => CapSets { bounding: 0, effective: 0, permitted: 0, inheritable: 0, ambient: 0, last },
-            Some(c) => CapSets {
-                bounding: mask(c.bounding(), last),
-                effective: mask(c.effective(), last),
-                permitted: mask(c.permitted(), last),
-                inheritable: mask(c.inheritable(), last),
-                ambient: mask(c.ambient(), last),
-                last,
-            },
+        let Some(c) = caps else {
+            return CapSets { bounding: 0, effective: 0, permitted: 0, inheritable: 0, ambient: 0, last };
+        };
+        let mut ignored = std::collections::BTreeSet::new();
+        let sets = CapSets {
+            bounding: mask(c.bounding(), last, &mut ignored),
+            effective: mask(c.effective(), last, &mut ignored),
+            permitted: mask(c.permitted(), last, &mut ignored),
+            inheritable: mask(c.inheritable(), last, &mut ignored),
+            ambient: mask(c.ambient(), last, &mut ignored),
+            last,
+        };
+        warn_ignored(&ignored);
+        sets.warn_unraisable_ambient();
+        sets
+    }
+
+    /// The kernel raises an ambient capability only if it is permitted and inheritable too;
+    /// runc tries and warns per capability (`can't raise ambient capability CAP_X: operation not
+    /// permitted`). Said here, before the container process closes the fds it does not pass on,
+    /// since the raise itself comes after.
+    fn warn_unraisable_ambient(&self) {
+        let refused = self.ambient & !(self.permitted & self.inheritable);
+        for cap in (0..=self.last).filter(|c| refused & (1 << c) != 0) {
+            tracing::warn!(
+                "can't raise ambient capability {}: {}",
+                cap_name(cap),
+                crate::error::errno_text(libc::EPERM)
+            );
         }
     }
 
@@ -127,13 +159,10 @@ impl CapSets {
             .map_err(|e| e.context("process.capabilities.ambient: clear"))?;
         for cap in 0..=self.last {
             if self.ambient & (1 << cap) != 0 {
-                // The kernel refuses ambient caps that are not also permitted and inheritable;
-                // runc's own default spec asks for that, and runc only warns, so we do too.
-                if let Err(e) =
-                    prctl4(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap as libc::c_ulong)
-                {
-                    tracing::debug!("process.capabilities.ambient: cannot raise {}: {e}", cap_name(cap));
-                }
+                // The kernel refuses ambient caps that are not also permitted and inheritable
+                // (warned about in `from_config`); runc's own default spec asks for that, and
+                // runc only warns, so we go on too.
+                let _ = prctl4(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap as libc::c_ulong);
             }
         }
         Ok(())

@@ -1,9 +1,12 @@
 //! Reading and checking a bundle: `config.json` parsed into oci-spec types, with every error
 //! naming the JSON path of the field at fault.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 
@@ -16,8 +19,12 @@ const MAX_MINOR: u64 = 3;
 pub struct Bundle {
     /// Absolute path of the bundle directory.
     pub dir: PathBuf,
-    /// Absolute path of the root filesystem.
+    /// Absolute path of the root filesystem (for state, hooks and messages: the rootfs is used
+    /// through `rootfs_fd` only).
     pub rootfs: PathBuf,
+    /// The root filesystem, opened once (O_PATH) when the bundle is read: everything the init
+    /// does to it goes through this fd, so nothing can swap a component of the path meanwhile.
+    pub rootfs_fd: OwnedFd,
     pub spec: Spec,
 }
 
@@ -25,16 +32,23 @@ impl Bundle {
     pub fn load(dir: &Path) -> Result<Bundle> {
         let dir = std::path::absolute(dir).map_err(|e| Error::from(e).context(dir.display()))?;
         let path = dir.join("config.json");
-        let data = std::fs::read(&path).map_err(|e| Error::from(e).context(format!("open {}", path.display())))?;
+        // A regular file of bounded size: not a fifo that blocks, not /dev/zero (smallfile.rs).
+        let data = crate::smallfile::read_document(&path)?;
         let spec = parse_spec(&data).map_err(|e| e.context(path.display()))?;
-        let rootfs = check_rootfs(&dir, &spec)?;
-        Ok(Bundle { dir, rootfs, spec })
+        let (rootfs, rootfs_fd) = open_rootfs(&dir, &spec)?;
+        Ok(Bundle { dir, rootfs, rootfs_fd, spec })
     }
 }
 
 /// Parse and validate a config. Unknown properties are ignored, as config.md requires.
 pub fn parse_spec(data: &[u8]) -> Result<Spec> {
-    let mut spec: Spec = parse_json(data, "")?;
+    let mut spec: Spec = match parse_json(data, "") {
+        Ok(spec) => spec,
+        Err(e) => match lenient_process(data, Some("process")) {
+            Some(fixed) => parse_json(&fixed, "")?,
+            None => return Err(e),
+        },
+    };
     validate(&spec)?;
     // `pids.limit` 0 is a limit, `"pids": {}` none: oci-spec reads both as 0, so the JSON is
     // asked again, only then.
@@ -45,6 +59,48 @@ pub fn parse_spec(data: &[u8]) -> Result<Spec> {
         }
     }
     Ok(spec)
+}
+
+/// What runc takes in a process object and oci-spec's types refuse, made acceptable: a missing
+/// `user` is `{}` (uid 0, gid 0: runc reads it into Go's zero values), and capability names no
+/// kernel has are left out with runc's warning (runc leaves out what its kernel lacks the same
+/// way, so a config written for a newer kernel runs). `at` is the process object's key (`process`
+/// in config.json; `None`: the document is the process, a process.json). Asked only after the
+/// typed parse failed, so a config that needs neither costs nothing more; `None` when there was
+/// nothing to change, and the first error stands.
+pub fn lenient_process(data: &[u8], at: Option<&str>) -> Option<Vec<u8>> {
+    let mut doc: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let process = match at {
+        Some(key) => doc.get_mut(key)?,
+        None => &mut doc,
+    };
+    let process = process.as_object_mut()?;
+    let mut changed = false;
+    if !process.contains_key("user") {
+        process.insert("user".into(), serde_json::json!({}));
+        changed = true;
+    }
+    let mut unknown = std::collections::BTreeSet::new();
+    if let Some(caps) = process.get_mut("capabilities").and_then(|c| c.as_object_mut()) {
+        for set in ["bounding", "effective", "inheritable", "permitted", "ambient"] {
+            let Some(names) = caps.get_mut(set).and_then(|s| s.as_array_mut()) else { continue };
+            names.retain(|name| match name.as_str() {
+                Some(text) if serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_err() => {
+                    unknown.insert(text.to_string());
+                    false
+                }
+                _ => true,
+            });
+        }
+    }
+    if !unknown.is_empty() {
+        crate::capabilities::warn_ignored(&unknown);
+        changed = true;
+    }
+    if !changed {
+        return None;
+    }
+    serde_json::to_vec(&doc).ok()
 }
 
 /// Parse JSON into `T`; an error names the JSON path of the field at fault, under `prefix`
@@ -76,6 +132,48 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     }
     if !process.cwd().is_absolute() {
         return Err(Error::field("process.cwd", format!("{:?} is not an absolute path", process.cwd())));
+    }
+    check_user(process.user())?;
+    check_env(process.env().as_deref().unwrap_or_default(), |i| format!("process.env[{i}]"))
+}
+
+/// The largest uid or gid husk gives a process: 2^31-1. `(uid_t)-1` (4294967295) means "leave
+/// it unchanged" to setresuid and setresgid, so a process given it would stay root. The user
+/// parsing of containerd and Docker (moby/sys/user) stops at 2^31-1 too; runc main refuses
+/// only 4294967295, at start ("cannot setuid to unmapped uid"); husk refuses the range, before
+/// anything is made, naming the field.
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// `id` within 0..=[`MAX_ID`], or an error naming `field`.
+pub fn check_id(field: impl std::fmt::Display, id: u32) -> Result<()> {
+    if id > MAX_ID {
+        return Err(Error::field(field, format!("{id} is out of range (0 to {MAX_ID})")));
+    }
+    Ok(())
+}
+
+/// process.user: uid, gid and every additional gid within [`MAX_ID`].
+pub fn check_user(user: &oci_spec::runtime::User) -> Result<()> {
+    check_id("process.user.uid", user.uid())?;
+    check_id("process.user.gid", user.gid())?;
+    for (i, g) in user.additional_gids().iter().flatten().enumerate() {
+        check_id(format!("process.user.additionalGids[{i}]"), *g)?;
+    }
+    Ok(())
+}
+
+/// Environment entries as runc main's init takes them: NAME=VALUE with a name, no NUL byte
+/// (execve would cut the entry there). `field(i)` names entry i in the error.
+pub fn check_env(env: &[String], field: impl Fn(usize) -> String) -> Result<()> {
+    for (i, kv) in env.iter().enumerate() {
+        // runc main's words after the entry (its prepareEnv's errors).
+        let why = match kv.find('=') {
+            None => "missing '='",
+            Some(0) => "name cannot be empty",
+            Some(_) if kv.contains('\0') => "contains nul byte (\\x00)",
+            Some(_) => continue,
+        };
+        return Err(Error::field(field(i), format!("{kv:?}: invalid environment variable: {why}")));
     }
     Ok(())
 }
@@ -135,8 +233,20 @@ fn validate(spec: &Spec) -> Result<()> {
     if has_maps && !has_user {
         return Err(Error::field("linux.uidMappings", "mappings need a user namespace in linux.namespaces"));
     }
-    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) && !seen.contains(&LinuxNamespaceType::Time) {
-        return Err(Error::field("linux.timeOffsets", "offsets need a time namespace in linux.namespaces"));
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+        if !seen.contains(&LinuxNamespaceType::Time) {
+            return Err(Error::field("linux.timeOffsets", "offsets need a time namespace in linux.namespaces"));
+        }
+        // A joined namespace has its offsets already (they are fixed once a process is in it).
+        let joined = linux.namespaces().iter().flatten().any(|ns| {
+            ns.typ() == LinuxNamespaceType::Time && ns.path().as_ref().is_some_and(|p| !p.as_os_str().is_empty())
+        });
+        if joined {
+            return Err(Error::field(
+                "linux.timeOffsets",
+                "time namespace enabled, but both namespace path and time offsets specified -- you may only provide one",
+            ));
+        }
     }
     if !seen.contains(&LinuxNamespaceType::Uts) {
         if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) {
@@ -149,23 +259,38 @@ fn validate(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// The rootfs must exist, be a directory, and not itself be a symlink (runc refuses that too: a
-/// symlink could be re-pointed between our check and our mount).
-fn check_rootfs(bundle: &Path, spec: &Spec) -> Result<PathBuf> {
+/// Open the rootfs once, as a directory, without following a symlink in `root.path`: runc refuses
+/// a rootfs path with a symlink in it (`link`, and `link/.` too), since whoever can re-point it
+/// could swap the rootfs between the check and the mounts. A relative `root.path` is resolved
+/// beneath the bundle directory, which is opened as given (runc enters it with chdir).
+fn open_rootfs(bundle: &Path, spec: &Spec) -> Result<(PathBuf, OwnedFd)> {
     let root = spec.root().as_ref().ok_or_else(|| Error::field("root", "missing"))?;
     if root.path().as_os_str().is_empty() {
         return Err(Error::field("root.path", "missing"));
     }
     let rootfs = bundle.join(root.path());
-    let meta = std::fs::symlink_metadata(&rootfs)
-        .map_err(|e| Error::from(e).context(format!("root.path: {}", rootfs.display())))?;
-    if meta.file_type().is_symlink() {
-        return Err(Error::field("root.path", format!("{} is a symlink; give the real directory", rootfs.display())));
-    }
-    if !meta.is_dir() {
-        return Err(Error::field("root.path", format!("{} is not a directory", rootfs.display())));
-    }
-    Ok(rootfs)
+    let shown = || format!("root.path: {}", rootfs.display());
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let how = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let opened = if root.path().is_absolute() {
+        rustix::fs::openat2(rustix::fs::CWD, root.path(), flags, Mode::empty(), how)
+    } else {
+        let dir = rustix::fs::open(bundle, flags, Mode::empty())
+            .map_err(|e| Error::os(format!("open bundle {}", bundle.display()), e.raw_os_error()))?;
+        rustix::fs::openat2(&dir, root.path(), flags, Mode::empty(), how)
+    };
+    let fd = opened.map_err(|e| match e {
+        Errno::LOOP => Error::field(
+            "root.path",
+            format!(
+                "{}: a symlink in the path (the rootfs is opened without following symlinks; give the real directory)",
+                rootfs.display()
+            ),
+        ),
+        Errno::NOTDIR => Error::field("root.path", format!("{} is not a directory", rootfs.display())),
+        e => Error::os(shown(), e.raw_os_error()),
+    })?;
+    Ok((rootfs, fd))
 }
 
 pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
@@ -236,6 +361,90 @@ mod tests {
         let upd = |json: &str| crate::cgroups::pids_limit(&crate::container::parse_resources(json).unwrap());
         assert_eq!(upd(r#"{"pids":{"limit":0}}"#).as_deref(), Some("1"));
         assert_eq!(upd(r#"{"pids":{}}"#), None);
+    }
+
+    #[test]
+    fn process_user_and_unknown_capabilities_as_runc() {
+        // No `user`: uid 0, gid 0. Capability names no kernel has: left out.
+        let spec = parse_spec(
+            cfg_with(
+                r#""process":{"args":["sh"],"cwd":"/","capabilities":{"bounding":["CAP_KILL","CAP_FUTURE_THING"],"ambient":["CAP_NOPE"]}}"#,
+                "",
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let p = spec.process().as_ref().unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (0, 0));
+        let caps = p.capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
+        assert!(caps.ambient().as_ref().unwrap().is_empty());
+        // What is still wrong is named as before.
+        let e =
+            parse_spec(cfg_with(r#""process":{"args":["sh"],"cwd":"/","rlimits":[{"type":"NOPE"}]}"#, "").as_bytes())
+                .unwrap_err()
+                .to_string();
+        assert!(e.starts_with("process.rlimits[0].type"), "{e}");
+        let e = parse_spec(cfg_with(r#""process":{"args":["sh"],"capabilities":{"bounding":[1]}}"#, "").as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("process"), "{e}");
+    }
+
+    #[test]
+    fn ids_above_2_31_are_refused_by_field() {
+        let with_user = |user: &str| cfg_with(&format!(r#""process":{{"args":["sh"],"cwd":"/","user":{user}}}"#), "");
+        assert!(parse_spec(
+            with_user(r#"{"uid":2147483647,"gid":2147483647,"additionalGids":[0,2147483647]}"#).as_bytes()
+        )
+        .is_ok());
+        for (user, want) in [
+            (r#"{"uid":4294967295,"gid":0}"#, "process.user.uid: 4294967295 is out of range (0 to 2147483647)"),
+            (r#"{"uid":0,"gid":2147483648}"#, "process.user.gid: 2147483648 is out of range (0 to 2147483647)"),
+            (
+                r#"{"uid":0,"gid":0,"additionalGids":[1,4294967295]}"#,
+                "process.user.additionalGids[1]: 4294967295 is out of range (0 to 2147483647)",
+            ),
+        ] {
+            assert_eq!(parse_spec(with_user(user).as_bytes()).unwrap_err().to_string(), want);
+        }
+    }
+
+    #[test]
+    fn env_entries_are_name_value() {
+        let with_env = |env: &str| {
+            cfg_with(&format!(r#""process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}},"env":{env}}}"#), "")
+        };
+        assert!(parse_spec(with_env(r#"["A=1","B=","C==x"]"#).as_bytes()).is_ok());
+        for (env, want) in [
+            (r#"["A=1","B"]"#, r#"process.env[1]: "B": invalid environment variable: missing '='"#),
+            (r#"["=1"]"#, r#"process.env[0]: "=1": invalid environment variable: name cannot be empty"#),
+            (
+                r#"["A=x\u0000y"]"#,
+                r#"process.env[0]: "A=x\0y": invalid environment variable: contains nul byte (\x00)"#,
+            ),
+        ] {
+            assert_eq!(parse_spec(with_env(env).as_bytes()).unwrap_err().to_string(), want);
+        }
+    }
+
+    #[test]
+    fn time_offsets_need_a_new_time_namespace() {
+        let offsets = r#""timeOffsets":{"monotonic":{"secs":1,"nanosecs":0}}"#;
+        let e = parse_spec(cfg(&format!(r#","linux":{{"namespaces":[{{"type":"mount"}}],{offsets}}}"#)).as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("linux.timeOffsets: offsets need a time namespace"), "{e}");
+        let joined = format!(
+            r#","linux":{{"namespaces":[{{"type":"mount"}},{{"type":"time","path":"/proc/1/ns/time"}}],{offsets}}}"#
+        );
+        let e = parse_spec(cfg(&joined).as_bytes()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("linux.timeOffsets: time namespace enabled, but both namespace path and time offsets"),
+            "{e}"
+        );
+        let new = format!(r#","linux":{{"namespaces":[{{"type":"mount"}},{{"type":"time"}}],{offsets}}}"#);
+        parse_spec(cfg(&new).as_bytes()).unwrap();
     }
 
     #[test]

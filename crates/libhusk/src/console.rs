@@ -34,15 +34,32 @@ pub fn own_socket(dir: &crate::state::StateDir) -> Result<(OwnedFd, OwnedFd)> {
     Ok((listener, client))
 }
 
-/// Accept the init's connection on our own console socket and take the pty master it sent.
+/// Accept the init's connection on our own console socket and take the pty master it sent,
+/// made ready for husk to proxy ([`for_proxy`]). `create` calls this before `start`, so the
+/// program's first output already passes through it.
 pub fn receive_master(listener: &OwnedFd) -> Result<OwnedFd> {
     use rustix::net::{accept_with, SocketFlags};
     let conn = accept_with(listener, SocketFlags::CLOEXEC).ctx(|| "accept on console socket")?;
     let mut buf = [0u8; 256];
     match fdpass::recv_fd(&conn, &mut buf).ctx(|| "receive pty master")? {
-        (_, Some(fd)) => Ok(fd),
+        (_, Some(fd)) => {
+            for_proxy(&fd)?;
+            Ok(fd)
+        }
         (_, None) => Err(Error::msg("console socket: no pty master received")),
     }
+}
+
+/// A pty husk proxies to its own stdout (foreground `run` and `exec -t`) writes `\n`, not
+/// `\r\n`: ONLCR off, as runc clears it on the pty it proxies (`console.ClearONLCR` in runc's
+/// tty.go), so output captured from `husk run -t` has no trailing `\r`. The caller's own
+/// terminal, in raw mode meanwhile, shows it as before. A pty sent to a --console-socket is
+/// left as the kernel makes it: its receiver decides (runc's init leaves it alone too).
+pub fn for_proxy(master: &OwnedFd) -> Result<()> {
+    use rustix::termios::{tcgetattr, tcsetattr, OptionalActions, OutputModes};
+    let mut t = tcgetattr(master).ctx(|| "console: get terminal attributes")?;
+    t.output_modes.remove(OutputModes::ONLCR);
+    tcsetattr(master, OptionalActions::Now, &t).ctx(|| "console: clear ONLCR")
 }
 
 /// A new pty, opened through the `/dev/ptmx` of the mount namespace we are in (the container's
@@ -53,6 +70,8 @@ pub struct Pty {
 }
 
 pub fn open_pty(size: Option<&oci_spec::runtime::Box>) -> Result<Pty> {
+    // Under runc, a 0x0 size leaves the kernel's default (runc resizes only when both are set).
+    let size = size.filter(|b| b.height() != 0 && b.width() != 0);
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).ctx(|| "open /dev/ptmx")?;
     unlockpt(&master).ctx(|| "unlockpt")?;
     // The slave comes from the master itself, never by path (CVE-2025-52565).
@@ -77,9 +96,22 @@ impl Pty {
         fdpass::send_fd(socket, name.as_bytes(), self.master.as_fd()).ctx(|| "--console-socket: send pty master")
     }
 
-    /// Become a session leader with the slave as controlling terminal and stdio.
-    pub fn become_terminal(self) -> Result<()> {
+    /// The slave as stdio, owned by the process's `uid` (see [`give_to`]); the process that runs
+    /// the program makes it its controlling terminal.
+    pub fn into_stdio(self, uid: u32) -> Result<()> {
         drop(self.master);
+        give_to(&self.slave, uid)?;
+        for target in 0..3 {
+            dup_onto(&self.slave, target)?;
+        }
+        Ok(())
+    }
+
+    /// Become a session leader with the slave as controlling terminal and stdio, owned by the
+    /// process's `uid` (see [`give_to`]).
+    pub fn become_terminal(self, uid: u32) -> Result<()> {
+        drop(self.master);
+        give_to(&self.slave, uid)?;
         rustix::process::setsid().ctx(|| "setsid")?;
         rustix::process::ioctl_tiocsctty(&self.slave).ctx(|| "set controlling terminal")?;
         for target in 0..3 {
@@ -89,13 +121,33 @@ impl Pty {
     }
 }
 
+/// The terminal belongs to the user the process runs as, or a process that is not root could
+/// not reopen it (`/dev/tty`, `/proc/self/fd/0`) nor change its modes (`mesg`, `stty` through a
+/// path): runc's fixStdioPermissions does the same. Only the owner: the group is the one the
+/// devpts mount gives (`gid=5`, tty, in the default config), which runc leaves as well. A new
+/// pty belongs to whoever made it, root in the container, so uid 0 needs nothing. EPERM (an
+/// owner not mapped in our user namespace) and EROFS leave it as it is, as runc does.
+fn give_to(slave: &OwnedFd, uid: u32) -> Result<()> {
+    if uid == 0 {
+        return Ok(());
+    }
+    match rustix::fs::fchown(slave, Some(rustix::process::Uid::from_raw(uid)), None) {
+        Ok(()) | Err(rustix::io::Errno::PERM) | Err(rustix::io::Errno::ROFS) => Ok(()),
+        Err(e) => Err(Error::from(e).context(format!("process.user.uid: give the terminal to uid {uid}"))),
+    }
+}
+
 /// The init's console: runs after pivot_root, so `/dev/ptmx` is the container's own devpts.
-pub fn setup(socket: OwnedFd, size: Option<&oci_spec::runtime::Box>) -> Result<()> {
+/// Without a mount namespace of its own (`bind_console` false) /dev/console is left as it is: a
+/// bind there would be a mount in the host's namespace.
+pub fn setup(socket: OwnedFd, size: Option<&oci_spec::runtime::Box>, bind_console: bool, uid: u32) -> Result<()> {
     let pty = open_pty(size)?;
-    bind_dev_console(&pty.slave)?;
+    if bind_console {
+        bind_dev_console(&pty.slave)?;
+    }
     pty.send_master(&socket)?;
     drop(socket);
-    pty.become_terminal()
+    pty.become_terminal(uid)
 }
 
 fn bind_dev_console(slave: &OwnedFd) -> Result<()> {

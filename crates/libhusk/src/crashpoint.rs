@@ -22,16 +22,17 @@ pub const STEPS: &[&str] = &[
     "init:go",
     "init:rootfs",
     "create:go-sent",
+    // The init's last step in husk's code: from here the exec trampoline waits for Created
+    // and `start` (with startContainer hooks, husk's code waits instead and passes
+    // init:created and init:accepted, not swept).
     "init:ready",
     "create:ready",
     "atomic:written",
     "create:saved",
     "create:pid-file",
-    "init:created",
     "start:locked",
     "start:connected",
     "start:signalled",
-    "init:accepted",
     "start:done",
     "run:started",
     "run:exited",

@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::config::{OCI_VERSION, OCI_VERSION_MIN};
+use crate::process::sched::{MEMORY_POLICY_FLAGS, MEMORY_POLICY_MODES};
 use crate::seccomp;
 
 const HOOKS: [&str; 6] = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
@@ -78,6 +79,12 @@ const MOUNT_OPTIONS: &[&str] = &[
     "unbindable",
 ];
 
+/// Annotations a manager should not take from an untrusted user (features.md; a trailing `.`
+/// is a prefix): runc's list, so that a manager filters the same ones whichever of the two it
+/// runs. Of these husk acts on `org.criu.config` (checkpoint/restore's CRIU configuration
+/// file); `bundle` and `org.systemd.property.` change runc's behaviour, not husk's yet.
+pub const UNSAFE_ANNOTATIONS: [&str; 3] = ["bundle", "org.systemd.property.", "org.criu.config"];
+
 const NAMESPACES: [&str; 8] = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"];
 
 pub fn features() -> Value {
@@ -110,9 +117,14 @@ pub fn features() -> Value {
             // rootless; the option without maps takes the container's.
             "mountExtensions": { "idmap": { "enabled": true } },
             "netDevices": { "enabled": true },
-            // features-linux.md gives memoryPolicy no `enabled`: empty lists say no mode is known.
-            "memoryPolicy": { "modes": [], "flags": [] }
+            // Every mode and flag `linux.memoryPolicy` may name, each applied with set_mempolicy(2)
+            // (process/sched.rs), whatever NUMA this host has.
+            "memoryPolicy": {
+                "modes": MEMORY_POLICY_MODES.map(|(name, _)| name),
+                "flags": MEMORY_POLICY_FLAGS.map(|(name, _)| name)
+            }
         },
+        "potentiallyUnsafeConfigAnnotations": UNSAFE_ANNOTATIONS,
         // `checkpoint`/`restore` drive CRIU (found at run time, 3.11 or newer; `criu check`
         // tells whether this kernel can).
         "annotations": {
@@ -204,6 +216,17 @@ sys.exit(1 if errors else 0)
         assert_eq!(linux["cgroup"]["systemdUser"], true);
         assert!(linux["intelRdt"]["enabled"].is_boolean());
         assert_eq!(f["annotations"]["org.opencontainers.runc.checkpoint.enabled"], "true");
+        let modes = linux["memoryPolicy"]["modes"].as_array().unwrap();
+        assert_eq!(modes.len(), 7);
+        assert!(modes.contains(&json!("MPOL_WEIGHTED_INTERLEAVE")) && modes.contains(&json!("MPOL_LOCAL")));
+        assert_eq!(
+            linux["memoryPolicy"]["flags"],
+            json!(["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"])
+        );
+        assert_eq!(
+            f["potentiallyUnsafeConfigAnnotations"],
+            json!(["bundle", "org.systemd.property.", "org.criu.config"])
+        );
         // Round trip: what we print is what a caller parses.
         let text = serde_json::to_string_pretty(&f).unwrap();
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), f);

@@ -375,6 +375,9 @@ pub mod targets {
             let spec = crate::config::parse_spec(data)?;
             let linux = spec.linux().as_ref();
             let plan = crate::namespaces::NsPlan::from_config(linux)?;
+            if !plan.own_mount {
+                crate::rootfs::check_without_mount_ns(&spec)?;
+            }
             crate::netdevices::check(linux.and_then(|l| l.net_devices().as_ref()), plan.new_net)?;
             crate::rootfs::check_sysctls(&spec, &plan)?;
             if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {

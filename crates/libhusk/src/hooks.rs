@@ -19,26 +19,41 @@ use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
 use crate::error::{Error, Result};
 
-/// Run `hooks` in order; the first failure is an error naming `hooks.<kind>[i]`.
+/// Run `hooks` in order; the first failure is an error in runc's words, `error running <kind>
+/// hook #<i>:`, then the field, `hooks.<kind>[i]`, and what went wrong.
 pub fn run(kind: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    run_all(kind, hooks, state_json, None)
+}
+
+/// `startContainer` hooks: one without `env` (or with an empty one) gets the container
+/// process's environment, as runc gives it (de facto, not in the spec: runc keeps it for the
+/// hooks that rely on it).
+pub fn run_with_default_env(kind: &str, hooks: &[Hook], state_json: &[u8], env: &[String]) -> Result<()> {
+    run_all(kind, hooks, state_json, Some(env))
+}
+
+fn run_all(kind: &str, hooks: &[Hook], state_json: &[u8], default_env: Option<&[String]>) -> Result<()> {
     for (i, hook) in hooks.iter().enumerate() {
         tracing::debug!(kind, index = i, path = %hook.path().display(), "running hook");
-        run_one(hook, state_json).map_err(|e| e.context(format!("hooks.{kind}[{i}]")))?;
+        run_one(hook, state_json, default_env).map_err(|e| failed(kind, i, e))?;
     }
     Ok(())
 }
 
-/// For poststart and poststop, where the spec says a failure is logged and the remaining hooks
-/// still run.
+fn failed(kind: &str, i: usize, e: Error) -> Error {
+    e.context(format!("hooks.{kind}[{i}]")).context(format!("error running {kind} hook #{i}"))
+}
+
+/// For poststop, where the spec says a failure is logged and the remaining hooks still run.
 pub fn run_warning(kind: &str, hooks: &[Hook], state_json: &[u8]) {
     for (i, hook) in hooks.iter().enumerate() {
-        if let Err(e) = run_one(hook, state_json) {
-            tracing::warn!("hooks.{kind}[{i}]: {e}");
+        if let Err(e) = run_one(hook, state_json, None) {
+            tracing::warn!("{}", failed(kind, i, e));
         }
     }
 }
 
-fn run_one(hook: &Hook, state: &[u8]) -> Result<()> {
+fn run_one(hook: &Hook, state: &[u8], default_env: Option<&[String]>) -> Result<()> {
     let path = hook.path();
     if !path.is_absolute() {
         return Err(Error::msg(format!("path {:?} is not absolute", path.display().to_string())));
@@ -49,7 +64,7 @@ fn run_one(hook: &Hook, state: &[u8]) -> Result<()> {
         None => None,
     };
     let what = path.display();
-    let mut child = spawn(hook).map_err(|e| e.context(&what))?;
+    let mut child = spawn(hook, default_env).map_err(|e| e.context(&what))?;
     let stdin = child.stdin.take();
     let status = match pid_fd(&child) {
         Ok(Some(pidfd)) => wait_deadline(&mut child, &pidfd, stdin, state, timeout),
@@ -74,16 +89,23 @@ fn run_one(hook: &Hook, state: &[u8]) -> Result<()> {
     check_status(status).map_err(|e| e.context(&what))
 }
 
-fn spawn(hook: &Hook) -> Result<Child> {
+fn spawn(hook: &Hook, default_env: Option<&[String]>) -> Result<Child> {
     let mut cmd = Command::new(hook.path());
-    // args[0] is argv[0] and may differ from path; without args, argv[0] is the path (as in runc).
+    // args as given, args[0] as argv[0] (it may differ from path); without args, argv[0] is the
+    // path (as in runc).
     if let Some([argv0, rest @ ..]) = hook.args().as_deref() {
         cmd.arg0(argv0).args(rest);
     }
-    // The hook sees exactly its configured environment, never ours. An entry without '=' cannot
-    // be expressed through Command and is meaningless to getenv(3), so it is dropped.
+    // The hook sees exactly its configured environment (or the one the caller gives hooks
+    // without one), never ours. An entry without '=' cannot be expressed through Command and is
+    // meaningless to getenv(3), so it is dropped.
     cmd.env_clear();
-    for entry in hook.env().as_deref().unwrap_or_default() {
+    let own = hook.env().as_deref().unwrap_or_default();
+    let env = match default_env {
+        Some(default) if own.is_empty() => default,
+        _ => own,
+    };
+    for entry in env {
         if let Some((key, value)) = entry.split_once('=') {
             cmd.env(key, value);
         }
@@ -241,7 +263,7 @@ mod tests {
     #[test]
     fn exit_status_names_the_index() {
         let e = err("poststart", &[sh("exit 0"), sh("exit 3")]);
-        assert_eq!(e, "hooks.poststart[1]: /bin/sh: exit status 3");
+        assert_eq!(e, "error running poststart hook #1: hooks.poststart[1]: /bin/sh: exit status 3");
     }
 
     #[test]
@@ -255,14 +277,14 @@ mod tests {
     #[test]
     fn signal_death() {
         let e = err("prestart", &[sh("kill -9 $$")]);
-        assert_eq!(e, "hooks.prestart[0]: /bin/sh: killed by signal 9");
+        assert_eq!(e, "error running prestart hook #0: hooks.prestart[0]: /bin/sh: killed by signal 9");
     }
 
     #[test]
     fn timeout_kills_the_hook() {
         let started = Instant::now();
         let e = err("createContainer", &[hook("/bin/sh", &["sh", "-c", "exec sleep 5"], None, Some(1))]);
-        assert_eq!(e, "hooks.createContainer[0]: /bin/sh: timed out after 1s");
+        assert_eq!(e, "error running createContainer hook #0: hooks.createContainer[0]: /bin/sh: timed out after 1s");
         assert!(started.elapsed() < Duration::from_secs(5), "hook was not killed");
     }
 
@@ -274,15 +296,18 @@ mod tests {
     #[test]
     fn bad_timeout_and_relative_path() {
         let e = err("prestart", &[hook("/bin/true", &["true"], None, Some(0))]);
-        assert_eq!(e, "hooks.prestart[0]: timeout 0 must be greater than zero");
+        assert_eq!(e, "error running prestart hook #0: hooks.prestart[0]: timeout 0 must be greater than zero");
         let e = err("poststop", &[hook("bin/true", &["true"], None, None)]);
-        assert_eq!(e, "hooks.poststop[0]: path \"bin/true\" is not absolute");
+        assert_eq!(e, "error running poststop hook #0: hooks.poststop[0]: path \"bin/true\" is not absolute");
     }
 
     #[test]
     fn missing_binary() {
         let e = err("startContainer", &[hook("/nonexistent/hook", &["hook"], None, None)]);
-        assert_eq!(e, "hooks.startContainer[0]: /nonexistent/hook: no such file or directory");
+        assert_eq!(
+            e,
+            "error running startContainer hook #0: hooks.startContainer[0]: /nonexistent/hook: no such file or directory"
+        );
     }
 
     #[test]
@@ -316,6 +341,16 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "A=1\nB=two words\nC=x=y\n");
         run("prestart", &[hook("/bin/sh", &["sh", "-c", &script], None, None)], b"{}").unwrap();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "");
+        // startContainer: the given environment when there is none (or an empty one), else its own.
+        let process_env = ["PATH=/bin".to_string(), "FROM=process".to_string()];
+        for none in [None, Some(&[][..])] {
+            let h = hook("/bin/sh", &["sh", "-c", &script], none, None);
+            run_with_default_env("startContainer", &[h], b"{}", &process_env).unwrap();
+            assert_eq!(std::fs::read_to_string(&out).unwrap(), "FROM=process\nPATH=/bin\n");
+        }
+        let h = hook("/bin/sh", &["sh", "-c", &script], Some(&["OWN=1"]), None);
+        run_with_default_env("startContainer", &[h], b"{}", &process_env).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "OWN=1\n");
     }
 
     #[test]

@@ -24,12 +24,15 @@ pub struct NsPlan {
     /// Namespaces to join, user first, with their index in `linux.namespaces` for errors.
     pub join: Vec<(usize, LinuxNamespaceType, PathBuf)>,
     /// A new time namespace is made by unshare in the init so its offsets can be written before
-    /// any process lives in it; the kernel moves the init into it at execve.
+    /// any process lives in it; the init then enters it itself ([`enter_time_ns_for_children`]).
     pub new_time: bool,
     pub new_user: bool,
     pub new_pid: bool,
     pub new_net: bool,
     pub new_mount: bool,
+    /// A mount namespace other than husk's (new or joined). Without one the container shares the
+    /// host's: husk then makes no mounts at all and chroots into the rootfs.
+    pub own_mount: bool,
     pub new_cgroup: bool,
     /// CLONE_NEW* of every namespace the config lists, new or joined: the namespaces the
     /// container does not share with husk, which an exec'd process joins.
@@ -66,9 +69,8 @@ pub(crate) fn proc_name(t: LinuxNamespaceType) -> &'static str {
 impl NsPlan {
     pub fn from_config(linux: Option<&Linux>) -> Result<NsPlan> {
         let mut plan = NsPlan::default();
-        let Some(namespaces) = linux.and_then(|l| l.namespaces().as_ref()) else {
-            return Err(Error::field("linux.namespaces", "missing: husk needs at least a mount namespace"));
-        };
+        // None listed: every namespace is the host's (runc runs such a container too).
+        let namespaces = linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default();
         for (i, ns) in namespaces.iter().enumerate() {
             let t = ns.typ();
             plan.listed |= flag(t);
@@ -94,9 +96,7 @@ impl NsPlan {
         plan.new_cgroup = new(LinuxNamespaceType::Cgroup);
         // husk itself in a user namespace (run by rootless Podman) puts the init there too.
         plan.in_userns = plan.new_user || joins(LinuxNamespaceType::User) || crate::userns::in_user_namespace();
-        if !plan.new_mount && !joins(LinuxNamespaceType::Mount) {
-            return Err(Error::field("linux.namespaces", "a mount namespace is required"));
-        }
+        plan.own_mount = plan.new_mount || joins(LinuxNamespaceType::Mount);
         if plan.new_user && linux.is_some_and(|l| l.uid_mappings().as_ref().is_none_or(|m| m.is_empty())) {
             return Err(Error::field("linux.uidMappings", "a new user namespace needs uid mappings"));
         }
@@ -213,6 +213,18 @@ pub fn write_time_offsets(linux: &Linux) -> Result<()> {
         text.push_str(&format!("{name} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
     }
     std::fs::write("/proc/self/timens_offsets", text).ctx(|| "linux.timeOffsets: write /proc/self/timens_offsets")
+}
+
+/// Enter the time namespace our unshare made for our children, once its offsets are written
+/// (the first process in it fixes them). Without this the init stays in husk's time namespace
+/// until its execve (older kernels: for good), so that another container joining
+/// `/proc/<init>/ns/time` before `start` (a pod's sandbox is one) would get the host's clocks;
+/// runc's init is forked after its unshare and is in the namespace from the start.
+pub fn enter_time_ns_for_children() -> Result<()> {
+    let fd = rustix::fs::open("/proc/self/ns/time_for_children", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .ctx(|| "linux.namespaces: open /proc/self/ns/time_for_children")?;
+    move_into_link_name_space(fd.as_fd(), Some(LinkNameSpaceType::Time))
+        .ctx(|| "linux.namespaces: enter the new time namespace")
 }
 
 /// A new network namespace has `lo` down; runc and crun bring it up, and so do we.

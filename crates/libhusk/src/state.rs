@@ -163,6 +163,14 @@ pub struct ExecConfig {
     /// processes outlive the init (`kill KILL` kills them by cgroup).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pid_ns_joined: bool,
+    /// `linux.personality` and `linux.memoryPolicy`, which runc applies to exec'd processes too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<oci_spec::runtime::LinuxMemoryPolicy>,
+    /// `linux.resources.cpu.cpus` is set (see `process::setup::Placement::cpuset`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cpuset: bool,
 }
 
 /// The OCI state as `state` prints it and hooks receive it, with runc's extra fields.
@@ -176,9 +184,10 @@ pub struct OciState<'a> {
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
     pub created: &'a str,
-    pub owner: &'a str,
+    // runc's order (its containerState): annotations, when there are any, before owner.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: &'a BTreeMap<String, String>,
+    pub owner: &'a str,
 }
 
 impl State {
@@ -586,8 +595,20 @@ fn write_renamed_at(dir: &OwnedFd, path: &Path, name: &str, data: &[u8], sync: b
 fn write_temp_at(dir: &OwnedFd, name: &str, data: &[u8], sync: bool) -> rustix::io::Result<String> {
     let tmp = format!(".{name}.{}.tmp", std::process::id());
     let result = (|| -> rustix::io::Result<()> {
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
-        let f = rustix::fs::openat(dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600))?;
+        // A new file, never one that is there: the directory may be anyone's (a `--pid-file` on
+        // a filesystem without O_TMPFILE), and the name is predictable, so a symlink planted
+        // under it must not make us truncate and write its target. What is there is a leftover
+        // of a process with our pid (or planted): unlinked (the link itself, never its target),
+        // then created anew once; planted again, we fail.
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mode = Mode::from_raw_mode(0o600);
+        let f = match rustix::fs::openat(dir, tmp.as_str(), flags, mode) {
+            Err(rustix::io::Errno::EXIST) => {
+                rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty())?;
+                rustix::fs::openat(dir, tmp.as_str(), flags, mode)?
+            }
+            r => r?,
+        };
         write_all(&f, data)?;
         if sync {
             rustix::fs::fsync(&f)?;
@@ -682,12 +703,14 @@ fn write_linked(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     .ctx(what)
 }
 
-/// Every container under `root`, by id (unreadable entries are skipped by the caller).
-pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+/// Every container under `root`, by id (unreadable entries are skipped by the caller). A root
+/// that does not exist holds none unless `must_exist` (a `--root` the caller named: runc fails
+/// then, and takes a missing default root as "no container made yet").
+pub fn list_ids(root: &Path, must_exist: bool) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::from(e).context(format!("read {}", root.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(Vec::new()),
+        Err(e) => return Err(Error::from(e).context(format!("--root: open {}", root.display()))),
     };
     let mut ids: Vec<String> = entries
         .filter_map(|e| e.ok())
@@ -768,6 +791,30 @@ mod tests {
         write_atomic(&f, b"two").unwrap();
         assert_eq!(std::fs::read(&f).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The named temp file of a `--pid-file` where there is no O_TMPFILE (write_atomic's
+    /// fallback, called directly: this host's filesystems all have O_TMPFILE): its name is
+    /// predictable, and a symlink planted under it must not lead the write to its target.
+    #[test]
+    fn temp_file_never_follows_a_planted_symlink() {
+        let dir = std::env::temp_dir().join(format!("husk-state-plant-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let planted = dir.join(format!(".pid.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let fd = open_dir(&dir).unwrap();
+        write_atomic_at(&fd, &dir, "pid", b"4242").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "the write went through the planted symlink");
+        assert_eq!(std::fs::read(dir.join("pid")).unwrap(), b"4242");
+        assert!(!planted.exists() && std::fs::symlink_metadata(&planted).is_err(), "the temp name is left");
+        // A leftover regular file under the name (a crashed husk with our pid) is replaced too.
+        std::fs::write(&planted, b"stale").unwrap();
+        write_atomic_at(&fd, &dir, "pid", b"4343").unwrap();
+        assert_eq!(std::fs::read(dir.join("pid")).unwrap(), b"4343");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

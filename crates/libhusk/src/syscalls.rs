@@ -51,15 +51,16 @@ pub fn clone3(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, E
 }
 
 /// Fork a sibling: the child's parent is our parent (CLONE_PARENT), so a process that had to
-/// unshare a pid namespace can hand its pid-1 child to husk to wait for. Returns the child's pid
-/// in the caller (and 0 in the child).
+/// unshare a pid namespace can hand its pid-1 child to husk to wait for, and an exec'd process
+/// without the trampoline can hand husk the program's process. Returns the child's pid in the
+/// caller (and 0 in the child). Plain clone(2), not clone3: a container's seccomp filter may be
+/// loaded already, and Docker's refuses clone3 (ENOSYS) to make libc fall back to clone.
 pub fn clone_sibling() -> Result<i32, Errno> {
-    let mut args: libc::clone_args = unsafe_zeroed_clone_args();
-    args.flags = libc::CLONE_PARENT as u64;
-    // SAFETY: as in `clone3`: fork semantics, single-threaded caller, `args` outlives the call.
-    let ret = check(unsafe {
-        libc::syscall(libc::SYS_clone3, &mut args as *mut libc::clone_args, std::mem::size_of::<libc::clone_args>())
-    })?;
+    let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: clone without CLONE_VM and with a null stack behaves like fork (the child runs on a
+    // copy of our memory); the caller is single-threaded, so the copy holds no other thread's
+    // locks.
+    let ret = check(unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) })?;
     Ok(ret as i32)
 }
 
@@ -139,4 +140,12 @@ pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
 pub fn set_domainname(name: &[u8]) -> Result<(), Errno> {
     // SAFETY: pointer and length describe a live slice.
     check(unsafe { libc::setdomainname(name.as_ptr() as *const libc::c_char, name.len()) } as libc::c_long).map(|_| ())
+}
+
+/// `pidfd_send_signal(fd, 0)`: whether the process is still there and ours to signal, sending
+/// nothing (`kill ID 0`). rustix's `Signal` cannot be 0.
+pub fn pidfd_check(pidfd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: a null siginfo and no flags; the fd is borrowed for the call.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), 0, std::ptr::null::<u8>(), 0) })
+        .map(|_| ())
 }

@@ -200,10 +200,11 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
     dirs.map(|d| d.join(name)).find(|p| rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok())
 }
 
-/// Whether the process may call setgroups(2): not in a user namespace whose gid map was written
-/// by an unprivileged user without the helpers (`setgroups` reads `deny`).
-pub fn setgroups_allowed() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true)
+/// Whether a process of `pid`'s user namespace (`"self"`: ours) may call setgroups(2): not in a
+/// user namespace whose gid map was written by an unprivileged user without the helpers
+/// (`setgroups` reads `deny`).
+pub fn setgroups_allowed(pid: &str) -> bool {
+    crate::smallfile::read_string(format!("/proc/{pid}/setgroups"), 64).map(|s| s.trim() != "deny").unwrap_or(true)
 }
 
 /// Rewrite `maps`, whose outer ids are the host's, in terms of the namespace `through` maps

@@ -85,8 +85,7 @@ pub fn husk_with(root: &Path, args: &[&str], out: Option<&OwnedFd>, ctx: &Ctx) -
             let log = ctx.dir.join(format!("log.{n}"));
             c.arg("--log").arg(&log).args(args);
             c.stdout(Stdio::from(fd.try_clone().unwrap())).stderr(Stdio::from(fd.try_clone().unwrap()));
-            let mut child = c.spawn().unwrap();
-            let status = wait_child(&mut child, CRIU_TIMEOUT, &c);
+            let status = spawn_for(&mut c, CRIU_TIMEOUT).wait();
             let stderr = fs::read_to_string(&log).unwrap_or_default();
             use std::os::unix::process::ExitStatusExt;
             Out {
@@ -108,21 +107,6 @@ pub fn husk_with(root: &Path, args: &[&str], out: Option<&OwnedFd>, ctx: &Ctx) -
 pub fn seq_name(_ctx: &Ctx) -> usize {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-}
-
-pub fn wait_child(child: &mut std::process::Child, timeout: Duration, cmd: &Command) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("timeout after {timeout:?}: {cmd:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// A counting container started with `run -d`, its stdout and stderr a pipe we read.

@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod criu;
+pub mod watchdog;
 
 use std::fs;
 use std::io::Write;
@@ -25,6 +26,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+#[allow(unused_imports)]
+pub use watchdog::{output, output_for, spawn, spawn_for, status, Guarded, BACKGROUND, TIMEOUT};
 
 pub mod rootless;
 
@@ -40,11 +44,8 @@ pub fn bin() -> PathBuf {
 pub fn version_line() -> &'static str {
     static V: OnceLock<String> = OnceLock::new();
     V.get_or_init(|| {
-        let out = Command::new(bin()).arg("--version").stdin(Stdio::null()).output();
-        match out {
-            Ok(o) => String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string(),
-            Err(_) => String::new(),
-        }
+        let o = output(Command::new(bin()).arg("--version"));
+        String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string()
     })
 }
 
@@ -77,12 +78,9 @@ pub fn base_bundle() -> &'static Path {
         }
         let dir = top.join(format!("base-bundle.{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let st = Command::new(repo_root().join("scripts/mkbundle.sh"))
-            .arg(&dir)
-            .env("HUSK_BIN", bin())
-            .stdin(Stdio::null())
-            .status()
-            .expect("run scripts/mkbundle.sh");
+        let st = status(
+            Command::new(repo_root().join("scripts/mkbundle.sh")).arg(&dir).env("HUSK_BIN", bin()).stdin(Stdio::null()),
+        );
         assert!(st.success(), "scripts/mkbundle.sh failed");
         dir
     })
@@ -160,10 +158,10 @@ fn seq() -> usize {
     SEQ.fetch_add(1, Ordering::SeqCst)
 }
 
-pub const TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Run `cmd` with stdout/stderr redirected to fresh files in `dir`, stdin from /dev/null unless the
-/// caller set it, killing it after `timeout`.
+/// caller set it; past `timeout` the watchdog ends it (and what it started) and the test fails
+/// with what it printed.
+#[track_caller]
 pub fn run_cmd(mut cmd: Command, dir: &Path, timeout: Duration) -> Out {
     use std::os::unix::process::ExitStatusExt;
     let n = seq();
@@ -172,23 +170,9 @@ pub fn run_cmd(mut cmd: Command, dir: &Path, timeout: Duration) -> Out {
     let so = fs::File::create(&stdout_path).unwrap();
     let se = fs::File::create(&stderr_path).unwrap();
     cmd.stdout(so).stderr(se);
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "timeout after {timeout:?}: {cmd:?}\nstdout: {}\nstderr: {}",
-                fs::read_to_string(&stdout_path).unwrap_or_default(),
-                fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = spawn_for(&mut cmd, timeout)
+        .wait_or_hang()
+        .unwrap_or_else(|hang| panic!("{hang}\nstdout: {}\nstderr: {}", tail_of(&stdout_path), tail_of(&stderr_path)));
     Out {
         code: status.code(),
         signal: status.signal(),
@@ -199,9 +183,19 @@ pub fn run_cmd(mut cmd: Command, dir: &Path, timeout: Duration) -> Out {
     }
 }
 
-/// A runtime process started in the background (`Ctx::spawn`), its output going to files.
+/// The last 2000 characters of a file (what a hung command printed last).
+pub fn tail_of(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    match text.char_indices().rev().nth(1999) {
+        Some((i, _)) => format!("...{}", &text[i..]),
+        None => text,
+    }
+}
+
+/// A runtime process started in the background (`Ctx::spawn`), its output going to files; past
+/// [`BACKGROUND`] from its start the watchdog ends it.
 pub struct Spawned {
-    pub child: std::process::Child,
+    pub child: Guarded,
     pub stdout_path: PathBuf,
     pub stderr_path: PathBuf,
 }
@@ -226,20 +220,13 @@ impl Spawned {
         assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0, "kill {}", self.pid());
     }
 
-    /// Wait for it to exit (at most TIMEOUT) and collect what it printed.
+    /// Wait for it to exit (its bound: [`BACKGROUND`] from its start) and collect what it printed.
+    #[track_caller]
     pub fn wait(mut self) -> Out {
         use std::os::unix::process::ExitStatusExt;
-        let start = Instant::now();
-        let status = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st;
-            }
-            if start.elapsed() > TIMEOUT {
-                let _ = self.child.kill();
-                panic!("timeout: stdout {:?}", self.stdout());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let status = self.child.wait_or_hang().unwrap_or_else(|hang| {
+            panic!("{hang}\nstdout: {}\nstderr: {}", tail_of(&self.stdout_path), tail_of(&self.stderr_path))
+        });
         Out {
             code: status.code(),
             signal: status.signal(),
@@ -344,7 +331,7 @@ impl Ctx {
         let root = dir.join("root");
         let bundle = dir.join("bundle");
         fs::create_dir_all(&bundle).unwrap();
-        let st = Command::new("cp").arg("-a").arg(base.join("rootfs")).arg(bundle.join("rootfs")).status().unwrap();
+        let st = status(Command::new("cp").arg("-a").arg(base.join("rootfs")).arg(bundle.join("rootfs")));
         assert!(st.success(), "copy rootfs");
         let mut config: Value = serde_json::from_slice(&fs::read(base.join("config.json")).unwrap()).unwrap();
         config["process"]["terminal"] = json!(false);
@@ -439,7 +426,7 @@ impl Ctx {
         let stdout_path = self.dir.join(format!("out.{n}"));
         let stderr_path = self.dir.join(format!("err.{n}"));
         c.stdout(fs::File::create(&stdout_path).unwrap()).stderr(fs::File::create(&stderr_path).unwrap());
-        let child = c.spawn().unwrap_or_else(|e| panic!("spawn {c:?}: {e}"));
+        let child = spawn_for(&mut c, BACKGROUND);
         Spawned { child, stdout_path, stderr_path }
     }
 
@@ -525,7 +512,7 @@ impl Ctx {
     /// Create a named network namespace, removed on drop.
     pub fn netns(&self) -> String {
         let name = format!("husktest-{}-{}", std::process::id(), seq());
-        let st = Command::new("ip").args(["netns", "add", &name]).status().unwrap();
+        let st = status(Command::new("ip").args(["netns", "add", &name]));
         assert!(st.success(), "ip netns add {name}");
         self.netns.lock().unwrap().push(name.clone());
         name
@@ -626,7 +613,7 @@ impl Drop for Ctx {
             }
         }
         for n in self.netns.lock().unwrap().iter() {
-            let _ = Command::new("ip").args(["netns", "delete", n]).status();
+            status(Command::new("ip").args(["netns", "delete", n]));
         }
         if std::env::var_os("HUSK_TEST_KEEP").is_none() {
             let _ = fs::remove_dir_all(&self.dir);
@@ -702,7 +689,7 @@ pub fn status_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 /// Copy the rootfs and chown it to `uid:gid` (for user-namespace tests).
 pub fn chown_rootfs(ctx: &Ctx, uid: u32, gid: u32) {
-    let st = Command::new("chown").arg("-R").arg("-h").arg(format!("{uid}:{gid}")).arg(ctx.rootfs()).status().unwrap();
+    let st = status(Command::new("chown").arg("-R").arg("-h").arg(format!("{uid}:{gid}")).arg(ctx.rootfs()));
     assert!(st.success());
 }
 
@@ -765,13 +752,17 @@ impl Feature {
                 fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y")
             }
             Feature::SELinux => Path::new("/sys/fs/selinux/enforce").exists(),
-            Feature::Criu => Command::new("criu")
-                .arg("check")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success()),
+            Feature::Criu => {
+                which("criu")
+                    && status(
+                        Command::new("criu")
+                            .arg("check")
+                            .stdin(Stdio::null())
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null()),
+                    )
+                    .success()
+            }
         }
     }
 }
@@ -797,6 +788,16 @@ pub fn require(f: Feature) -> bool {
     false
 }
 
+/// Whether `program` is in $PATH (a test that needs it skips or fails by this, not by a spawn
+/// error).
+pub fn which(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|d| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(d.join(program)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
 /// Add a new namespace of type `ty` to `config` unless it has one (the default spec's set depends
 /// on the host: a pure cgroup v2 host gets a cgroup namespace).
 pub fn add_namespace(config: &mut Value, ty: &str) {
@@ -808,7 +809,7 @@ pub fn add_namespace(config: &mut Value, ty: &str) {
 
 /// Copy the dynamic loader and libraries `binary` needs (per ldd) to the same paths in `rootfs`.
 pub fn copy_shared_libraries(binary: &std::path::Path, rootfs: &std::path::Path) {
-    let out = std::process::Command::new("ldd").arg(binary).output().unwrap();
+    let out = output(std::process::Command::new("ldd").arg(binary));
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let path = match line.split_once("=>") {
             Some((_, rest)) => rest.split_whitespace().next(),

@@ -29,7 +29,7 @@ pub struct User {
 }
 
 fn id_of(name: &str, flag: &str) -> Option<u32> {
-    let out = Command::new("id").args([flag, name]).stderr(Stdio::null()).output().ok()?;
+    let out = super::output(Command::new("id").args([flag, name]));
     String::from_utf8_lossy(&out.stdout).trim().parse().ok().filter(|_| out.status.success())
 }
 
@@ -61,8 +61,8 @@ fn free_range() -> u32 {
 }
 
 fn sh(args: &[&str]) {
-    let st = Command::new(args[0]).args(&args[1..]).stdin(Stdio::null()).status();
-    assert!(st.as_ref().is_ok_and(|s| s.success()), "{args:?}: {st:?}");
+    let st = super::status(Command::new(args[0]).args(&args[1..]).stdin(Stdio::null()));
+    assert!(st.success(), "{args:?}: {st:?}");
 }
 
 fn lookup(name: &str) -> Option<User> {

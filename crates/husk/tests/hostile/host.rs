@@ -7,7 +7,8 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -34,7 +35,7 @@ pub struct HostSnapshot {
     sysctls: Vec<(String, String)>,
     mounts: BTreeSet<String>,
     cgroup_tops: BTreeSet<String>,
-    canary: Child,
+    canary: Guarded,
     canary_file: PathBuf,
 }
 
@@ -52,7 +53,7 @@ fn host_mounts() -> BTreeSet<String> {
 
 /// Top-level dirs of every mounted cgroup hierarchy (a v1 controller dir, the unified mount, or
 /// the v2 root), whose own `cgroup.procs` counts are not compared: other tests run beside us.
-fn cgroup_tops() -> BTreeSet<String> {
+fn cgroup_tops(settled_only: bool) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let top = Path::new("/sys/fs/cgroup");
     let mut roots = vec![top.to_path_buf()];
@@ -63,8 +64,15 @@ fn cgroup_tops() -> BTreeSet<String> {
         if let Ok(rd) = fs::read_dir(&r) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                // Tests and managers make and remove their own top-level dirs all the time.
-                if e.path().is_dir() && !name.starts_with("husk") && !name.contains("test") {
+                // Tests and managers make and remove their own top-level dirs all the time
+                // (`run-NN` of other suites on this machine): the snapshot takes only dirs
+                // unchanged for a minute as the host's own.
+                let young = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().map_or(true, |age| age < std::time::Duration::from_secs(60)));
+                if e.path().is_dir() && !name.starts_with("husk") && !name.contains("test") && (!settled_only || !young)
+                {
                     out.insert(e.path().display().to_string());
                 }
             }
@@ -83,16 +91,20 @@ fn read_sysctls() -> Vec<(String, String)> {
 impl HostSnapshot {
     /// Take the snapshot; `ctx` gives the place for the canary file (beside, not in, the bundle).
     pub fn take(ctx: &Ctx) -> HostSnapshot {
-        let canary = Command::new("sleep")
-            .arg("3600")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the canary sleep");
+        // It lives as long as the hostile case; the bound is only for a case that never ends.
+        let canary = spawn_for(
+            Command::new("sleep").arg("3600").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()),
+            Duration::from_secs(1800),
+        );
         let canary_file = ctx.dir.join("canary-outside-bundle");
         fs::write(&canary_file, b"untouched\n").unwrap();
-        HostSnapshot { sysctls: read_sysctls(), mounts: host_mounts(), cgroup_tops: cgroup_tops(), canary, canary_file }
+        HostSnapshot {
+            sysctls: read_sysctls(),
+            mounts: host_mounts(),
+            cgroup_tops: cgroup_tops(true),
+            canary,
+            canary_file,
+        }
     }
 
     /// Panic naming everything that changed on the host since [`HostSnapshot::take`].
@@ -105,7 +117,7 @@ impl HostSnapshot {
             }
         }
         match self.canary.try_wait() {
-            Ok(None) => {}
+            None => {}
             other => changed.push(format!("the canary process {} died: {other:?}", self.canary.id())),
         }
         match fs::read(&self.canary_file) {
@@ -116,20 +128,20 @@ impl HostSnapshot {
         for m in mounts.symmetric_difference(&self.mounts) {
             changed.push(format!("host mount table: {m} appeared or went"));
         }
-        let tops = cgroup_tops();
+        let tops = cgroup_tops(false);
         for c in self.cgroup_tops.difference(&tops) {
             changed.push(format!("cgroup {c} went"));
         }
-        let _ = self.canary.kill();
-        let _ = self.canary.wait();
+        self.canary.kill();
+        self.canary.wait();
         assert!(changed.is_empty(), "the host changed:\n  {}", changed.join("\n  "));
     }
 }
 
 impl Drop for HostSnapshot {
     fn drop(&mut self) {
-        let _ = self.canary.kill();
-        let _ = self.canary.wait();
+        self.canary.kill();
+        self.canary.wait();
     }
 }
 
@@ -301,7 +313,7 @@ fn kill_and_delete_spare_the_neighbours_in_a_joined_cgroup() {
         let o = ctx.run_with(&id, &["-d"]).ok();
         let init = ctx.state(&id)["pid"].as_i64().unwrap() as u32;
         // The neighbour joins every hierarchy of the container's cgroup.
-        let mut neighbour = Command::new("sleep").arg("1000").stdin(Stdio::null()).spawn().unwrap();
+        let mut neighbour = spawn(Command::new("sleep").arg("1000").stdin(Stdio::null()));
         for d in &dirs {
             fs::write(d.join("cgroup.procs"), neighbour.id().to_string()).unwrap();
         }
@@ -309,7 +321,7 @@ fn kill_and_delete_spare_the_neighbours_in_a_joined_cgroup() {
         ctx.husk(&["kill", "--all", &id, "KILL"]).ok();
         assert!(wait_for(10, || !alive(init)), "the container's init survived kill --all: {o}");
         ctx.husk(&["delete", "--force", &id]).ok();
-        assert!(neighbour.try_wait().unwrap().is_none(), "kill --all or delete --force killed the neighbour");
+        assert!(neighbour.try_wait().is_none(), "kill --all or delete --force killed the neighbour");
         for d in &dirs {
             assert!(d.is_dir(), "{} existed before the container and was removed", d.display());
             let frozen = ["freezer.state", "cgroup.freeze"]
@@ -318,8 +330,8 @@ fn kill_and_delete_spare_the_neighbours_in_a_joined_cgroup() {
             assert!(!frozen, "{} was left frozen", d.display());
         }
         host.assert_unchanged();
-        neighbour.kill().unwrap();
-        neighbour.wait().unwrap();
+        neighbour.kill();
+        neighbour.wait();
         for d in &dirs {
             assert!(wait_for(5, || fs::remove_dir(d).is_ok() || !d.exists()), "rmdir {}", d.display());
         }

@@ -12,6 +12,7 @@ pub mod freezer;
 mod hugetlb;
 mod join;
 mod mountinfo;
+pub(crate) use mountinfo::unescape as unescape_mountinfo;
 pub mod oom;
 mod rdma;
 mod remove;

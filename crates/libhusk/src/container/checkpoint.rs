@@ -53,6 +53,18 @@ pub fn checkpoint(opts: &CheckpointOptions) -> Result<()> {
         Status::Running | Status::Paused => {}
         other => return Err(Error::msg(format!("cannot checkpoint a container in the {} state", other.as_str()))),
     }
+    // As runc: the image directory made, the parent checked against it, before CRIU is asked
+    // anything. A refused parent leaves no image directory that was not there.
+    let made = !opts.image_path.exists();
+    let images = make_dir(&opts.image_path, "--image-path")?;
+    if let Some(parent) = &opts.parent_path {
+        if let Err(e) = check_parent(&opts.image_path, parent) {
+            if made {
+                let _ = std::fs::remove_dir(&opts.image_path);
+            }
+            return Err(e);
+        }
+    }
     let criu = Criu::probe(opts.criu.as_deref())?;
     if cgroups::current_mode()? == cgroups::Mode::V2 {
         criu.require(criu::V2_VERSION, "checkpoint on a cgroup v2 host")?;
@@ -72,15 +84,12 @@ pub fn checkpoint(opts: &CheckpointOptions) -> Result<()> {
         feature_check(&criu, Features { lazy_pages: Some(true), ..Default::default() }, "--lazy-pages")?;
     }
 
-    let images = make_dir(&opts.image_path, "--image-path")?;
-    if let Some(parent) = &opts.parent_path {
-        check_parent(&opts.image_path, parent)?;
-    }
     let work = opts.work_path.as_deref().map(|p| make_dir(p, "--work-path")).transpose()?;
     let log_dir = opts.work_path.as_deref().unwrap_or(&opts.image_path);
     let log = absolute(log_dir).join("dump.log");
 
     let mut o = base_opts(opts, &images, work.as_ref());
+    o.config_file = criu::config_file(state.annotations.get(criu::CONFIG_ANNOTATION).map(String::as_str));
     o.pid = Some(state.init.pid);
     o.root = Some(state.rootfs.to_string_lossy().into_owned());
     o.external = externals::dump_external_ns(&plan)?;
@@ -203,17 +212,33 @@ fn make_dir(path: &Path, flag: &str) -> Result<OwnedFd> {
         .ctx(|| format!("{flag} {}", path.display()))
 }
 
-/// `--parent-path` is relative to the image path (CRIU resolves it there) and must exist.
+/// `--parent-path` is relative to the image path (CRIU resolves it there, through a `parent`
+/// symlink it makes in the image directory) and must be a directory, as in runc. Beyond runc:
+/// it must stay beside the image directory, in the directory that holds it (`../pre-dump`, what
+/// Podman passes and runc documents) or below: CRIU reads the pre-dump's images there and, with
+/// `--auto-dedup`, punches holes in their page files, so `../../..` must not reach the host's `/`;
+/// nor may the image directory be its own parent (`.`) or that of its siblings (`..`).
 fn check_parent(images: &Path, parent: &Path) -> Result<()> {
     if parent.is_absolute() {
         return Err(Error::msg(format!("--parent-path {}: must be relative to --image-path", parent.display())));
     }
     let real = images.join(parent);
     match std::fs::metadata(&real) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(Error::os(format!("--parent-path {}", real.display()), libc::ENOTDIR)),
-        Err(e) => Err(Error::from(e).context(format!("--parent-path {}", real.display()))),
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(Error::os(format!("--parent-path {}", real.display()), libc::ENOTDIR)),
+        Err(e) => return Err(Error::from(e).context(format!("--parent-path {}", real.display()))),
     }
+    let canonical = |p: &Path| std::fs::canonicalize(p).ctx(|| format!("--parent-path {}", p.display()));
+    let (home, own, target) = (canonical(&images.join(".."))?, canonical(images)?, canonical(&real)?);
+    if !target.starts_with(&home) || target == home || target == own {
+        return Err(Error::msg(format!(
+            "--parent-path {}: resolves to {}, which is not beside the image directory in {}",
+            parent.display(),
+            target.display(),
+            home.display()
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn absolute(p: &Path) -> PathBuf {
@@ -264,5 +289,24 @@ mod tests {
         assert!(check_parent(&dir, Path::new("/pre")).unwrap_err().to_string().contains("relative"));
         assert!(check_parent(&dir, Path::new("nope")).unwrap_err().to_string().contains("no such file"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn parent_path_stays_beside_the_image_directory() {
+        let top = std::env::temp_dir().join(format!("husk-ckpt-beside-{}", std::process::id()));
+        let img = top.join("img");
+        for d in ["img/sub", "pre", "pre2"] {
+            std::fs::create_dir_all(top.join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink("/", top.join("to-root")).unwrap();
+        std::os::unix::fs::symlink("pre", top.join("to-pre")).unwrap();
+        for ok in ["../pre", "../pre2/", "sub", "../to-pre", "../img/sub"] {
+            assert!(check_parent(&img, Path::new(ok)).is_ok(), "{ok}");
+        }
+        for bad in ["../../..", "../..", "..", ".", "../to-root", "sub/..", "../pre/../.."] {
+            let e = check_parent(&img, Path::new(bad)).unwrap_err().to_string();
+            assert!(e.contains("not beside the image directory"), "{bad}: {e}");
+        }
+        std::fs::remove_dir_all(&top).unwrap();
     }
 }

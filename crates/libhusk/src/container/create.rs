@@ -51,13 +51,27 @@ pub struct Created {
 
 pub fn create(opts: &CreateOptions) -> Result<Created> {
     let mut bundle = Bundle::load(&opts.bundle)?;
+    tracing::debug!("create {}: bundle {}, rootfs {}", opts.id, bundle.dir.display(), bundle.rootfs.display());
     lsm::check(&bundle.spec)?;
     // Checked and compiled (or found in the cache) before anything exists to clean up.
     let filter = match bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(seccomp::prepare(s, Some(&opts.root.join(seccomp::cache::DIR_NAME)))?),
         None => None,
     };
+    // Connected before anything exists: a missing agent fails here (runc's words), and the
+    // notify fd goes over this connection once the init loaded the filter.
+    let agent = match (&filter, bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref())) {
+        (Some(f), Some(s)) if f.uses_notify() => Some(notify::connect_agent(
+            s.listener_path().as_deref().ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?,
+        )?),
+        _ => None,
+    };
     let plan = NsPlan::from_config(bundle.spec.linux().as_ref())?;
+    if !plan.own_mount {
+        crate::rootfs::check_without_mount_ns(&bundle.spec)?;
+    } else if opts.no_pivot {
+        crate::rootfs::check_no_pivot(&bundle.spec)?;
+    }
     if !userns::privileged() && !plan.in_userns {
         return Err(Error::field(
             "linux.namespaces",
@@ -81,7 +95,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         let dir = undo.dir.as_ref().ok_or_else(|| Error::msg("state dir lost"))?;
         extra_env.push(crate::notify::prepare(&mut bundle.spec, dir)?);
     }
-    match create_in(opts, &bundle, &plan, filter.as_ref(), exec_config, extra_env, &mut undo) {
+    let seccomp = SeccompSetup { filter: filter.as_ref(), agent };
+    match create_in(opts, &bundle, &plan, seccomp, exec_config, extra_env, &mut undo) {
         Ok((pid, pidfd, console)) => {
             let state_dir = undo.dir.take().ok_or_else(|| Error::msg("state dir lost"))?;
             undo.cgroup = None;
@@ -92,6 +107,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// The container's compiled filter and, for a notify profile, the connection to its agent.
+struct SeccompSetup<'a> {
+    filter: Option<&'a Prepared>,
+    agent: Option<OwnedFd>,
 }
 
 /// Undoes a failed create: nothing may be left behind (process, cgroup, state).
@@ -127,13 +148,14 @@ fn create_in(
     opts: &CreateOptions,
     bundle: &Bundle,
     plan: &NsPlan,
-    filter: Option<&Prepared>,
+    seccomp: SeccompSetup,
     exec_config: Option<crate::state::ExecConfig>,
     notify_env: Vec<String>,
     undo: &mut Undo,
 ) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
+    let SeccompSetup { filter, mut agent } = seccomp;
     let dir = undo.dir.as_ref().ok_or_else(|| Error::msg("state dir lost"))?;
     let mut state = State::creating(&opts.id, bundle, exec_config)?;
     if let (Some(f), Some(s)) = (filter, linux.and_then(|l| l.seccomp().as_ref())) {
@@ -172,6 +194,11 @@ fn create_in(
         }
     };
     crashpoint::here("create:cgroup-made");
+    tracing::debug!(
+        "create {}: cgroup {}",
+        opts.id,
+        cgroup.placements.iter().map(|p| p.dir.display().to_string()).collect::<Vec<_>>().join(" ")
+    );
     state.cgroup = cgroup.clone();
     undo.cgroup = Some(cgroup.clone());
 
@@ -188,7 +215,12 @@ fn create_in(
     let (parent_end, child_end) = sync::pair()?;
     let (listen_fds, mut extra_env) = socket_activation();
     extra_env.extend(notify_env);
-    let keep_fds = 3 + listen_fds + opts.preserve_fds;
+    // The CLI has checked that every one of them is open (so the sum is small); wrapping would
+    // close stdio.
+    let keep_fds = 3u32
+        .checked_add(listen_fds)
+        .and_then(|n| n.checked_add(opts.preserve_fds))
+        .ok_or_else(|| Error::msg(format!("--preserve-fds {}: more fds than there can be", opts.preserve_fds)))?;
     let hooks = spec.hooks().as_ref();
     let prestart = hooks.and_then(|h| h.prestart().clone()).unwrap_or_default();
     let create_runtime = hooks.and_then(|h| h.create_runtime().clone()).unwrap_or_default();
@@ -196,7 +228,15 @@ fn create_in(
 
     let rdt_root = linux.and_then(|l| l.intel_rdt().as_ref()).map(|_| intel_rdt::resctrl_root()).transpose()?;
     // Inherited by the init through the clone; closed in the parent when this returns.
-    let idmapped = crate::rootfs::idmap::prepare(spec, &bundle.dir, plan.new_user)?;
+    let userns = match (plan.new_user, plan.user_ns_path()) {
+        (true, _) => crate::rootfs::idmap::Userns::New(linux),
+        (false, Some((_, _, path))) => crate::rootfs::idmap::Userns::Joined(path),
+        (false, None) => crate::rootfs::idmap::Userns::None,
+    };
+    let idmapped = crate::rootfs::idmap::prepare(spec, &bundle.dir, userns)?;
+    // As root outside the container's user namespace, husk can open bind sources its root
+    // cannot reach (a directory only a host user may enter), when the init asks.
+    let mount_source_broker = plan.in_userns && plan.own_mount && userns::privileged();
     // The init joins its cgroups itself, as an exec'd process does (cgroups/join.rs): born in
     // the cgroup2 one (CLONE_INTO_CGROUP), it writes `0` to each v1 hierarchy's `tasks` first
     // thing. The parent writing the init's pid to `cgroup.procs` instead takes the kernel's
@@ -254,6 +294,7 @@ fn create_in(
                 dumpable_until_mapped,
                 idmapped: &idmapped,
                 user_ns_joined: entered.user_joined,
+                mount_source_broker,
             })
         }
         Ok(Forked::Parent { pid, pidfd }) => {
@@ -270,6 +311,7 @@ fn create_in(
     drop(joining);
     undo.child = Some((pid, pidfd.try_clone().ctx(|| "dup pidfd")?));
     crashpoint::here("create:cloned");
+    tracing::debug!("create {}: init cloned as pid {pid} (namespaces {:#x})", opts.id, clone_flags);
 
     if plan.new_user {
         if let Some(l) = linux {
@@ -299,6 +341,7 @@ fn create_in(
     }
     parent_end.send(&sync::Msg::Go)?;
     crashpoint::here("create:go-sent");
+    tracing::debug!("create {}: init told to go on (maps, cgroup, devices in place)", opts.id);
     let (pid, pidfd) =
         if plan.unshare_pid() { adopt_late_init(pid, &parent_end, &mut undo.child)? } else { (pid, pidfd) };
     state.init = ProcessId::of(pid)?;
@@ -307,15 +350,17 @@ fn create_in(
     state.status = Status::Created;
     let final_state = dir.prepare_save(&state)?;
 
+    let sources = MountSources { spec, bundle: &bundle.dir, init: pid };
     if parent_hooks {
-        parent_end.expect(sync::Msg::RunHooks)?;
+        wait_for(&parent_end, sync::Msg::RunHooks, &state, &sources, &mut agent)?;
         let json = serde_json::to_vec(&state.oci_with(Status::Creating)).unwrap_or_default();
         hooks::run("prestart", &prestart, &json)?;
         hooks::run("createRuntime", &create_runtime, &json)?;
         parent_end.send(&sync::Msg::HooksDone)?;
     }
-    wait_ready(&parent_end, &state)?;
+    wait_for(&parent_end, sync::Msg::Ready, &state, &sources, &mut agent)?;
     crashpoint::here("create:ready");
+    tracing::debug!("create {}: init {pid} ready, waiting for start", opts.id);
     let console = own_listener.as_ref().map(console::receive_master).transpose()?;
 
     final_state.commit()?;
@@ -384,26 +429,74 @@ fn socket_activation() -> (u32, Vec<String>) {
     }
 }
 
-/// Wait for the init's `Ready`; a seccomp notify fd that arrives first goes to the agent.
-fn wait_ready(sync: &sync::Channel, state: &State) -> Result<()> {
+/// Wait for `want` from the init (`RunHooks`, `Ready`), serving what it asks for meanwhile: a
+/// seccomp notify fd goes to the agent (connected before anything existed), a bind source it
+/// cannot reach is opened for it.
+fn wait_for(
+    sync: &sync::Channel,
+    want: sync::Msg,
+    state: &State,
+    sources: &MountSources,
+    agent: &mut Option<OwnedFd>,
+) -> Result<()> {
     loop {
         match sync.recv_with_fd()? {
-            (Some(sync::Msg::Ready), _) => return Ok(()),
+            (Some(m), _) if m == want => return Ok(()),
             // runc sends the state as it is at this moment: still creating.
-            (Some(sync::Msg::SeccompFd), Some(fd)) => seccomp_to_agent(state, Status::Creating, state.init.pid, &fd)?,
+            (Some(sync::Msg::SeccompFd), Some(fd)) => {
+                seccomp_to_agent(state, Status::Creating, state.init.pid, &fd, agent.take())?
+            }
+            (Some(sync::Msg::MountSource(i)), _) => match sources.open(i as usize) {
+                Ok(fd) => sync.send_with_fd(&sync::Msg::MountSourceFd, fd.as_fd())?,
+                Err(e) => sync.send(&sync::Msg::Error(e.to_string()))?,
+            },
             (Some(sync::Msg::Error(text)), _) => return Err(Error::msg(text)),
-            (Some(other), _) => return Err(Error::msg(format!("sync: expected Ready, got {other:?}"))),
+            (Some(other), _) => return Err(Error::msg(format!("sync: expected {want:?}, got {other:?}"))),
             (None, _) => return Err(Error::msg("container init exited during setup")),
         }
     }
 }
 
+/// Bind sources opened for an init whose user namespace cannot reach them.
+struct MountSources<'a> {
+    spec: &'a oci_spec::runtime::Spec,
+    bundle: &'a std::path::Path,
+    /// The init, in whose mount namespace the source is looked up (it may lie under a mount
+    /// the init made), from its own root, as it would have.
+    init: i32,
+}
+
+impl MountSources<'_> {
+    fn open(&self, i: usize) -> Result<OwnedFd> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let m =
+            self.spec.mounts().as_ref().and_then(|m| m.get(i)).ok_or_else(|| Error::msg(format!("no mounts[{i}]")))?;
+        let source = m.source().as_ref().ok_or_else(|| Error::field(format!("mounts[{i}].source"), "missing"))?;
+        let source = if source.is_absolute() { source.clone() } else { self.bundle.join(source) };
+        let dir = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root = rustix::fs::open(format!("/proc/{}/root", self.init), dir, Mode::empty())
+            .map_err(|e| Error::os("open the container init's root", e.raw_os_error()))?;
+        let rel = crate::rootfs::safe_path::relative(&source);
+        let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        rustix::fs::openat2(&root, rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), how)
+            .map_err(|e| Error::os(format!("open bind source {}", source.display()), e.raw_os_error()))
+    }
+}
+
 /// A seccomp notify fd from the container process `pid` goes to the agent at `listenerPath`
-/// with the container's state, as runc sends it (for the init and exec'd processes alike).
-pub(crate) fn seccomp_to_agent(state: &State, status: Status, pid: i32, fd: &OwnedFd) -> Result<()> {
+/// with the container's state, as runc sends it (for the init and exec'd processes alike), over
+/// the connection made before the process was (`agent`).
+pub(crate) fn seccomp_to_agent(
+    state: &State,
+    status: Status,
+    pid: i32,
+    fd: &OwnedFd,
+    agent: Option<OwnedFd>,
+) -> Result<()> {
     let record = state.seccomp.as_ref().ok_or_else(|| Error::msg("seccomp notify fd without a filter"))?;
     let listener =
         record.listener_path.as_deref().ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?;
+    let agent = agent.ok_or_else(|| Error::msg("seccomp notify: a second notify fd for one process"))?;
     let container = notify::Container {
         oci_version: &state.oci_version,
         id: &state.id,
@@ -412,7 +505,7 @@ pub(crate) fn seccomp_to_agent(state: &State, status: Status, pid: i32, fd: &Own
         annotations: &state.annotations,
     };
     let payload = notify::payload(&container, pid, record.listener_metadata.as_deref());
-    notify::send_to_agent(listener, &payload, fd.as_fd())
+    notify::send_to_agent(agent, listener, &payload, fd.as_fd())
 }
 
 pub(crate) fn connect_start(dir: &StateDir) -> Result<OwnedFd> {

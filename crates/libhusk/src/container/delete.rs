@@ -47,6 +47,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             return Err(Error::msg(format!("cannot delete container {id} that is not stopped: {}", other.as_str())))
         }
     }
+    tracing::debug!("delete {id}: {} container, removing what husk made", status.as_str());
     destroy(dir, &state, status)
 }
 
@@ -61,7 +62,7 @@ pub(crate) fn destroy(dir: StateDir, state: &State, status: Status) -> Result<()
         // Nothing was left to kill.
         crate::crashpoint::here("delete:killed");
     } else {
-        kill_all(state)?;
+        kill_and_wait(state)?;
         crate::crashpoint::here("delete:killed");
         state.cgroup.destroy()?;
     }
@@ -81,7 +82,7 @@ pub(crate) fn destroy(dir: StateDir, state: &State, status: Status) -> Result<()
 /// SIGKILL the init and everything in the container's cgroup, then wait until they are gone.
 /// In a cgroup the container did not create (joined, maybe shared) only the processes that are
 /// provably the container's (`kill::container_pids`).
-fn kill_all(state: &State) -> Result<()> {
+pub(crate) fn kill_and_wait(state: &State) -> Result<()> {
     let mut fds: Vec<OwnedFd> = Vec::new();
     if state.init.is_alive() {
         if let Some(fd) = Pid::from_raw(state.init.pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) {

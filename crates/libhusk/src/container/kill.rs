@@ -1,6 +1,7 @@
 //! `kill`: signal the init (or, with --all, every process of the container) through pidfds, so a
 //! recycled pid is never hit.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
@@ -8,11 +9,15 @@ use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 use crate::error::{Error, Result};
 use crate::state::{ProcessId, State, StateDir, Status};
 
-/// `9`, `KILL`, `SIGKILL`, `sigkill` all name SIGKILL.
-pub fn parse_signal(text: &str) -> Result<Signal> {
-    let bad = || Error::msg(format!("invalid signal: {text:?}"));
+/// `9`, `KILL`, `SIGKILL`, `sigkill` all name SIGKILL; `0` is `None`: no signal, only the check
+/// that the init is there (`kill ID 0`, as kill(1) and runc take it).
+pub fn parse_signal(text: &str) -> Result<Option<Signal>> {
+    let bad = || Error::msg(format!("invalid signal: unknown signal {text:?}"));
     if let Ok(n) = text.parse::<i32>() {
-        return Signal::from_named_raw(n).or_else(|| realtime(n)).ok_or_else(bad);
+        if n == 0 {
+            return Ok(None);
+        }
+        return Signal::from_named_raw(n).or_else(|| realtime(n)).map(Some).ok_or_else(bad);
     }
     let upper = text.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
@@ -22,10 +27,10 @@ pub fn parse_signal(text: &str) -> Result<Signal> {
         realtime(base + sign * off).ok_or_else(bad)
     };
     if let Some(rest) = name.strip_prefix("RTMIN") {
-        return rt(libc::SIGRTMIN(), rest.strip_prefix('+').unwrap_or(rest), 1);
+        return rt(libc::SIGRTMIN(), rest.strip_prefix('+').unwrap_or(rest), 1).map(Some);
     }
     if let Some(rest) = name.strip_prefix("RTMAX") {
-        return rt(libc::SIGRTMAX(), rest.strip_prefix('-').unwrap_or(rest), -1);
+        return rt(libc::SIGRTMAX(), rest.strip_prefix('-').unwrap_or(rest), -1).map(Some);
     }
     let sig = match name {
         "HUP" => Signal::HUP,
@@ -61,7 +66,7 @@ pub fn parse_signal(text: &str) -> Result<Signal> {
         "SYS" => Signal::SYS,
         _ => return Err(bad()),
     };
-    Ok(sig)
+    Ok(Some(sig))
 }
 
 /// A realtime signal number (SIGRTMIN..=SIGRTMAX as the C library counts them).
@@ -73,28 +78,34 @@ fn realtime(n: i32) -> Option<Signal> {
     Some(unsafe { Signal::from_raw_unchecked(n) })
 }
 
-pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
+/// `signal` None: signal 0, which only checks that the init is alive (and is never sent to every
+/// process: nothing is frozen for it).
+pub fn kill(root: &Path, id: &str, signal: Option<Signal>, all: bool) -> Result<()> {
     let dir = StateDir::open(root, id)?;
+    let all = all && signal.is_some();
     // --all freezes and thaws the cgroup: exclusive with pause/resume, and with a delete that
     // would remove the cgroup between our freeze and thaw. So may SIGKILL (below).
-    if all || signal == Signal::KILL {
+    if all || signal == Some(Signal::KILL) {
         dir.lock()?;
     }
     let state = dir.load()?;
     let running = matches!(state.status(&dir), Status::Created | Status::Running | Status::Paused);
+    let number = signal.map_or(0, |s| s.as_raw());
     // SIGKILL of a container whose processes outlive its init (the host's pid namespace, or a
     // joined one) kills all of them, as runc does: else they live on after the container
     // reads `stopped`. Also once the init is gone: what is left is still the container's.
-    let by_cgroup = all || (signal == Signal::KILL && outlive_init(&state, running));
-    if !by_cgroup {
+    let by_cgroup = all || (signal == Some(Signal::KILL) && outlive_init(&state, running));
+    let Some(signal) = signal.filter(|_| by_cgroup) else {
         if !running {
             return Err(Error::msg("container not running"));
         }
+        tracing::debug!("kill {id}: signal {number} to init {}", state.init.pid);
         return signal_pid(state.init.pid, Some(state.init), signal);
-    }
+    };
     if !running && container_pids(&state)?.is_empty() {
         return if all { Ok(()) } else { Err(Error::msg("container not running")) };
     }
+    tracing::debug!("kill {id}: signal {number} to every process of the container");
     kill_all(&state, signal)
 }
 
@@ -126,7 +137,7 @@ pub(crate) fn kill_all(state: &State, signal: Signal) -> Result<()> {
     let pids = container_pids(state);
     for &pid in pids.as_deref().unwrap_or_default() {
         // A process that exits meanwhile is not an error.
-        let _ = signal_pid(pid, None, signal);
+        let _ = signal_pid(pid, None, Some(signal));
     }
     if froze || (was_paused && signal == Signal::KILL) {
         cgroup.thaw()?;
@@ -196,8 +207,9 @@ fn has_cgroup(state: &State) -> bool {
     !state.cgroup.placements.is_empty() || state.cgroup.systemd.is_some()
 }
 
-/// Signal `pid` via a pidfd; with `expect`, only if it is still that same process.
-pub(crate) fn signal_pid(pid: i32, expect: Option<ProcessId>, signal: Signal) -> Result<()> {
+/// Signal `pid` via a pidfd (`None`: signal 0, a check); with `expect`, only if it is still that
+/// same process.
+pub(crate) fn signal_pid(pid: i32, expect: Option<ProcessId>, signal: Option<Signal>) -> Result<()> {
     let not_running = || Error::msg("container not running");
     let pid = Pid::from_raw(pid).ok_or_else(not_running)?;
     let fd = pidfd_open(pid, PidfdFlags::empty()).map_err(|_| not_running())?;
@@ -205,7 +217,11 @@ pub(crate) fn signal_pid(pid: i32, expect: Option<ProcessId>, signal: Signal) ->
     if expect.is_some_and(|p| !p.is_alive()) {
         return Err(not_running());
     }
-    pidfd_send_signal(&fd, signal).map_err(|e| match e {
+    let sent = match signal {
+        Some(signal) => pidfd_send_signal(&fd, signal),
+        None => crate::syscalls::pidfd_check(fd.as_fd()),
+    };
+    sent.map_err(|e| match e {
         rustix::io::Errno::SRCH => not_running(),
         e => Error::from(e).context(format!("kill {}", pid.as_raw_nonzero())),
     })
@@ -217,17 +233,20 @@ mod tests {
 
     #[test]
     fn signal_forms() {
+        let sig = |s: &str| parse_signal(s).unwrap().unwrap();
         for s in ["9", "KILL", "SIGKILL", "sigkill", "kill"] {
-            assert_eq!(parse_signal(s).unwrap(), Signal::KILL, "{s}");
+            assert_eq!(sig(s), Signal::KILL, "{s}");
         }
-        assert_eq!(parse_signal("15").unwrap(), Signal::TERM);
+        assert_eq!(sig("15"), Signal::TERM);
         assert!(parse_signal("NOPE").is_err());
         let rtmin = libc::SIGRTMIN();
-        assert_eq!(parse_signal("SIGRTMIN+3").unwrap().as_raw(), rtmin + 3);
-        assert_eq!(parse_signal("RTMIN").unwrap().as_raw(), rtmin);
-        assert_eq!(parse_signal("RTMAX-1").unwrap().as_raw(), libc::SIGRTMAX() - 1);
-        assert_eq!(parse_signal(&(rtmin + 3).to_string()).unwrap().as_raw(), rtmin + 3);
+        assert_eq!(sig("SIGRTMIN+3").as_raw(), rtmin + 3);
+        assert_eq!(sig("RTMIN").as_raw(), rtmin);
+        assert_eq!(sig("RTMAX-1").as_raw(), libc::SIGRTMAX() - 1);
+        assert_eq!(sig(&(rtmin + 3).to_string()).as_raw(), rtmin + 3);
         assert!(parse_signal("RTMIN+99").is_err() && parse_signal("RTMIN+x").is_err());
-        assert!(parse_signal("0").is_err() || parse_signal("0").is_ok());
+        // 0 is no signal: the liveness check.
+        assert_eq!(parse_signal("0").unwrap(), None);
+        assert!(parse_signal("-1").is_err() && parse_signal("65").is_err());
     }
 }

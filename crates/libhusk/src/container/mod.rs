@@ -44,12 +44,18 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
     state.cgroup.pids()
 }
 
-/// Every container under `root` with its live status; unreadable ones are skipped like runc.
-pub fn list(root: &Path) -> Result<Vec<(Summary, crate::state::Status)>> {
-    crate::state::list(root)
+/// Every container under `root` with its live status; unreadable ones are skipped like runc. A
+/// missing root is an error only when `root_given` (the caller named it, as runc).
+pub fn list(root: &Path, root_given: bool) -> Result<Vec<(Summary, crate::state::Status)>> {
+    crate::state::list(root, root_given)
 }
 
-pub fn oci_json(state: &Summary, status: crate::state::Status) -> serde_json::Value {
-    let oci: OciState = state.oci_with(status);
-    serde_json::to_value(oci).unwrap_or_default()
+/// The containers as `list -f json` prints them: runc's one-line array, its keys in runc's order
+/// (a `Value` would sort them); `null` when there are none, as Go encodes an empty list.
+pub fn list_json(containers: &[(Summary, crate::state::Status)]) -> String {
+    if containers.is_empty() {
+        return "null".to_string();
+    }
+    let all: Vec<OciState> = containers.iter().map(|(s, st)| s.oci_with(*st)).collect();
+    serde_json::to_string(&all).unwrap_or_default()
 }

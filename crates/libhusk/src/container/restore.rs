@@ -209,6 +209,9 @@ fn restore_in(
         ext_mnt: externals::restore_map(&ext),
         join_ns,
         cg_root: cgroup_roots(swrk.pid())?,
+        config_file: criu::config_file(
+            spec.annotations().as_ref().and_then(|a| a.get(criu::CONFIG_ANNOTATION)).map(String::as_str),
+        ),
         ..Default::default()
     };
     o.inherit_fd = keys.into_iter().zip(numbers).map(|(key, fd)| InheritFd { key, fd }).collect();
@@ -300,10 +303,11 @@ fn cgroup_roots(criu_pid: i32) -> Result<Vec<CgroupRoot>> {
 /// The init's stdio at checkpoint time (runc's descriptors.json); none recorded is no error.
 fn read_stdio(images: &Path) -> Result<Vec<String>> {
     let path = images.join(DESCRIPTORS);
-    match std::fs::read(&path) {
+    // A regular file of bounded size (smallfile.rs): the image directory is the caller's.
+    match crate::smallfile::read_document(&path) {
         Ok(data) => serde_json::from_slice(&data).map_err(|e| Error::msg(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::from(e).context(format!("read {}", path.display()))),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }
 

@@ -53,21 +53,35 @@ fn start_container(root: &Path, id: &str) -> Result<(State, Option<NotifySocket>
     crate::crashpoint::here("start:signalled");
     // From here the container counts as running: the socket's absence is what says so.
     dir.remove_file(START_SOCKET);
+    tracing::debug!("start {id}: init {} told to run its program", state.init.pid);
     let mut reply = Vec::new();
     let _ = conn.read_to_end(&mut reply);
     if !reply.is_empty() {
         return Err(start_error(&state, &reply));
     }
+    tracing::debug!("start {id}: running");
     if let Some(h) = state.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
         let json = serde_json::to_vec(&state.oci_with(Status::Running)).unwrap_or_default();
-        hooks::run_warning("poststart", h, &json);
+        if let Err(e) = hooks::run("poststart", h, &json) {
+            // runtime.md: generate an error and stop the container; runc main kills it and
+            // waits for it. It stays, stopped, for `delete` (which runs the poststop hooks);
+            // `run` deletes it at once.
+            if let Err(k) = super::delete::kill_and_wait(&state) {
+                tracing::warn!("kill after failed poststart: {k}");
+            }
+            return Err(e);
+        }
     }
     crate::crashpoint::here("start:done");
     Ok((state, notify))
 }
 
-/// The init's reply: its own error text, or the exec trampoline's errno report.
+/// The init's reply: its own error text, or the exec trampoline's report (a failed execve or
+/// seccomp filter).
 fn start_error(state: &State, reply: &[u8]) -> Error {
+    if let [crate::process::trampoline::SECCOMP_FAILED_TAG, a, b, c, d] = reply {
+        return crate::seccomp::load_error(i32::from_le_bytes([*a, *b, *c, *d]));
+    }
     match exec::decode_report(reply) {
         Some(errno) => {
             let arg0 =

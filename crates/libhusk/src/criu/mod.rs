@@ -20,6 +20,23 @@ pub const V2_VERSION: u32 = 31400;
 /// An external pid namespace (`linux.namespaces` joins one by path).
 pub const EXT_PID_NS_VERSION: u32 = 31500;
 
+/// The annotation naming CRIU's configuration file for a container (runc's).
+pub const CONFIG_ANNOTATION: &str = "org.criu.config";
+/// The file CRIU reads without that annotation: runc's, so one file serves both runtimes.
+pub const DEFAULT_CONFIG: &str = "/etc/criu/runc.conf";
+
+/// CRIU's configuration file for a container with this `org.criu.config` annotation, as runc
+/// picks it (libcontainer/criu_linux.go): a path names the file, an empty value means none,
+/// no annotation means [`DEFAULT_CONFIG`]. CRIU reads it after the RPC options, so its
+/// settings win; a file that does not exist it ignores.
+pub fn config_file(annotation: Option<&str>) -> Option<String> {
+    match annotation {
+        Some("") => None,
+        Some(path) => Some(path.to_string()),
+        None => Some(DEFAULT_CONFIG.to_string()),
+    }
+}
+
 pub fn show_version(v: u32) -> String {
     match v % 100 {
         0 => format!("{}.{}", v / 10000, v / 100 % 100),
@@ -123,6 +140,13 @@ pub(crate) fn log_message(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_file_as_runc_picks_it() {
+        assert_eq!(config_file(None).as_deref(), Some("/etc/criu/runc.conf"));
+        assert_eq!(config_file(Some("")), None);
+        assert_eq!(config_file(Some("/etc/criu/mine.conf")).as_deref(), Some("/etc/criu/mine.conf"));
+    }
 
     #[test]
     fn versions_read_like_criu_prints_them() {

@@ -14,9 +14,10 @@ use crate::cgroups::{Cgroup, ExecCgroups};
 use crate::config::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NsPlan};
+use crate::process::exec;
+use crate::process::sched;
 use crate::process::setup::{self, exit, Finish};
 use crate::process::trampoline::Trampoline;
-use crate::process::{exec, user};
 use crate::rootfs::{self, RootfsContext};
 use crate::seccomp::Prepared;
 use crate::state::{State, Status};
@@ -52,12 +53,19 @@ pub struct InitArgs<'a> {
     pub idmapped: &'a [(usize, OwnedFd)],
     /// The parent joined the config's user namespace already (to enter its pid namespace).
     pub user_ns_joined: bool,
+    /// The parent, as root outside our user namespace, opens bind sources we cannot reach.
+    pub mount_source_broker: bool,
 }
 
 /// What is left to do after `start`: the labels and the filter applied last, then execve.
 struct Final<'a> {
     program: exec::Program,
     last: setup::Last<'a>,
+    /// The labels went on already (before the trampoline was tried).
+    applied: bool,
+    /// The process's environment, for startContainer hooks without their own (empty when
+    /// there are none).
+    hook_env: Vec<String>,
 }
 
 /// The child's entry point after clone3.
@@ -66,7 +74,8 @@ pub fn run(args: InitArgs) -> ! {
     // unprivileged parent still has to write our id maps: then from `Go` (see setup), before
     // anything of the container exists.
     set_comm(crate::state::INIT_COMM);
-    let err = match setup(&args) {
+    crate::sync::log_through(&args.sync);
+    let err = match setup(&args).and_then(|last| wait_as_trampoline(&args, last)) {
         Ok(last) => match args.sync.send(&Msg::Ready) {
             Ok(()) => {
                 crate::crashpoint::here("init:ready");
@@ -76,6 +85,7 @@ pub fn run(args: InitArgs) -> ! {
                 }
                 crate::crashpoint::here("init:created");
                 let InitArgs { sync, start_listener, state, trampoline, .. } = args;
+                crate::sync::stop_logging();
                 drop(sync);
                 wait_for_start_and_exec(start_listener, state, &last, trampoline)
             }
@@ -85,6 +95,26 @@ pub fn run(args: InitArgs) -> ! {
     };
     let _ = args.sync.send(&Msg::Error(err.to_string()));
     exit(1)
+}
+
+/// Everything is set up: unless startContainer hooks must run after `start` (husk's code, in
+/// here), the labels go on now and the wait for `start` is the exec trampoline's (`w`, see
+/// trampoline.rs), which reports Ready itself and loads the seccomp filter (if it is not loaded
+/// yet) right before its execve: from then on nothing in the container's pid namespace runs the
+/// husk binary, not even for a process exec'd into the created container. Returns (with the
+/// labels applied) only where there is no trampoline or the kernel refused it: the init then
+/// waits itself.
+fn wait_as_trampoline<'a>(args: &InitArgs<'a>, mut last: Final<'a>) -> Result<Final<'a>> {
+    let start_hooks =
+        args.state.hooks.as_ref().and_then(|h| h.start_container().as_ref()).is_some_and(|h| !h.is_empty());
+    let Some(t) = args.trampoline.filter(|_| !start_hooks) else { return Ok(last) };
+    crate::crashpoint::here("init:ready");
+    setup::reset_signals();
+    last.last.apply_labels()?;
+    last.applied = true;
+    last.program.exec_waiting(t, args.sync.fd(), args.start_listener.as_fd(), last.last.filter())?;
+    tracing::debug!("exec trampoline refused: the init waits for start itself");
+    Ok(last)
 }
 
 /// What `ps` and `state` see until exec replaces it.
@@ -114,7 +144,11 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     if args.dumpable_until_mapped {
         setup::set_undumpable();
     }
+    // In every cgroup of the container by now (a systemd scope took us before `Go`): the
+    // caller's CPU affinity (a `taskset` around husk) is not the container's, as in runc.
+    sched::reset_affinity();
     crate::crashpoint::here("init:go");
+    tracing::debug!("init: setting up the container");
 
     if args.plan.new_user {
         become_namespace_root(linux)?;
@@ -142,6 +176,7 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         if let Some(l) = linux {
             namespaces::write_time_offsets(l)?;
         }
+        namespaces::enter_time_ns_for_children()?;
     }
     if args.plan.unshare_pid() {
         enter_late_pid_namespace(&args.sync)?;
@@ -159,18 +194,37 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         setup::join_session_keyring(&args.state.id)?;
     }
 
+    let broker = |i: usize| -> Result<OwnedFd> {
+        let index = u32::try_from(i).map_err(|_| Error::msg("too many mounts"))?;
+        args.sync.send(&Msg::MountSource(index))?;
+        match args.sync.recv_with_fd()? {
+            (Some(Msg::MountSourceFd), Some(fd)) => Ok(fd),
+            (Some(Msg::Error(text)), _) => Err(Error::msg(text)),
+            (other, _) => Err(Error::msg(format!("sync: expected a mount source, got {other:?}"))),
+        }
+    };
+    let userns = match (args.plan.new_user, args.plan.user_ns_path()) {
+        (true, _) => rootfs::idmap::Userns::New(linux),
+        (false, Some((_, _, path))) => rootfs::idmap::Userns::Joined(path),
+        (false, None) => rootfs::idmap::Userns::None,
+    };
     let ctx = RootfsContext {
         spec,
         bundle: &args.bundle.dir,
         rootfs: &args.bundle.rootfs,
+        rootfs_fd: args.bundle.rootfs_fd.as_fd(),
         no_pivot: args.no_pivot,
+        own_mount_ns: args.plan.own_mount,
         in_userns: args.plan.in_userns,
         in_cgroupns: args.plan.new_cgroup,
         cgroup: args.cgroup,
+        userns,
         idmapped: args.idmapped,
+        source_broker: if args.mount_source_broker { Some(&broker) } else { None },
     };
-    rootfs::prepare(&ctx)?;
+    let prepared = rootfs::prepare(&ctx)?;
     crate::crashpoint::here("init:rootfs");
+    tracing::debug!("init: root filesystem prepared");
     rootfs::apply_sysctls(&ctx)?;
     if args.parent_hooks {
         args.sync.send(&Msg::RunHooks)?;
@@ -179,11 +233,11 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()) {
         hooks::run("createContainer", h, &hook_state(args.state, Status::Creating))?;
     }
-    rootfs::pivot(&ctx)?;
+    rootfs::pivot(&ctx, &prepared)?;
     if process.terminal() == Some(true) {
         let sock = args.console_socket.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         let sock = sock.try_clone().ctx(|| "console socket")?;
-        console::setup(sock, process.console_size().as_ref())?;
+        console::setup(sock, process.console_size().as_ref(), args.plan.own_mount, process.user().uid())?;
     } else {
         // A session of its own, as runc's init has, terminal or not: the container does not
         // share the caller's session and process group (and CRIU can dump it without
@@ -192,28 +246,36 @@ fn setup<'a>(args: &InitArgs<'a>) -> Result<Final<'a>> {
         reopen_dev_null();
     }
     create_cwd(process.cwd())?;
-    rootfs::finalize(&ctx)?;
+    rootfs::finalize(&ctx, prepared)?;
 
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     env.extend(args.extra_env.iter().cloned());
+    let env = exec::prepare_env(env, process.user().uid());
     let proc_args = process.args().as_deref().unwrap_or_default();
     let path = exec::lookup(&proc_args[0], &env)?;
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", user::home_dir(process.user().uid())));
-    }
     let program = exec::Program::new(&path, proc_args, &env)?;
+    tracing::debug!("init: program {}", path.display());
+    let hook_env = match args.state.hooks.as_ref().and_then(|h| h.start_container().as_ref()) {
+        Some(h) if !h.is_empty() => env,
+        _ => Vec::new(),
+    };
 
     let mut keep = vec![args.sync.fd().as_raw_fd(), args.start_listener.as_raw_fd()];
     keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));
     let last = setup::finish(&Finish {
         process,
-        linux,
+        placement: setup::Placement {
+            personality: linux.and_then(|l| l.personality().as_ref()),
+            memory_policy: linux.and_then(|l| l.memory_policy().as_ref()),
+            cpuset: setup::Placement::cpuset_in(linux),
+        },
         keep_below: args.keep_fds,
         also_keep: &keep,
         seccomp: args.seccomp,
         sync: &args.sync,
+        setgroups_allowed: None,
     })?;
-    Ok(Final { program, last })
+    Ok(Final { program, last, applied: false, hook_env })
 }
 
 /// The parent's cgroup fds, which our copy no longer needs: the rootfs setup has the caller's
@@ -322,13 +384,16 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final, tramp
     };
     drop(listener);
     crate::crashpoint::here("init:accepted");
-    let err = start_container_hooks(state).and_then(|()| {
+    let err = start_container_hooks(state, &last.hook_env).and_then(|()| {
+        if last.applied {
+            return Ok(());
+        }
         setup::reset_signals();
-        // Last, so nothing husk still does needs what they forbid.
-        last.last.apply()
+        last.last.apply_labels()
     });
     let err = match err {
-        Ok(()) => last.program.exec(trampoline, conn.as_fd()),
+        // The filter last, so nothing husk still does needs what it forbids.
+        Ok(()) => last.program.exec(trampoline, conn.as_fd(), exec::Start::Replace, last.last.filter()),
         Err(e) => e,
     };
     let mut conn = conn;
@@ -336,9 +401,9 @@ fn wait_for_start_and_exec(listener: OwnedFd, state: &State, last: &Final, tramp
     exit(exec::exec_failure_status(err.errno()))
 }
 
-fn start_container_hooks(state: &State) -> Result<()> {
+fn start_container_hooks(state: &State, env: &[String]) -> Result<()> {
     match state.hooks.as_ref().and_then(|h| h.start_container().as_ref()) {
-        Some(h) => hooks::run("startContainer", h, &hook_state(state, Status::Created)),
+        Some(h) => hooks::run_with_default_env("startContainer", h, &hook_state(state, Status::Created), env),
         None => Ok(()),
     }
 }

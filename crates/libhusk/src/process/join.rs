@@ -1,7 +1,10 @@
-//! A process exec'd into a container: the child of husk's clone3, born in the container's pid
-//! namespace (husk entered it for its children) and, on cgroup v2, in its cgroup. It joins the
-//! v1 cgroups and then every other namespace of the init in one setns through the init's pidfd,
-//! sets itself up exactly as the init does (`process::setup`) and execs. It never returns.
+//! A process exec'd into a container: the child of husk's clone3, born in husk's own pid
+//! namespace and, on cgroup v2, in the container's cgroup. It joins the v1 cgroups and then every
+//! namespace of the init in one setns through the init's pidfd (the pid namespace only for its
+//! children), sets itself up exactly as the init does (`process::setup`) and has the exec
+//! trampoline fork the program's process into the container's pid namespace, as a child of husk
+//! (`Start::Fork`): nothing in the container ever sees a process that runs the husk binary (see
+//! trampoline.rs). It never returns.
 //!
 //! It is a single-threaded copy of husk, so it may allocate and run ordinary code.
 
@@ -15,7 +18,7 @@ use crate::error::{Context, Result};
 use crate::namespaces;
 use crate::process::setup::{self, exit, Finish};
 use crate::process::trampoline::Trampoline;
-use crate::process::{exec, sched, user};
+use crate::process::{exec, sched};
 use crate::seccomp::Prepared;
 use crate::sync::{Channel, Msg};
 
@@ -31,12 +34,15 @@ pub enum ExecConsole {
 pub struct JoinArgs<'a> {
     /// The final process: the container's defaults with `exec`'s flags or `--process` applied.
     pub process: &'a Process,
-    /// The container's init, whose namespaces we join.
+    /// The container's init, whose namespaces we join, and its pid.
     pub init: &'a OwnedFd,
-    /// CLONE_NEW* flags to join (the pid namespace is already ours, time comes next).
+    pub init_pid: i32,
+    /// CLONE_NEW* flags to join (the pid namespace for our children; time comes next).
     pub namespaces: u64,
     /// The init's `time_for_children`: the container's time namespace, when it has one.
     pub time_ns: Option<&'a OwnedFd>,
+    /// The init's root, for a container without a mount namespace of its own (the init chrooted).
+    pub chroot_to: Option<&'a OwnedFd>,
     pub cgroups: &'a ExecCgroups,
     pub sync: Channel,
     pub console: ExecConsole,
@@ -50,15 +56,21 @@ pub struct JoinArgs<'a> {
     pub seccomp: Option<&'a Prepared>,
     /// Born outside the container's cgroup: wait for `Go`, once the parent had us moved in.
     pub wait_for_cgroup: bool,
+    /// The container's personality, memory policy and cpuset, as the init has them.
+    pub placement: setup::Placement<'a>,
 }
 
 pub fn run(args: JoinArgs) -> ! {
+    let terminal = args.process.terminal() == Some(true);
+    // The channel lives until the execve closes it.
+    crate::sync::log_through(&args.sync);
     let err = match setup(&args) {
         Ok((program, last)) => {
             setup::reset_signals();
-            // Last, so nothing husk still does needs what they forbid.
-            match last.apply() {
-                Ok(()) => program.exec(args.trampoline, args.sync.fd()),
+            // Last, so nothing husk still does needs what they forbid; the filter, if it is not
+            // loaded yet, by the trampoline right before the program's execve.
+            match last.apply_labels() {
+                Ok(()) => program.exec(args.trampoline, args.sync.fd(), exec::Start::Fork { terminal }, last.filter()),
                 Err(e) => e,
             }
         }
@@ -79,12 +91,33 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .ctx(|| format!("process.oomScoreAdj: set {adj}"))?;
     }
-    if let Some(cpus) = process.exec_cpu_affinity().as_ref().and_then(|a| a.cpu_affinity_final().as_deref()) {
-        sched::set_affinity("process.execCPUAffinity.final", cpus)?;
+    // In the container's cgroup now (runc main's order: `initial` before, `final` after).
+    let affinity = process.exec_cpu_affinity().as_ref();
+    let given = |s: Option<&String>| s.is_some_and(|s| !s.is_empty());
+    match affinity {
+        Some(a) if given(a.cpu_affinity_final().as_ref()) => {
+            sched::set_affinity("process.execCPUAffinity.final", a.cpu_affinity_final().as_deref().unwrap_or(""))?
+        }
+        // The spec: without `final`, the kernel decides what follows `initial`.
+        Some(a) if given(a.initial().as_ref()) => {}
+        // Not husk's caller's affinity (a `taskset` around `husk exec`): every CPU the cgroup has.
+        _ => sched::reset_affinity(),
     }
-    namespaces::join_process(args.init.as_fd(), args.namespaces)?;
+    // Read while /proc is still ours: in the container's mount namespace /proc is a procfs of
+    // its pid namespace, which we are not in.
+    let setgroups_allowed = args.namespaces & libc::CLONE_NEWUSER as u64 == 0
+        || crate::userns::setgroups_allowed(&args.init_pid.to_string());
+    namespaces::join_process(args.init.as_fd(), args.namespaces).map_err(|e| match e.errno() {
+        Some(libc::ESRCH) => crate::error::Error::msg("cannot exec in a stopped container: container not running"),
+        _ => e,
+    })?;
+    tracing::debug!("exec: joined the container's namespaces ({:#x})", args.namespaces);
     if let Some(fd) = args.time_ns {
         namespaces::join_process(fd.as_fd(), libc::CLONE_NEWTIME as u64)?;
+    }
+    if let Some(root) = args.chroot_to {
+        rustix::process::fchdir(root).ctx(|| "chdir to the container's root")?;
+        rustix::process::chroot(".").ctx(|| "chroot to the container's root")?;
     }
     if !args.no_new_keyring {
         setup::join_session_keyring(args.id)?;
@@ -93,30 +126,34 @@ fn setup<'a>(args: &JoinArgs<'a>) -> Result<(exec::Program, setup::Last<'a>)> {
         let pty = console::open_pty(process.console_size().as_ref())?;
         match &args.console {
             ExecConsole::Socket(sock) => pty.send_master(sock)?,
-            ExecConsole::Husk => args.sync.send_with_fd(&Msg::Console, pty.master.as_fd())?,
+            ExecConsole::Husk => {
+                // Before the master goes: the program may write before husk reads this message.
+                console::for_proxy(&pty.master)?;
+                args.sync.send_with_fd(&Msg::Console, pty.master.as_fd())?
+            }
             ExecConsole::None => {}
         }
-        pty.become_terminal()?;
+        // The pty becomes the controlling terminal of the program's process, which the
+        // trampoline forks: a session leader of its own (see `Start::Fork`).
+        pty.into_stdio(process.user().uid())?;
     }
 
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let env = exec::prepare_env(process.env().clone().unwrap_or_default(), process.user().uid());
     let proc_args = process.args().as_deref().unwrap_or_default();
     let path = exec::lookup(&proc_args[0], &env)?;
-    let mut env = env;
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", user::home_dir(process.user().uid())));
-    }
     let program = exec::Program::new(&path, proc_args, &env)?;
+    tracing::debug!("exec: program {}", path.display());
 
     let mut keep = vec![args.sync.fd().as_raw_fd()];
     keep.extend(args.trampoline.map(|t| t.fd().as_raw_fd()));
     let last = setup::finish(&Finish {
         process,
-        linux: None,
+        placement: args.placement,
         keep_below: args.keep_fds,
         also_keep: &keep,
         seccomp: args.seccomp,
         sync: &args.sync,
+        setgroups_allowed: Some(setgroups_allowed),
     })?;
     Ok((program, last))
 }

@@ -16,7 +16,8 @@ fn last_os_error(field: &str, what: &str) -> Error {
     Error::from(std::io::Error::last_os_error()).context(format!("{field}: {what}"))
 }
 
-pub fn apply_scheduler(s: &Scheduler) -> Result<()> {
+/// `cpuset`: the container's cgroup restricts its CPUs (see `setup::Placement`).
+pub fn apply_scheduler(s: &Scheduler, cpuset: bool) -> Result<()> {
     const FIELD: &str = "process.scheduler";
     let policy = name_of(&s.policy());
     let policy_num: u32 = match policy.as_str() {
@@ -66,7 +67,15 @@ pub fn apply_scheduler(s: &Scheduler) -> Result<()> {
     // SAFETY: sched_setattr(0, attr, 0) on ourselves reads `attr`, whose size field is correct
     // (SCHED_ATTR_SIZE_VER0).
     if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } != 0 {
-        return Err(last_os_error(FIELD, &format!("sched_setattr {policy}")));
+        let err = last_os_error(FIELD, &format!("sched_setattr {policy}"));
+        if err.errno() == Some(libc::EPERM) && cpuset {
+            // runc's words (its AllowedCPUs is linux.resources.cpu.cpus).
+            return Err(Error::field(
+                FIELD,
+                "process scheduler can't be used together with AllowedCPUs (linux.resources.cpu.cpus)",
+            ));
+        }
+        return Err(err);
     }
     Ok(())
 }
@@ -152,26 +161,50 @@ pub fn set_affinity(field: &str, cpus: &str) -> Result<()> {
     Ok(())
 }
 
+/// Every CPU there may be, as runc's tryResetCPUAffinity: the kernel narrows the mask to the
+/// CPUs that exist and to the cgroup's cpuset, and lets the process onto CPUs added to the
+/// cpuset later. What the caller had (`taskset` around husk, a pinned manager) is not the
+/// container's. A failure is only worth a warning, as in runc.
+pub fn reset_affinity() {
+    // 8192 CPUs; the kernel ignores the bits past its own nr_cpu_ids.
+    let mask = [u64::MAX; 128];
+    // SAFETY: sched_setaffinity(0, len, mask) reads `len` bytes of `mask`, which lives across it.
+    let r = unsafe { libc::syscall(libc::SYS_sched_setaffinity, 0, std::mem::size_of_val(&mask), mask.as_ptr()) };
+    if r != 0 {
+        tracing::warn!("reset the CPU affinity: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// `linux.memoryPolicy.mode` values and their set_mempolicy(2) numbers, sorted by name (as
+/// `features` lists them, like runc).
+pub const MEMORY_POLICY_MODES: [(&str, i32); 7] = [
+    ("MPOL_BIND", 2),
+    ("MPOL_DEFAULT", 0),
+    ("MPOL_INTERLEAVE", 3),
+    ("MPOL_LOCAL", 4),
+    ("MPOL_PREFERRED", 1),
+    ("MPOL_PREFERRED_MANY", 5),
+    ("MPOL_WEIGHTED_INTERLEAVE", 6),
+];
+
+/// `linux.memoryPolicy.flags` values and their mode bits, sorted by name.
+pub const MEMORY_POLICY_FLAGS: [(&str, i32); 3] =
+    [("MPOL_F_NUMA_BALANCING", 1 << 13), ("MPOL_F_RELATIVE_NODES", 1 << 14), ("MPOL_F_STATIC_NODES", 1 << 15)];
+
+fn lookup(table: &[(&str, i32)], name: &str) -> Option<i32> {
+    table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
 pub fn apply_memory_policy(m: &LinuxMemoryPolicy) -> Result<()> {
     const FIELD: &str = "linux.memoryPolicy";
-    let mode: i32 = match name_of(&m.mode()).as_str() {
-        "MPOL_DEFAULT" => 0,
-        "MPOL_PREFERRED" => 1,
-        "MPOL_BIND" => 2,
-        "MPOL_INTERLEAVE" => 3,
-        "MPOL_LOCAL" => 4,
-        "MPOL_PREFERRED_MANY" => 5,
-        "MPOL_WEIGHTED_INTERLEAVE" => 6,
-        other => return Err(Error::field(format!("{FIELD}.mode"), format!("unknown mode {other:?}"))),
-    };
+    let mode = name_of(&m.mode());
+    let mode = lookup(&MEMORY_POLICY_MODES, &mode)
+        .ok_or_else(|| Error::field(format!("{FIELD}.mode"), format!("unknown mode {mode:?}")))?;
     let mut flags = 0i32;
     for (i, f) in m.flags().iter().flatten().enumerate() {
-        flags |= match name_of(f).as_str() {
-            "MPOL_F_NUMA_BALANCING" => 1 << 13,
-            "MPOL_F_RELATIVE_NODES" => 1 << 14,
-            "MPOL_F_STATIC_NODES" => 1 << 15,
-            other => return Err(Error::field(format!("{FIELD}.flags[{i}]"), format!("unknown flag {other:?}"))),
-        };
+        let name = name_of(f);
+        flags |= lookup(&MEMORY_POLICY_FLAGS, &name)
+            .ok_or_else(|| Error::field(format!("{FIELD}.flags[{i}]"), format!("unknown flag {name:?}")))?;
     }
     let nodes = parse_list(&format!("{FIELD}.nodes"), m.nodes().as_deref().unwrap_or(""))?;
     let mut mask = vec![0u64; nodes.iter().max().map_or(0, |n| *n as usize / 64 + 1)];
@@ -189,6 +222,21 @@ pub fn apply_memory_policy(m: &LinuxMemoryPolicy) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_policy_names_are_the_specs() {
+        use oci_spec::runtime::{MemoryPolicyFlagType, MemoryPolicyModeType};
+        for (name, _) in MEMORY_POLICY_MODES {
+            let m: MemoryPolicyModeType = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(name_of(&m), name);
+        }
+        for (name, _) in MEMORY_POLICY_FLAGS {
+            let f: MemoryPolicyFlagType = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(name_of(&f), name);
+        }
+        assert!(MEMORY_POLICY_MODES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(MEMORY_POLICY_FLAGS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
 
     #[test]
     fn cpu_and_node_lists() {

@@ -13,7 +13,7 @@
 
 use std::os::fd::{AsFd, RawFd};
 
-use oci_spec::runtime::{Linux, Process};
+use oci_spec::runtime::{Linux, LinuxMemoryPolicy, LinuxPersonality, Process};
 
 use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
@@ -22,11 +22,30 @@ use crate::process::{rlimits, sched, user};
 use crate::seccomp::{self, LoadPoint, Prepared};
 use crate::sync::{Channel, Msg};
 
+/// Container-wide settings applied to every container process, the init and exec'd ones alike
+/// (as runc main's setns init does).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Placement<'a> {
+    pub personality: Option<&'a LinuxPersonality>,
+    pub memory_policy: Option<&'a LinuxMemoryPolicy>,
+    /// `linux.resources.cpu.cpus` is set: a scheduler the kernel refuses for it (SCHED_DEADLINE
+    /// needs every CPU of its root domain) gets runc's explanation.
+    pub cpuset: bool,
+}
+
+impl Placement<'_> {
+    pub fn cpuset_in(linux: Option<&Linux>) -> bool {
+        linux
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.cpu().as_ref())
+            .and_then(|c| c.cpus().as_ref())
+            .is_some_and(|c| !c.trim().is_empty())
+    }
+}
+
 pub struct Finish<'a, 's> {
     pub process: &'a Process,
-    /// Container-wide settings applied to the init (personality, memory policy); `None` for
-    /// an exec'd process, which inherits neither from the container in runc either.
-    pub linux: Option<&'a Linux>,
+    pub placement: Placement<'a>,
     /// fds `0..keep_below` reach the program (stdio, LISTEN_FDS, --preserve-fds).
     pub keep_below: u32,
     /// husk's own fds that must survive until the execve (they are close-on-exec).
@@ -35,6 +54,8 @@ pub struct Finish<'a, 's> {
     pub seccomp: Option<&'s Prepared>,
     /// husk's end: a notify fd of a filter loaded before the end goes there (for the agent).
     pub sync: &'a Channel,
+    /// Whether setgroups is allowed in the process's user namespace, when known already.
+    pub setgroups_allowed: Option<bool>,
 }
 
 /// What is applied right before execve: the LSM labels (for the next execve) and, unless it had
@@ -45,13 +66,25 @@ pub struct Last<'a> {
     seccomp: Option<&'a Prepared>,
 }
 
-impl Last<'_> {
+impl<'a> Last<'a> {
+    /// Both, now: for a process whose own code runs until its execve.
     pub fn apply(&self) -> Result<()> {
         self.labels.apply()?;
         if let Some(f) = self.seccomp {
             f.load()?;
         }
         Ok(())
+    }
+
+    /// The LSM labels, which take effect at the next execve (the trampoline's).
+    pub fn apply_labels(&self) -> Result<()> {
+        self.labels.apply()
+    }
+
+    /// The filter still to load right before the execve: the trampoline's to load where there is
+    /// one (`Program::exec`), so that what runs under it before is only the execve.
+    pub fn filter(&self) -> Option<&'a Prepared> {
+        self.seccomp
     }
 }
 
@@ -62,7 +95,7 @@ pub fn finish<'s>(f: &Finish<'_, 's>) -> Result<Last<'s>> {
     if let Some(rl) = process.rlimits() {
         rlimits::apply(rl)?;
     }
-    apply_placement(process, f.linux)?;
+    apply_placement(process, &f.placement)?;
     close_fds(f.keep_below, f.also_keep)?;
     enter_cwd(process.cwd())?;
     // Opened while we may still mount the private procfs they are opened through.
@@ -76,7 +109,7 @@ pub fn finish<'s>(f: &Finish<'_, 's>) -> Result<Last<'s>> {
     }
     caps.drop_bounding()?;
     set_keepcaps(true)?;
-    user::switch(process.user())?;
+    user::switch(process.user(), f.setgroups_allowed)?;
     set_keepcaps(false)?;
     caps.apply()?;
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(process.user().umask().unwrap_or(0o022)));
@@ -100,17 +133,17 @@ fn load_seccomp(f: &Finish<'_, '_>) -> Result<()> {
 
 /// Scheduler, I/O priority, personality and NUMA policy: before the capability drop, since
 /// real-time policies need CAP_SYS_NICE.
-fn apply_placement(process: &Process, linux: Option<&Linux>) -> Result<()> {
+fn apply_placement(process: &Process, placement: &Placement) -> Result<()> {
     if let Some(s) = process.scheduler() {
-        sched::apply_scheduler(s)?;
+        sched::apply_scheduler(s, placement.cpuset)?;
     }
     if let Some(p) = process.io_priority() {
         sched::apply_io_priority(p)?;
     }
-    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
+    if let Some(p) = placement.personality {
         sched::apply_personality(p)?;
     }
-    if let Some(m) = linux.and_then(|l| l.memory_policy().as_ref()) {
+    if let Some(m) = placement.memory_policy {
         sched::apply_memory_policy(m)?;
     }
     Ok(())

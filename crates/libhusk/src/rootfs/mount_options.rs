@@ -2,6 +2,7 @@
 //! propagation changes, bind flags, and filesystem data for fsconfig.
 
 use crate::error::{Error, Result};
+use crate::userns::Range;
 
 pub const ATTR_RDONLY: u64 = libc::MOUNT_ATTR_RDONLY;
 pub const ATTR_NOSUID: u64 = libc::MOUNT_ATTR_NOSUID;
@@ -84,6 +85,17 @@ pub struct MountOptions {
     pub ridmap: bool,
     /// `tmpcopyup`: fill a new tmpfs with what the directory under it held (runc's extension).
     pub copy_up: bool,
+    /// crun's `idmap=uids=A-B-N#...;gids=...` (Podman's custom idmapping): (uid, gid) ranges,
+    /// each `A-B-N` a filesystem id A shown as host id B, N of them (a mount's uidMappings).
+    pub idmap_maps: Option<(Vec<Range>, Vec<Range>)>,
+    /// The per-mount flags asked to be set and cleared, as mount(2) flags (runc's Flags and
+    /// ClearedFlags): for a bind mount's flags on a locked source (see mounts::set_bind_attrs).
+    pub ms_set: u64,
+    pub ms_clear: u64,
+    /// Options only a new superblock can take (`sync`, `dirsync`, `lazytime`, `mand` and their
+    /// opposites): on a bind mount they change nothing (runc passes them to a bind remount,
+    /// which ignores them).
+    pub sb_flags: Vec<String>,
 }
 
 impl MountOptions {
@@ -97,7 +109,7 @@ impl MountOptions {
 }
 
 /// Parse one mount's options. Only options that can never work are errors here; the kernel
-/// judges the data options.
+/// judges the data options of new filesystems, and a bind mount refuses any (`check_bind`).
 pub fn parse(options: &[String]) -> Result<MountOptions> {
     let mut o = MountOptions::default();
     for opt in options {
@@ -115,6 +127,10 @@ pub fn parse(options: &[String]) -> Result<MountOptions> {
             }
             // Superblock flags the new mount API has no use for (i_version is the filesystem's choice).
             "defaults" | "silent" | "loud" | "iversion" | "noiversion" => {}
+            "sync" | "async" | "dirsync" | "mand" | "nomand" | "lazytime" | "nolazytime" => {
+                o.sb_flags.push(opt.clone());
+                o.data.push(Data::Flag(opt.clone()));
+            }
             "tmpcopyup" => o.copy_up = true,
             "notmpcopyup" => o.copy_up = false,
             "shared" => o.propagation.push((PROP_SHARED, false)),
@@ -130,19 +146,127 @@ pub fn parse(options: &[String]) -> Result<MountOptions> {
                 o.idmap = true;
                 o.ridmap = true;
             }
-            "copy-symlink" => return Err(Error::msg(format!("option {opt:?} is not supported"))),
+            // crun's extensions that Podman may pass: named, never taken for filesystem data.
+            "copy-symlink" | "src-nofollow" | "dest-nofollow" => {
+                return Err(Error::msg(format!("option {opt:?} (crun's extension) is not supported by husk")))
+            }
             "" => {}
-            _ => match plain_attr(opt) {
-                Some(attr) => attr(&mut o.attrs),
-                None => o.data.push(match opt.split_once('=') {
-                    Some((k, v)) => Data::Value(k.to_string(), v.to_string()),
-                    None => Data::Flag(opt.clone()),
-                }),
-            },
+            _ => {
+                if let Some(spec) = opt.strip_prefix("idmap=").or_else(|| opt.strip_prefix("ridmap=")) {
+                    o.idmap = true;
+                    o.ridmap |= opt.starts_with('r');
+                    o.idmap_maps = Some(parse_crun_idmap(spec).map_err(|e| e.context(format!("option {opt:?}")))?);
+                    continue;
+                }
+                match plain_attr(opt) {
+                    Some(attr) => {
+                        attr(&mut o.attrs);
+                        if let Some((set, bit)) = ms_flag(opt) {
+                            if set {
+                                o.ms_set |= bit;
+                                o.ms_clear &= !bit;
+                            } else {
+                                o.ms_clear |= bit;
+                                o.ms_set &= !bit;
+                            }
+                        }
+                    }
+                    None => o.data.push(match opt.split_once('=') {
+                        Some((k, v)) => Data::Value(k.to_string(), v.to_string()),
+                        None => Data::Flag(opt.clone()),
+                    }),
+                }
+            }
         }
     }
     Ok(o)
 }
+
+impl MountOptions {
+    /// A bind mount shares its source's superblock: it cannot take filesystem options, which
+    /// would be dropped without a word (runc refuses them too). Superblock flags pass: runc
+    /// takes them and the kernel ignores them on a bind.
+    pub fn check_bind(&self) -> Result<()> {
+        for d in &self.data {
+            let shown = match d {
+                Data::Flag(k) if self.sb_flags.contains(k) => continue,
+                Data::Flag(k) => k.clone(),
+                Data::Value(k, v) => format!("{k}={v}"),
+            };
+            return Err(Error::msg(format!(
+                "option {shown:?} is a filesystem option, which a bind mount cannot apply (it shares its source's \
+                 filesystem)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// crun's `uids=0-1-10#10-11-10;gids=0-100-10` (either part may be missing, and then takes the
+/// other's ranges, as crun does).
+fn parse_crun_idmap(spec: &str) -> Result<(Vec<Range>, Vec<Range>)> {
+    let mut uids = None;
+    let mut gids = None;
+    for part in spec.split(';').filter(|p| !p.is_empty()) {
+        let (key, ranges) =
+            part.split_once('=').ok_or_else(|| Error::msg(format!("{part:?}: expected uids= or gids=")))?;
+        let parsed = ranges
+            .split('#')
+            .map(|t| {
+                let n: Vec<u32> = t
+                    .split('-')
+                    .map(|x| x.parse::<u32>())
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|_| Error::msg(format!("{t:?}: expected FROM-TO-COUNT")))?;
+                match n[..] {
+                    [inner, outer, size] if size > 0 => Ok(Range { inner, outer, size }),
+                    _ => Err(Error::msg(format!("{t:?}: expected FROM-TO-COUNT with a COUNT above 0"))),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        match key {
+            "uids" => uids = Some(parsed),
+            "gids" => gids = Some(parsed),
+            _ => return Err(Error::msg(format!("{key:?}: expected uids or gids"))),
+        }
+    }
+    match (uids, gids) {
+        (Some(u), Some(g)) => Ok((u, g)),
+        (Some(u), None) => Ok((u.clone(), u)),
+        (None, Some(g)) => Ok((g.clone(), g)),
+        (None, None) => Err(Error::msg("no uids= or gids= ranges")),
+    }
+}
+
+/// The mount(2) flag a per-mount option sets (true) or clears (false), as runc parses it.
+fn ms_flag(opt: &str) -> Option<(bool, u64)> {
+    #[allow(clippy::unnecessary_cast)]
+    let f = |b: libc::c_ulong| b as u64;
+    Some(match opt {
+        "ro" => (true, f(libc::MS_RDONLY)),
+        "rw" => (false, f(libc::MS_RDONLY)),
+        "nosuid" => (true, f(libc::MS_NOSUID)),
+        "suid" => (false, f(libc::MS_NOSUID)),
+        "nodev" => (true, f(libc::MS_NODEV)),
+        "dev" => (false, f(libc::MS_NODEV)),
+        "noexec" => (true, f(libc::MS_NOEXEC)),
+        "exec" => (false, f(libc::MS_NOEXEC)),
+        "noatime" => (true, f(libc::MS_NOATIME)),
+        "atime" => (false, f(libc::MS_NOATIME)),
+        "relatime" => (true, f(libc::MS_RELATIME)),
+        "norelatime" => (false, f(libc::MS_RELATIME)),
+        "strictatime" => (true, f(libc::MS_STRICTATIME)),
+        "nostrictatime" => (false, f(libc::MS_STRICTATIME)),
+        "nodiratime" => (true, f(libc::MS_NODIRATIME)),
+        "diratime" => (false, f(libc::MS_NODIRATIME)),
+        "nosymfollow" => (true, MS_NOSYMFOLLOW),
+        "symfollow" => (false, MS_NOSYMFOLLOW),
+        _ => return None,
+    })
+}
+
+/// Not in every libc crate's table.
+pub const MS_NOSYMFOLLOW: u64 = 256;
 
 type AttrFn = fn(&mut Attrs);
 
@@ -259,6 +383,39 @@ mod tests {
         assert!(p(&["tmpcopyup"]).copy_up && !p(&["tmpcopyup", "notmpcopyup"]).copy_up);
         assert!(p(&["tmpcopyup"]).data.is_empty());
         assert!(parse(&["copy-symlink".to_string()]).is_err());
+    }
+
+    #[test]
+    fn rootfs_options_crun_extensions_and_bind_data() {
+        for o in ["src-nofollow", "dest-nofollow", "copy-symlink"] {
+            let e = parse(&[o.to_string()]).unwrap_err().to_string();
+            assert!(e.contains(o) && e.contains("crun"), "{e}");
+        }
+        let o = p(&["rbind", "idmap=uids=0-1000-10#10-2000-5;gids=0-3000-15"]);
+        assert!(o.idmap && !o.ridmap);
+        let r = |inner, outer, size| Range { inner, outer, size };
+        assert_eq!(o.idmap_maps, Some((vec![r(0, 1000, 10), r(10, 2000, 5)], vec![r(0, 3000, 15)])));
+        // One part alone serves both, as crun takes it.
+        assert_eq!(p(&["ridmap=uids=0-1-2"]).idmap_maps, Some((vec![r(0, 1, 2)], vec![r(0, 1, 2)])));
+        assert!(p(&["ridmap=uids=0-1-2"]).ridmap);
+        for bad in ["idmap=", "idmap=uids=0-1", "idmap=uids=0-1-0", "idmap=uids=a-b-c", "idmap=users=0-1-2"] {
+            assert!(parse(&[bad.to_string()]).is_err(), "{bad}");
+        }
+        // A bind takes no filesystem data; superblock flags pass (they change nothing there).
+        assert!(p(&["bind", "ro", "nosuid", "rprivate", "sync", "nolazytime"]).check_bind().is_ok());
+        let e = p(&["bind", "size=1m"]).check_bind().unwrap_err().to_string();
+        assert!(e.contains("size=1m") && e.contains("filesystem option"), "{e}");
+        assert!(p(&["bind", "mode"]).check_bind().is_err());
+    }
+
+    #[test]
+    fn rootfs_options_mount2_flags_asked_and_cleared() {
+        #[allow(clippy::unnecessary_cast)]
+        let (ro, nosuid, noatime) = (libc::MS_RDONLY as u64, libc::MS_NOSUID as u64, libc::MS_NOATIME as u64);
+        let o = p(&["ro", "suid", "noatime", "rw"]);
+        assert_eq!(o.ms_set, noatime);
+        assert_eq!(o.ms_clear, nosuid | ro);
+        assert_eq!(p(&["nosymfollow"]).ms_set, MS_NOSYMFOLLOW);
     }
 
     #[test]

@@ -32,15 +32,21 @@ pub fn open(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> Result<OwnedFd,
 /// with mkdirat in the directory fd resolved so far. A dangling symlink stays unfollowed: mkdirat
 /// fails with EEXIST and the open that follows refuses symlinks (ELOOP).
 pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd, Errno> {
+    mkdir_all_made(root, path, mode).map(|(fd, _)| fd)
+}
+
+/// `mkdir_all`, also saying whether the directory was made now (false: it was there).
+pub fn mkdir_all_made(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<(OwnedFd, bool), Errno> {
     match open(root, path, OFlags::DIRECTORY) {
         Err(Errno::NOENT) => {}
-        other => return other,
+        other => return other.map(|fd| (fd, false)),
     }
     let mut dir = rustix::io::dup(root)?;
     let mut prefix = std::path::PathBuf::new();
     // Once one component had to be made, the ones below it cannot exist yet (barring a race,
     // which EEXIST covers), so skip their lookups from the root.
     let mut making = false;
+    let mut made = false;
     for comp in relative(path).components() {
         let name = match comp {
             Component::Normal(name) => name,
@@ -63,14 +69,31 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd
             }
         }
         match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(mode)) {
-            Ok(()) | Err(Errno::EXIST) => {}
+            Ok(()) => made = true,
+            Err(Errno::EXIST) => made = false,
             Err(e) => return Err(e),
         }
         let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         dir = rustix::fs::openat2(&dir, name, flags, Mode::empty(), how)?;
     }
-    Ok(dir)
+    Ok((dir, made))
+}
+
+/// `path` with `.` dropped and `..` applied to what precedes it (clamped at `/`), as a path
+/// inside the root resolves when no symlink is in it: "/dev/../dev/." is "/dev".
+pub fn lexical_clean(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Open a file inside `root`, creating it empty (and its parents) if missing: a mount point for a

@@ -3,7 +3,8 @@
 //!
 //! One file per filter, `<hex key>.bpf`, in a directory under husk's `--root`. The key is the
 //! SHA-256 of everything the program depends on: the profile as parsed, the libseccomp version
-//! (which syscalls it knows), the kernel release and the architecture. A cryptographic hash,
+//! (which syscalls it knows), the kernel release, the architecture and the version of the ENOSYS
+//! stub husk prepends (enosys.rs). A cryptographic hash,
 //! because a profile crafted to collide with another would otherwise be handed that one's filter.
 //!
 //! Safe under concurrent use: entries are immutable, written to a temp file and renamed into
@@ -30,11 +31,16 @@ pub type Key = [u8; 32];
 
 /// The cache key of a profile on this system.
 pub fn key(seccomp: &LinuxSeccomp) -> Result<Key> {
+    key_for(seccomp, super::enosys::VERSION)
+}
+
+fn key_for(seccomp: &LinuxSeccomp, stub_version: u32) -> Result<Key> {
     let profile = serde_json::to_vec(seccomp).map_err(|e| Error::msg(format!("linux.seccomp: encode: {e}")))?;
     let uname = rustix::system::uname();
     let mut h = Sha256::new();
     for part in [
-        b"husk seccomp cache 1".as_slice(),
+        b"husk seccomp cache 2".as_slice(),
+        &stub_version.to_le_bytes(),
         profile.as_slice(),
         super::profile::libseccomp_version().as_bytes(),
         uname.release().to_bytes(),
@@ -163,6 +169,8 @@ mod tests {
     fn key_depends_on_the_profile() {
         assert_eq!(key(&profile(1)).unwrap(), key(&profile(1)).unwrap());
         assert_ne!(key(&profile(1)).unwrap(), key(&profile(2)).unwrap());
+        // A program made with another version of the ENOSYS stub is never served.
+        assert_ne!(key_for(&profile(1), 1).unwrap(), key_for(&profile(1), 2).unwrap());
     }
 
     #[test]

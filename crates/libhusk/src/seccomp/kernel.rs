@@ -62,11 +62,25 @@ pub fn supported_flags() -> Vec<&'static str> {
         .collect()
 }
 
-/// The seccomp(2) flags for this profile; each named flag must be one the kernel has.
+/// The seccomp(2) flags for this profile, as runc (libcontainer/specconv, seccomp/patchbpf) sets
+/// them: without a `flags` list SPEC_ALLOW where the kernel has it (a filter does not force the
+/// speculative store bypass mitigation on the container); TSYNC is known and ignored (one
+/// thread, the container's only one, loads the filter); every other flag named must be one the
+/// kernel has, and WAIT_KILLABLE_RECV one with a listener (the kernel refuses it otherwise).
 pub fn flags(seccomp: &LinuxSeccomp, notify: bool) -> Result<u32> {
     let mut flags = 0;
     let listener = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
-    for (i, f) in seccomp.flags().iter().flatten().enumerate() {
+    let Some(list) = seccomp.flags() else {
+        let spec_allow = bit(Flag::SeccompFilterFlagSpecAllow);
+        if kernel_has(spec_allow) {
+            flags |= spec_allow;
+        }
+        return Ok(if notify { flags | listener } else { flags });
+    };
+    for (i, f) in list.iter().enumerate() {
+        if *f == Flag::SeccompFilterFlagTsync {
+            continue;
+        }
         let b = bit(*f);
         let probe = if *f == Flag::SeccompFilterFlagWaitKillableRecv { b | listener } else { b };
         if !kernel_has(probe) {
@@ -75,20 +89,15 @@ pub fn flags(seccomp: &LinuxSeccomp, notify: bool) -> Result<u32> {
                 format!("{f} is not supported by this kernel"),
             ));
         }
-        // Meaningful only with a listener (and refused by the kernel without one).
         if *f == Flag::SeccompFilterFlagWaitKillableRecv && !notify {
-            continue;
+            return Err(Error::field(
+                format!("linux.seccomp.flags[{i}]"),
+                format!("{f} needs an SCMP_ACT_NOTIFY rule (the kernel takes it only with a listener)"),
+            ));
         }
         flags |= b;
     }
-    if notify {
-        flags |= listener;
-        // TSYNC and NEW_LISTENER together need TSYNC_ESRCH (the return value is the fd).
-        if flags & libc::SECCOMP_FILTER_FLAG_TSYNC as u32 != 0 {
-            flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH as u32;
-        }
-    }
-    Ok(flags)
+    Ok(if notify { flags | listener } else { flags })
 }
 
 /// Install `program`; returns the notify fd when `flags` ask for a listener.
@@ -108,9 +117,18 @@ pub fn load(program: &[libc::sock_filter], flags: u32) -> std::result::Result<Op
 
 const INSN: usize = std::mem::size_of::<libc::sock_filter>();
 
-/// libseccomp's export (`struct sock_filter` array in host byte order) → instructions.
+/// A program the kernel would load (a stored one: the cache's, the state dir's) → instructions.
 pub fn program_from_bytes(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
-    if bytes.is_empty() || !bytes.len().is_multiple_of(INSN) || bytes.len() / INSN > libc::BPF_MAXINSNS as usize {
+    if bytes.len() / INSN > libc::BPF_MAXINSNS as usize {
+        return None;
+    }
+    parse_program(bytes)
+}
+
+/// libseccomp's export (`struct sock_filter` array in host byte order) → instructions, of any
+/// length (the caller checks it against the kernel's limit).
+pub fn parse_program(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(INSN) {
         return None;
     }
     Some(

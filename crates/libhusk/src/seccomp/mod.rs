@@ -16,17 +16,23 @@
 //! still be allowed to (no_new_privs set, or CAP_SYS_ADMIN in its effective set). Otherwise,
 //! like runc and crun, before the capability drop, while it still may. A profile that uses
 //! `SCMP_ACT_NOTIFY` is loaded before the process tells husk it is ready, because the notify fd
-//! has to travel through husk to the agent at `listenerPath` ([`notify::send_to_agent`]) with
-//! the container's state, exactly as runc sends it.
+//! has to travel through husk to the agent at `listenerPath` with the container's state, exactly
+//! as runc sends it: husk connects to the agent ([`notify::connect_agent`]) before the process
+//! exists, so a missing agent fails before anything is made, and sends on that connection
+//! ([`notify::send_to_agent`]) once the fd arrives.
 //!
 //! `exec`, step by step: in husk, `Prepared::from_state(&state_dir.fd, state.seccomp)` (no
-//! config.json, no libseccomp); in the new process, `load_point(&f, no_new_privs,
-//! keeps_sys_admin)` and `f.load()` at that point (`BeforeExec` right before execve); when
-//! `load` returns a notify fd, pass it to husk (SCM_RIGHTS on the exec's own socket) and have
-//! husk call `notify::send_to_agent(listener_path, &notify::payload(&container, pid, metadata),
-//! fd)` with the exec'd process's pid.
+//! config.json, no libseccomp) and, for a notify profile, the agent connection; in the new
+//! process, `load_point(&f, no_new_privs, keeps_sys_admin)` and `f.load()` at that point
+//! (`BeforeExec` right before execve); when `load` returns a notify fd, it goes to husk
+//! (SCM_RIGHTS on the exec's own socket), which sends it to the agent with the exec'd
+//! process's pid.
+//!
+//! The program is libseccomp's, after a stub of husk's own that makes syscalls newer than the
+//! profile fail with ENOSYS (enosys.rs, runc's "patchbpf").
 
 pub mod cache;
+mod enosys;
 mod kernel;
 pub mod notify;
 mod profile;
@@ -89,17 +95,34 @@ pub fn load_point(prepared: &Prepared, no_new_privs: bool, keeps_sys_admin: bool
 }
 
 /// Check and compile `seccomp`, through the cache in `cache_dir` when there is one.
+/// A filter that did not load (here, or in the exec trampoline: `Msg::SeccompFailed`).
+pub fn load_error(errno: i32) -> Error {
+    Error::os("linux.seccomp: load the filter", errno)
+}
+
 pub fn prepare(seccomp: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Prepared> {
     let checked = profile::check(seccomp)?;
     let flags = kernel::flags(seccomp, checked.notify)?;
+    // runc's wording, which its tests (and so callers' checks) look for in the debug log.
+    tracing::debug!("seccomp filter flags: {flags}");
     let key = cache::key(seccomp)?;
     let cache = cache_dir.map(cache::Cache::new);
     if let Some(program) = cache.as_ref().and_then(|c| c.get(&key)) {
         return Ok(Prepared { program, flags, notify: checked.notify });
     }
-    let bytes = profile::compile(seccomp)?;
-    let program = kernel::program_from_bytes(&bytes)
-        .ok_or_else(|| Error::msg("linux.seccomp: libseccomp produced a malformed program"))?;
+    let mut program = enosys::stub(seccomp);
+    program.extend(compile_bounded(seccomp)?);
+    if program.len() > libc::BPF_MAXINSNS as usize {
+        return Err(Error::field(
+            "linux.seccomp",
+            format!(
+                "the compiled filter has {} BPF instructions, more than the {} the kernel loads",
+                program.len(),
+                libc::BPF_MAXINSNS
+            ),
+        ));
+    }
+    let bytes = kernel::program_to_bytes(&program);
     if let Some(c) = &cache {
         // A cache that cannot be written only costs speed.
         if let Err(e) = c.put(&key, &bytes) {
@@ -107,6 +130,45 @@ pub fn prepare(seccomp: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Prepa
         }
     }
     Ok(Prepared { program, flags, notify: checked.notify })
+}
+
+/// How long libseccomp may take to compile a profile. Its time grows much faster than the
+/// rules: measured here, 1024 one-condition rules 0.08 s, 1024 two-condition 64-bit ones
+/// 0.8 s, but 170 rules of six SCMP_CMP_NE conditions 6 s and 341 of them 66 s, all within
+/// [`profile::MAX_RULES`]. Docker's default profile takes about 30 ms, so this leaves it room
+/// on a loaded machine while no profile can keep `create` busy for minutes.
+pub const COMPILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`profile::compile`] on a thread of its own, waited for at most [`COMPILE_TIMEOUT`]. Past
+/// that, `create` fails and the thread is left to die with the process (nothing exists yet to
+/// clean up). Otherwise it is joined, so husk is single-threaded again before it clones.
+fn compile_bounded(seccomp: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let profile = seccomp.clone();
+    let spawned = std::thread::Builder::new().name("seccomp".into()).spawn(move || {
+        let _ = tx.send(profile::compile(&profile));
+    });
+    let Ok(thread) = spawned else {
+        // No thread to be had (a pids limit): compile here, unbounded but working.
+        return profile::compile(seccomp);
+    };
+    match rx.recv_timeout(COMPILE_TIMEOUT) {
+        Ok(result) => {
+            let _ = thread.join();
+            result
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err(Error::field("linux.seccomp", "the compiling thread ended without a result"))
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::field(
+            "linux.seccomp",
+            format!(
+                "libseccomp did not compile the profile within {}s (its conditions are too many or too \
+                 intricate for one filter)",
+                COMPILE_TIMEOUT.as_secs()
+            ),
+        )),
+    }
 }
 
 impl Prepared {
@@ -125,9 +187,22 @@ impl Prepared {
     }
 
     /// Install the filter on the calling thread (and, with TSYNC, its siblings).
+    /// The program in a memfd (offset 0, close-on-exec), for the exec trampoline to load right
+    /// before its execve (see trampoline.rs, `s`), and the seccomp(2) flags. Never for a filter
+    /// with a notify listener, whose fd husk must pass on.
+    pub fn handoff(&self) -> Result<(OwnedFd, u32)> {
+        let fd = rustix::fs::memfd_create("husk-seccomp", rustix::fs::MemfdFlags::CLOEXEC)
+            .ctx(|| "linux.seccomp: memfd for the filter")?;
+        let bytes = kernel::program_to_bytes(&self.program);
+        let mut at = 0;
+        while at < bytes.len() {
+            at += rustix::io::pwrite(&fd, &bytes[at..], at as u64).ctx(|| "linux.seccomp: write the filter")?;
+        }
+        Ok((fd, self.flags))
+    }
+
     pub fn load(&self) -> Result<Option<OwnedFd>> {
-        kernel::load(&self.program, self.flags)
-            .map_err(|e| Error::os("linux.seccomp: load the filter", e.raw_os_error()))
+        kernel::load(&self.program, self.flags).map_err(|e| load_error(e.raw_os_error()))
     }
 
     /// Write the program to `<state dir>/seccomp.bpf` for `exec`, and say what the state keeps.

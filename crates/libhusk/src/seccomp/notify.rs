@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IoSlice;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::net::{
@@ -74,12 +74,26 @@ pub fn payload(container: &Container, pid: i32, metadata: Option<&str>) -> Vec<u
     serde_json::to_vec(&state).unwrap_or_default()
 }
 
-/// Connect to the agent, send `payload` with `fd`, close.
-pub fn send_to_agent(listener: &Path, payload: &[u8], fd: BorrowedFd<'_>) -> Result<()> {
+/// Connect to the agent, before the container process exists: an agent that is not there
+/// fails `create` (or `exec`) before anything is made, in runc's words.
+pub fn connect_agent(listener: &Path) -> Result<OwnedFd> {
+    let field = "linux.seccomp.listenerPath";
+    let sock = socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
+        .ctx(|| format!("{field}: socket"))?;
+    let addr = SocketAddrUnix::new(listener).ctx(|| format!("{field}: {}", listener.display()))?;
+    connect(&sock, &addr).map_err(|e| {
+        Error::from(e)
+            .context(format!("connect {}", listener.display()))
+            .context("failed to connect with seccomp agent specified in the seccomp profile")
+            .context(field)
+    })?;
+    Ok(sock)
+}
+
+/// Send `payload` with `fd` over the connection [`connect_agent`] made, and close it: one state
+/// per connection, as the spec requires.
+pub fn send_to_agent(sock: OwnedFd, listener: &Path, payload: &[u8], fd: BorrowedFd<'_>) -> Result<()> {
     let what = || format!("linux.seccomp.listenerPath: {}", listener.display());
-    let sock = socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).ctx(what)?;
-    let addr = SocketAddrUnix::new(listener).ctx(what)?;
-    connect(&sock, &addr).ctx(|| format!("{}: connect to the seccomp agent", what()))?;
     let fds = [fd];
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut cmsg = SendAncillaryBuffer::new(&mut space);

@@ -4,7 +4,7 @@
 //! that neither libseccomp nor the kernel know are skipped, as runc skips them, so one profile
 //! serves old and new systems.
 
-use std::io::Read;
+use std::io::{Read, Seek};
 
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction as Action, LinuxSeccompOperator as Op, LinuxSyscall};
@@ -49,6 +49,15 @@ pub const ARCHES: [&str; 19] = [
     "SCMP_ARCH_X86_64",
 ];
 
+/// The most rules a profile may ask libseccomp for: each syscall name counts once per set of
+/// alternatives (a rule listing one argument several times is one rule per condition, see
+/// `add_rules`). Why 4096: every distinct rule costs the program at least one BPF instruction
+/// and the kernel loads at most 4096 (BPF_MAXINSNS), so no loadable profile needs more; Docker's
+/// default asks for about 400. It also bounds what libseccomp is made to do before anything
+/// checks the program's size: its compile time grows faster than the rule count (10,000
+/// argument rules: seconds of CPU).
+pub const MAX_RULES: usize = libc::BPF_MAXINSNS as usize;
+
 /// What the checks learnt about a valid profile.
 pub struct Checked {
     pub notify: bool,
@@ -72,8 +81,19 @@ pub fn check(s: &LinuxSeccomp) -> Result<Checked> {
         ));
     }
     let mut notify = false;
+    let mut rules = 0usize;
     for (i, call) in s.syscalls().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.syscalls[{i}]");
+        rules = rules.saturating_add(call.names().len().saturating_mul(alternatives(call)));
+        if rules > MAX_RULES {
+            return Err(Error::field(
+                &field,
+                format!(
+                    "the profile asks for more than {MAX_RULES} rules (syscall names, times the conditions of \
+                     an argument listed more than once): more than a loadable filter can hold"
+                ),
+            ));
+        }
         if call.names().is_empty() {
             return Err(Error::field(format!("{field}.names"), "must name at least one syscall"));
         }
@@ -187,8 +207,24 @@ fn lib_err(field: &str, e: libseccomp::error::SeccompError) -> Error {
     Error::field(field, format!("libseccomp: {e}"))
 }
 
+/// How many libseccomp rules one entry of `syscalls` makes per name: one, or one per condition
+/// when an argument is listed more than once (see `add_rules`).
+fn alternatives(call: &LinuxSyscall) -> usize {
+    let mut seen = [0usize; 6];
+    for a in call.args().iter().flatten() {
+        if let Some(n) = seen.get_mut(a.index()) {
+            *n += 1;
+        }
+    }
+    if seen.iter().any(|&n| n > 1) {
+        call.args().as_ref().map_or(1, |a| a.len())
+    } else {
+        1
+    }
+}
+
 /// Build the filter with libseccomp and export its BPF program. `check` must have passed.
-pub fn compile(s: &LinuxSeccomp) -> Result<Vec<u8>> {
+pub fn compile(s: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>> {
     let default = action(s.default_action(), s.default_errno_ret());
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| lib_err("linux.seccomp.defaultAction", e))?;
     // husk loads the program itself and sets no_new_privs only when the config asks.
@@ -227,10 +263,8 @@ fn add_rules(ctx: &mut ScmpFilterContext, s: &LinuxSeccomp, call: &LinuxSyscall)
     // One rule ANDs its conditions, and libseccomp allows one condition per argument in a rule.
     // Profiles (Docker's among them) list several values for one argument meaning "any of them":
     // then each condition becomes a rule of its own, as runc does.
-    let mut seen = [0u8; 6];
-    call.args().iter().flatten().for_each(|a| seen[a.index()] += 1);
     let rules: Vec<&[ScmpArgCompare]> =
-        if seen.iter().any(|&n| n > 1) { conds.iter().map(std::slice::from_ref).collect() } else { vec![&conds[..]] };
+        if alternatives(call) > 1 { conds.iter().map(std::slice::from_ref).collect() } else { vec![&conds[..]] };
     for name in call.names() {
         let Ok(nr) = ScmpSyscall::from_name(name) else {
             tracing::debug!("seccomp: skipping unknown syscall {name}");
@@ -243,16 +277,21 @@ fn add_rules(ctx: &mut ScmpFilterContext, s: &LinuxSeccomp, call: &LinuxSyscall)
     Ok(())
 }
 
-/// seccomp_export_bpf writes to an fd; a pipe holds the largest program (4096 × 8 bytes = 32 KiB)
-/// within its default 64 KiB, so writing never blocks.
-fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
-    let (r, w) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| Error::from(e).context("pipe"))?;
-    ctx.export_bpf(&w).map_err(|e| lib_err("linux.seccomp: export the filter", e))?;
-    drop(w);
+/// seccomp_export_bpf writes the whole program to an fd in one write(2) before returning: into
+/// a pipe, a program larger than the pipe's buffer would block that write forever, since this
+/// same thread reads the pipe only afterwards. A memfd takes any size; `check` bounds the rules
+/// and so the size, and `prepare` refuses a program the kernel would not load.
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
+    let fd = rustix::fs::memfd_create("husk-seccomp", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| Error::from(e).context("linux.seccomp: memfd_create"))?;
+    ctx.export_bpf(&fd).map_err(|e| lib_err("linux.seccomp: export the filter", e))?;
+    let mut file = std::fs::File::from(fd);
     let mut out = Vec::new();
-    std::fs::File::from(r).read_to_end(&mut out).map_err(|e| Error::from(e).context("read the filter"))?;
-    Ok(out)
+    file.rewind()
+        .and_then(|()| file.read_to_end(&mut out))
+        .map_err(|e| Error::from(e).context("linux.seccomp: read the exported filter"))?;
+    super::kernel::parse_program(&out)
+        .ok_or_else(|| Error::msg("linux.seccomp: libseccomp produced a malformed program"))
 }
 
 #[cfg(test)]
@@ -300,6 +339,84 @@ mod tests {
         assert!(e.starts_with("linux.seccomp.architectures[1]:"), "{e}");
     }
 
+    /// `n` rules on kill's first argument, one value each.
+    pub(crate) fn kill_rules(n: usize) -> LinuxSeccomp {
+        let rules: Vec<String> = (0..n)
+            .map(|i| {
+                format!(r#"{{"names":["kill"],"action":"SCMP_ACT_ERRNO","args":[{{"index":0,"value":{i},"op":"SCMP_CMP_EQ"}}]}}"#)
+            })
+            .collect();
+        profile(&format!(r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{}]}}"#, rules.join(",")))
+    }
+
+    /// `n` rules on two 64-bit arguments of kill: several BPF instructions each.
+    fn wide_kill_rules(n: u64) -> LinuxSeccomp {
+        let rules: Vec<String> = (0..n)
+            .map(|i| {
+                let v = (i << 33) | i;
+                format!(
+                    r#"{{"names":["kill"],"action":"SCMP_ACT_ERRNO","args":[{{"index":0,"value":{v},"op":"SCMP_CMP_EQ"}},{{"index":1,"value":{v},"op":"SCMP_CMP_GT"}}]}}"#
+                )
+            })
+            .collect();
+        profile(&format!(r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{}]}}"#, rules.join(",")))
+    }
+
+    #[test]
+    fn more_rules_than_a_filter_can_hold_are_refused() {
+        check(&kill_rules(MAX_RULES)).unwrap();
+        let e = check(&kill_rules(MAX_RULES + 1)).err().unwrap().to_string();
+        assert!(e.starts_with(&format!("linux.seccomp.syscalls[{MAX_RULES}]: the profile asks for more than")), "{e}");
+        // Names count once per alternative: 2 names x 3 values of one argument = 6 rules each.
+        let entry = r#"{"names":["kill","tkill"],"action":"SCMP_ACT_ERRNO","args":[
+            {"index":0,"value":1,"op":"SCMP_CMP_EQ"},{"index":0,"value":2,"op":"SCMP_CMP_EQ"},{"index":0,"value":3,"op":"SCMP_CMP_EQ"}]}"#;
+        let n = MAX_RULES / 6;
+        let json =
+            |k: usize| format!(r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{}]}}"#, vec![entry; k].join(","));
+        check(&profile(&json(n))).unwrap();
+        let e = check(&profile(&json(n + 1))).err().unwrap().to_string();
+        assert!(e.starts_with(&format!("linux.seccomp.syscalls[{n}]:")), "{e}");
+    }
+
+    #[test]
+    fn a_program_larger_than_a_pipe_buffer_is_exported() {
+        // Exported through a pipe, this much BPF (more than its 64 KiB) blocked the export forever.
+        let p = wide_kill_rules(1024);
+        let prog = compile(&p).unwrap();
+        assert!(prog.len() * 8 > 64 * 1024, "{} instructions", prog.len());
+        let e = super::super::prepare(&p, None).err().unwrap().to_string();
+        assert!(e.starts_with("linux.seccomp: the compiled filter has"), "{e}");
+        assert!(e.ends_with("BPF instructions, more than the 4096 the kernel loads"), "{e}");
+    }
+
+    /// `n` rules of six SCMP_CMP_NE conditions on 64-bit values (libseccomp's worst case).
+    fn six_arg_rules(n: u64) -> LinuxSeccomp {
+        let rules: Vec<String> = (0..n)
+            .map(|i| {
+                let args: Vec<String> = (0..6)
+                    .map(|a| format!(r#"{{"index":{a},"value":{},"op":"SCMP_CMP_NE"}}"#, (i << 33) | (i + a)))
+                    .collect();
+                format!(r#"{{"names":["kill"],"action":"SCMP_ACT_ERRNO","args":[{}]}}"#, args.join(","))
+            })
+            .collect();
+        profile(&format!(r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{}]}}"#, rules.join(",")))
+    }
+
+    #[test]
+    #[ignore]
+    fn compile_time_at_the_bound() {
+        let time = |what: &str, p: LinuxSeccomp| {
+            let t = std::time::Instant::now();
+            let n = compile(&p).unwrap().len();
+            eprintln!("{what}: {n} insns in {:?}", t.elapsed());
+        };
+        for w in [1024u64, 2048] {
+            time(&format!("{w} one-condition rules"), kill_rules(w as usize));
+            time(&format!("{} two-condition 64-bit rules", w / 2), wide_kill_rules(w / 2));
+            time(&format!("{} six-condition 64-bit rules", w / 6), six_arg_rules(w / 6));
+        }
+    }
+
     #[test]
     fn unknown_syscalls_are_skipped_and_defaults_ignored() {
         let p = profile(
@@ -309,7 +426,7 @@ mod tests {
         );
         check(&p).unwrap();
         let bpf = compile(&p).unwrap();
-        assert!(!bpf.is_empty() && bpf.len().is_multiple_of(8));
+        assert!(!bpf.is_empty());
     }
 
     #[test]

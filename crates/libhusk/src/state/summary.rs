@@ -72,9 +72,10 @@ pub fn parse_summary(data: &[u8]) -> Result<Summary> {
 }
 
 /// Every container under `root` with its live status, by id; unreadable ones are skipped like
-/// runc. Read through one fd of the root: no open of each container's directory.
-pub fn list(root: &Path) -> Result<Vec<(Summary, Status)>> {
-    let ids = super::list_ids(root)?;
+/// runc. Read through one fd of the root: no open of each container's directory. `must_exist`:
+/// see `list_ids`.
+pub fn list(root: &Path, must_exist: bool) -> Result<Vec<(Summary, Status)>> {
+    let ids = super::list_ids(root, must_exist)?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }

@@ -1,7 +1,9 @@
 //! `exec`: run another process in a created or running container. The parent side lives here:
 //! the state (read once, nothing re-parsed from config.json), the status, the process, then one
-//! clone3 straight into the container's pid namespace and (cgroup v2) cgroup. The child's side
-//! is `process::join`.
+//! clone3 straight into the container's (cgroup v2) cgroup. The child's side is `process::join`:
+//! it joins the container and has the exec trampoline fork the program's process into the
+//! container's pid namespace as our child (CLONE_PARENT), so the process we wait for is ours and
+//! nothing in the container ever runs the husk binary (trampoline.rs).
 
 mod process;
 
@@ -15,11 +17,11 @@ use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use crate::cgroups::ExecCgroups;
 use crate::config::Bundle;
 use crate::error::{Error, Result};
-use crate::namespaces::{self, NsPlan};
+use crate::namespaces::NsPlan;
 use crate::process::join::{self, ExecConsole, JoinArgs};
 use crate::process::trampoline::Trampoline;
 use crate::process::{exec as program, sched, setup};
-use crate::seccomp::Prepared;
+use crate::seccomp::{self, Prepared};
 use crate::state::{self, ExecConfig, State, StateDir, Status};
 use crate::sync::{self, Msg};
 use crate::syscalls::{self, Forked};
@@ -93,53 +95,59 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     let cgroups = state.cgroup.for_exec(&opts.cgroup)?;
     // The filter create compiled and saved: no config.json, no libseccomp here.
     let filter = state.seccomp.as_ref().map(|r| Prepared::from_state(&dir.fd, r)).transpose()?;
+    // As in create: the agent is connected before the process exists.
+    let agent = match state.seccomp.as_ref().filter(|r| r.notify) {
+        Some(r) => Some(seccomp::notify::connect_agent(
+            r.listener_path.as_deref().ok_or_else(|| Error::field("linux.seccomp.listenerPath", "missing"))?,
+        )?),
+        None => None,
+    };
     let trampoline = Trampoline::new()?;
     let (parent_end, child_end) = sync::pair()?;
     if let Some(cpus) = process.exec_cpu_affinity().as_ref().and_then(|a| a.initial().as_deref()) {
         sched::set_affinity("process.execCPUAffinity.initial", cpus)?;
     }
-    // The child inherits this: never dumpable, so nothing in the container can ptrace it or open
-    // its /proc/<pid>/exe (the husk binary) before it execs.
+    // The child inherits this: never dumpable, so nothing can ptrace it or open its
+    // /proc/<pid>/exe (the husk binary) before it execs. It stays in our pid namespace, which the
+    // container cannot see into (see trampoline.rs).
     setup::set_undumpable();
-    let pid_ns = config.namespaces & libc::CLONE_NEWPID as u64;
-    // The container's time namespace is the one the init made for its children: older kernels
-    // (6.1) leave the init itself in husk's, newer ones move it there at its execve.
+    // The container's time namespace is the one the init made for its children (and entered
+    // itself since namespaces::enter_time_ns_for_children; an older husk's init did not).
     let time_ns = match config.namespaces & libc::CLONE_NEWTIME as u64 {
         0 => None,
         _ => Some(open_proc(&format!("/proc/{}/ns/time_for_children", state.init.pid))?),
     };
-    // Our child is born in the container's pid namespace (husk itself stays where it is), and
-    // later children of this process are not.
-    let mut own_pid_ns = match pid_ns {
-        0 => None,
-        _ => Some(open_proc("/proc/self/ns/pid")?),
+    // A container without a mount namespace of its own is its init's chroot: so is the process.
+    let chroot_to = match config.namespaces & libc::CLONE_NEWNS as u64 {
+        0 => Some(
+            rustix::fs::open(
+                format!("/proc/{}/root", state.init.pid),
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| Error::os("open the container's root", e.raw_os_error()))?,
+        ),
+        _ => None,
     };
-    // Connected before husk may join the container's user namespace (see UserManager).
     let mut user_manager =
         if cgroups.v2.is_some() && opts.cgroup.is_empty() { state.cgroup.user_manager()? } else { None };
-    let joined_user = join_pid_ns_for_children(&init, pid_ns, config.namespaces)?;
-    if joined_user {
-        // No way back to the host's pid namespace from the container's user namespace; this
-        // process makes no other child.
-        own_pid_ns = None;
-    }
-    let keep_fds = 3 + opts.preserve_fds;
+    // The CLI has checked that every one of them is open; wrapping would close stdio.
+    let keep_fds = opts
+        .preserve_fds
+        .checked_add(3)
+        .ok_or_else(|| Error::msg(format!("--preserve-fds {}: more fds than there can be", opts.preserve_fds)))?;
     let (forked, attach_later) = clone_child(&cgroups, user_manager.is_some());
-    if let (Ok(Forked::Parent { .. }) | Err(_), Some(own)) = (&forked, own_pid_ns) {
-        namespaces::restore_pid_ns_for_children(own)?;
-    }
-    let (pid, pidfd) = match forked? {
+    let (child, child_pidfd) = match forked? {
         Forked::Child => {
             // Both processes return from clone3: nothing below this arm may run in the child.
             drop(parent_end);
             join::run(JoinArgs {
                 process: &process,
                 init: &init,
-                namespaces: config.namespaces
-                    & !pid_ns
-                    & !(libc::CLONE_NEWTIME as u64)
-                    & if joined_user { !(libc::CLONE_NEWUSER as u64) } else { !0 },
+                init_pid: state.init.pid,
+                namespaces: config.namespaces & !(libc::CLONE_NEWTIME as u64),
                 time_ns: time_ns.as_ref(),
+                chroot_to: chroot_to.as_ref(),
                 cgroups: &cgroups,
                 sync: child_end,
                 console,
@@ -149,15 +157,20 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
                 trampoline: trampoline.as_ref(),
                 seccomp: filter.as_ref(),
                 wait_for_cgroup: attach_later,
+                placement: setup::Placement {
+                    personality: config.personality.as_ref(),
+                    memory_policy: config.memory_policy.as_ref(),
+                    cpuset: config.cpuset,
+                },
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     if let Some(manager) = user_manager.as_mut().filter(|_| attach_later) {
-        let attached = manager.attach(pid).and_then(|()| parent_end.send(&Msg::Go));
+        let attached = manager.attach(child).and_then(|()| parent_end.send(&Msg::Go));
         if let Err(e) = attached {
-            let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
-            let _ = rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty());
+            let _ = rustix::process::pidfd_send_signal(&child_pidfd, rustix::process::Signal::KILL);
+            let _ = rustix::process::waitpid(Pid::from_raw(child), rustix::process::WaitOptions::empty());
             return Err(e.context("exec: join the container's cgroup"));
         }
     }
@@ -165,14 +178,18 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     drop(console);
     drop(cgroups);
     crate::crashpoint::here("exec:cloned");
-    let master = match wait_exec(&parent_end, &process, &state, pid) {
-        Ok(master) => master,
-        Err(e) => {
-            let _ = rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty());
-            return Err(e);
-        }
-    };
+    tracing::debug!("exec {}: process cloned as pid {child}", state.id);
+    let started = wait_exec(&parent_end, &process, &state, agent);
+    // Our child is done either way: it forked the program's process and exited, or failed.
+    let _ = rustix::process::waitpid(Pid::from_raw(child), rustix::process::WaitOptions::empty());
+    drop(child_pidfd);
+    let (pid, master) = started?;
+    let raw = Pid::from_raw(pid).ok_or_else(|| Error::msg("exec: bad pid"))?;
+    // Our own child (CLONE_PARENT): nobody else can reap it, so the pid is still its own.
+    let pidfd =
+        pidfd_open(raw, PidfdFlags::empty()).map_err(|e| Error::from(e).context("pidfd of the exec'd process"))?;
     crate::crashpoint::here("exec:started");
+    tracing::debug!("exec {}: pid {pid} runs its program", state.id);
     if let Err(e) = hand_over(opts, pid, &pidfd) {
         // A process the caller cannot find must not run on unseen (runc kills it too).
         let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
@@ -181,26 +198,6 @@ pub fn exec(opts: &ExecOptions) -> Result<Exec> {
     }
     crate::crashpoint::here("exec:handed-over");
     Ok(Exec { pid, pidfd, console: master })
-}
-
-/// Make the container's pid namespace the one our next child is born in. setns into a pid
-/// namespace needs CAP_SYS_ADMIN in the caller's own user namespace too, which an unprivileged
-/// husk (rootless) lacks: it joins the container's user namespace first, in the same setns, and
-/// stays there (`true`); the child then joins the rest from inside it.
-fn join_pid_ns_for_children(init: &OwnedFd, pid_ns: u64, container_ns: u64) -> Result<bool> {
-    let user = libc::CLONE_NEWUSER as u64;
-    let gone = |e: Error| match e.errno() {
-        Some(libc::ESRCH) => stopped(),
-        _ => e,
-    };
-    match namespaces::join_process(init.as_fd(), pid_ns) {
-        Ok(()) => Ok(false),
-        Err(e) if e.errno() == Some(libc::EPERM) && pid_ns != 0 && container_ns & user != 0 => {
-            namespaces::join_process(init.as_fd(), pid_ns | user).map_err(gone)?;
-            Ok(true)
-        }
-        Err(e) => Err(gone(e)),
-    }
 }
 
 /// `--pid-file` and `--pidfd-socket`: what the caller tracks the process by.
@@ -243,27 +240,55 @@ fn clone_child(cgroups: &ExecCgroups, via_manager: bool) -> (Result<Forked>, boo
 }
 
 /// Until the program runs: the pty master (if husk proxies the terminal), a seccomp notify fd
-/// (for the agent), a setup error, or the trampoline's report of a failed execve. The channel closes when the execve succeeds.
+/// (for the agent), a setup error, the pid of the program's process (forked by the trampoline
+/// as our child), or the report of its failed execve. The channel closes when our child has
+/// exited and the program's process exec'd. A process that failed to exec is reaped here.
 fn wait_exec(
     sync: &sync::Channel,
     process: &oci_spec::runtime::Process,
     state: &State,
-    pid: i32,
-) -> Result<Option<OwnedFd>> {
+    mut agent: Option<OwnedFd>,
+) -> Result<(i32, Option<OwnedFd>)> {
     let mut master = None;
+    let mut pid = None;
+    let mut failed = None;
+    // The agent is told the pid of the process that runs the program, which the trampoline
+    // forks after the filter was loaded: the fd waits for it (its execve may itself wait for
+    // the agent, so not a moment longer).
+    let mut notify_fd = None;
     loop {
         match sync.recv_with_fd()? {
-            (None, _) => return Ok(master),
+            (None, _) => break,
             (Some(Msg::Console), fd) => master = fd,
-            (Some(Msg::SeccompFd), Some(fd)) => super::create::seccomp_to_agent(state, Status::Running, pid, &fd)?,
+            (Some(Msg::SeccompFd), Some(fd)) => notify_fd = Some(fd),
             (Some(Msg::Error(text)), _) => return Err(Error::msg(text)),
+            (Some(Msg::Pid(p)), _) => {
+                pid = Some(p);
+                if let Some(fd) = notify_fd.take() {
+                    super::create::seccomp_to_agent(state, Status::Running, p, &fd, agent.take())?;
+                }
+            }
+            (Some(Msg::CloneFailed(errno)), _) => {
+                failed = Some(Error::os("exec: fork the container process", errno));
+            }
+            (Some(Msg::SeccompFailed(errno)), _) => failed = Some(crate::seccomp::load_error(errno)),
             (Some(Msg::ExecFailed(errno)), _) => {
                 let arg0 = process.args().as_ref().and_then(|a| a.first()).cloned().unwrap_or_default();
                 let path = std::ffi::CString::new(arg0).unwrap_or_default();
-                return Err(program::exec_error(&path, errno));
+                failed = Some(program::exec_error(&path, errno));
             }
             (Some(other), _) => return Err(Error::msg(format!("exec: unexpected message {other:?}"))),
         }
+    }
+    match (pid, failed) {
+        (Some(p), None) => Ok((p, master)),
+        (p, Some(e)) => {
+            if let Some(p) = p.and_then(Pid::from_raw) {
+                let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+            }
+            Err(e)
+        }
+        (None, None) => Err(Error::msg("exec: the process exited before it started the program")),
     }
 }
 
@@ -277,7 +302,16 @@ pub fn send_pidfd(path: &std::path::Path, pidfd: &OwnedFd) -> Result<()> {
 /// What exec needs from a container's config, recorded in its state by `create`.
 pub(crate) fn exec_config(spec: &oci_spec::runtime::Spec, plan: &NsPlan, no_new_keyring: bool) -> Option<ExecConfig> {
     let process = spec.process().clone()?;
-    Some(ExecConfig { process, namespaces: plan.listed, no_new_keyring, pid_ns_joined: plan.pid_ns_path().is_some() })
+    let linux = spec.linux().as_ref();
+    Some(ExecConfig {
+        process,
+        namespaces: plan.listed,
+        no_new_keyring,
+        pid_ns_joined: plan.pid_ns_path().is_some(),
+        personality: linux.and_then(|l| l.personality().clone()),
+        memory_policy: linux.and_then(|l| l.memory_policy().clone()),
+        cpuset: setup::Placement::cpuset_in(linux),
+    })
 }
 
 /// A state written before husk recorded `exec` (an older husk): read the bundle once.
